@@ -1,0 +1,42 @@
+#pragma once
+/* auth.h - digest authentication (SPEC §3), identity (SPEC §2.1, §2.3) and
+ * permission rules (SPEC §4). Stages, in SPEC order, registered by main():
+ *   auth_identity_stage  trusted sources, then Proxy-Authorization (digest)
+ *   (transfer_stage from transfer/ runs here and may replace the identity)
+ *   auth_rules_stage     the permission decision: allow, 407 or 403 */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "secret.h"
+#include "sip.h"
+#include "stage.h"
+#include "txn.h"
+
+/* auth_init - compile rules, keep keys. 0 or -errno with @err ("file:line: ..."). Startup. */
+int auth_init(const struct cfg *c, const struct secret *s, char *err, size_t errlen);
+/* auth_reload - compile the rules of @c and swap them in with RCU; old kept on error. */
+int auth_reload(const struct cfg *c, char *err, size_t errlen);
+void auth_fini(void);
+
+enum stage_rc auth_identity_stage(struct txn *t);
+enum stage_rc auth_rules_stage(struct txn *t);
+
+enum auth_rules_verdict {
+	AUTH_RULES_ALLOW = 0,
+	AUTH_RULES_CHALLENGE, /* permissions needed and the request is anonymous */
+	AUTH_RULES_DENY,      /* identity lacks them: 403 "Requires A|B" */
+};
+
+/**
+ * auth_rules_check - the SPEC §4 decision for reaching @target.
+ * @anonymous: no identity. @perms: the identity's permission bitset.
+ * @missing: on DENY receives the unmet permissions joined by '|'.
+ * Takes its own RCU read lock. Any worker thread.
+ */
+enum auth_rules_verdict auth_rules_check(const struct sip_uri *target, bool anonymous,
+					 const uint64_t perms[2], char *missing, size_t cap);
+
+/* auth_challenge - make t's reply a 407 with one Proxy-Authenticate per algorithm. */
+void auth_challenge(struct txn *t, bool stale);

@@ -1,0 +1,127 @@
+#pragma once
+/* cfg.h - the configuration file (SPEC §7) as plain data.
+ *
+ * One YAML file; dotted names are nested mappings. The struct mirrors the
+ * YAML paths (cfg->auth.nonce_ttl is auth: {nonce_ttl: ...}). core only
+ * holds and validates the data; auth/, transfer/ and store/ interpret their
+ * sections (rules are compiled by auth). A loaded cfg is immutable and is
+ * replaced whole on SIGHUP (published with rcu_assign_pointer). */
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CFG_MAX_LISTEN 8
+#define CFG_MAX_DOMAINS 16
+#define CFG_MAX_TRUSTED 64
+#define CFG_MAX_ALGOS 2
+#define CFG_MAX_RULES 256
+#define CFG_MAX_RULE_ITEMS 32
+#define CFG_NAME_MAX 256
+
+struct cfg_addr {
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	char text[80]; /* "host:port" as written in the file (after udp://) */
+};
+
+struct cfg_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	uint8_t prefix;
+};
+
+enum cfg_algo { CFG_ALGO_SHA256 = 0, CFG_ALGO_MD5 = 1 };
+enum cfg_store_backend { CFG_STORE_FILE = 0, CFG_STORE_REDIS = 1 };
+enum cfg_transfer_identity { CFG_TRANSFER_GRANT = 0, CFG_TRANSFER_SIPX = 1 };
+enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+
+struct cfg_rule {
+	unsigned line; /* line in the config file, for error messages */
+	unsigned n_hosts, n_users, n_permissions;
+	char hosts[CFG_MAX_RULE_ITEMS][CFG_NAME_MAX];
+	char users[CFG_MAX_RULE_ITEMS][CFG_NAME_MAX];
+	char permissions[CFG_MAX_RULE_ITEMS][64];
+};
+
+struct cfg {
+	char path[4096]; /* file this was loaded from */
+
+	unsigned n_listen;
+	struct cfg_addr listen[CFG_MAX_LISTEN];
+	unsigned n_domains;
+	char domains[CFG_MAX_DOMAINS][CFG_NAME_MAX]; /* lowercased; [0] is canonical */
+	char realm[CFG_NAME_MAX];                    /* default: domains[0] */
+	char secret_file[4096];                      /* may be empty only with --check */
+
+	struct {
+		unsigned receivers; /* default 2 */
+		unsigned workers;   /* default 2 */
+	} threads;
+
+	struct {
+		bool has_local, has_outbound;
+		struct cfg_addr local;
+		struct cfg_addr outbound;
+	} routes;
+
+	unsigned n_trusted;
+	struct cfg_cidr trusted[CFG_MAX_TRUSTED];
+
+	struct {
+		enum cfg_store_backend backend; /* default file */
+		char file[4096];                /* users file, relative to the config's folder */
+		char redis[512];                /* "redis://host:port[/db]" */
+		unsigned cache_max_age;         /* seconds, default 60 */
+		unsigned max_inflight;          /* per worker, default 1024 */
+	} store;
+
+	struct {
+		unsigned n_algorithms;
+		enum cfg_algo algorithms[CFG_MAX_ALGOS]; /* default [SHA-256, MD5] */
+		unsigned nonce_ttl;                      /* default 300 */
+		bool check_uri;                          /* default false */
+		bool challenge_local_from;               /* default true */
+		struct {
+			unsigned count;  /* default 20 */
+			unsigned window; /* default 60 */
+		} failure_limit;
+	} auth;
+
+	unsigned n_rules;
+	struct cfg_rule *rules; /* n_rules entries, owned by the cfg */
+
+	struct {
+		enum cfg_transfer_identity identity; /* default grant */
+		bool check_at_refer;                 /* default true */
+		unsigned grant_ttl;                  /* default 60 */
+		unsigned sipx_validity;              /* default 300 */
+	} transfer;
+
+	struct {
+		bool enabled;
+		struct cfg_addr listen; /* "host:port" */
+	} metrics;
+
+	enum cfg_log_level log_level; /* key "log_level", default info */
+};
+
+/**
+ * cfg_load - read and validate @path into a new cfg.
+ * @err, @errlen: on failure receives "file:line: what is wrong".
+ * Returns the cfg (free with cfg_free) or NULL on failure. Allocates; call
+ * only at start, on reload or from referee-admin.
+ */
+struct cfg *cfg_load(const char *path, char *err, size_t errlen);
+void cfg_free(struct cfg *c);
+
+/* cfg_is_our_domain - host (any case, no port) is one of cfg->domains. */
+bool cfg_is_our_domain(const struct cfg *c, const char *host, size_t len);
+/* cfg_is_trusted - address falls in one of the trusted CIDRs. */
+bool cfg_is_trusted(const struct cfg *c, const struct sockaddr *sa);
+/* cfg_cidr_match - @sa falls inside @cidr (IPv4-mapped IPv6 matches IPv4). */
+bool cfg_cidr_match(const struct cfg_cidr *cidr, const struct sockaddr *sa);
+/* cfg_cidr_parse - "10.0.0.0/8", "::1", "192.0.2.1" (host prefix). 0 or -EINVAL. */
+int cfg_cidr_parse(const char *s, struct cfg_cidr *out);
+/* cfg_addr_parse - "udp://host:port" (@with_scheme) or "host:port"; IP literals only. */
+int cfg_addr_parse(const char *s, bool with_scheme, struct cfg_addr *out);

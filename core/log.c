@@ -1,0 +1,60 @@
+/* log.c - leveled, rate-limitable lines on stderr (systemd captures them).
+ * One write(2) per line so lines from several threads never interleave. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic int current_level = CFG_LOG_INFO;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void log_set_level(enum cfg_log_level lvl)
+{
+	atomic_store_explicit(&current_level, (int)lvl, memory_order_relaxed);
+}
+
+bool log_enabled(enum cfg_log_level lvl)
+{
+	return (int)lvl <= atomic_load_explicit(&current_level, memory_order_relaxed);
+}
+
+void log_write(enum cfg_log_level lvl, const char *module, const char *fmt, ...)
+{
+	if (!log_enabled(lvl))
+		return;
+	char line[1024];
+	int n = snprintf(line, sizeof(line), "%s %s: ", level_names[lvl], module);
+	if (n < 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		return;
+	size_t len = (size_t)n + (size_t)m;
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}
+
+bool log_limit_pass(struct log_limit *l, uint64_t *suppressed)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec + 1; /* +1: 0 means "never logged" */
+	uint64_t last = atomic_load_explicit(&l->last_sec, memory_order_relaxed);
+	if (last != now &&
+	    atomic_compare_exchange_strong_explicit(&l->last_sec, &last, now, memory_order_relaxed,
+						    memory_order_relaxed)) {
+		*suppressed = atomic_exchange_explicit(&l->suppressed, 0, memory_order_relaxed);
+		return true;
+	}
+	atomic_fetch_add_explicit(&l->suppressed, 1, memory_order_relaxed);
+	return false;
+}

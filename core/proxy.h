@@ -1,0 +1,33 @@
+#pragma once
+/* proxy.h - core stages and the receiver/worker pipeline.
+ *
+ *   proxy_checks_stage   SPEC §1 local handling: 400/416/420/482/483, OPTIONS
+ *                        to ourselves, ACK of our own final replies, signed
+ *                        Record-Route detection (t->in_authorized_dialog)
+ *   proxy_forward_stage  routing, Via/Record-Route, egress edits, send (always last)
+ * main() registers them: checks first, module stages, forward last. */
+#include <stdbool.h>
+
+#include "cfg.h"
+#include "secret.h"
+#include "stage.h"
+#include "txn.h"
+
+/* proxy_init - keep the record-route key; 0 or -errno. Startup. */
+int proxy_init(const struct cfg *c, const struct secret *s);
+enum stage_rc proxy_checks_stage(struct txn *t);
+enum stage_rc proxy_forward_stage(struct txn *t);
+
+/**
+ * proxy_process - run the stage chain on @t from t->stage_idx (worker thread)
+ * and build the datagram to send, if any, in t->out (t->out_len, t->dst).
+ * Local replies (STAGE_REPLY, and 400 for a malformed request that can be
+ * answered) are built here. Exposed for unit tests, which put raw SIP through
+ * it without threads. Returns the final verdict (STAGE_PARK: call again later).
+ */
+enum stage_rc proxy_process(const struct stage_table *st, struct txn *t);
+
+/* pipeline_run - bind, start receivers and workers, serve until SIGTERM
+ * (drain, return 0). @reload is called on the main thread on SIGHUP. */
+int pipeline_run(const struct cfg *c, const struct stage_table *st,
+		 int (*reload)(void *arg), void *arg);

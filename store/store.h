@@ -1,0 +1,89 @@
+#pragma once
+/* store.h - who is this user, what may they call, has this nonce-count or
+ * grant been seen (SPEC §6). The only door to store/: no hiredis, cds_lfht
+ * or YAML type crosses it, and the Redis keys are built in one store file.
+ *
+ * Calls that may need Redis take the txn and a struct store_op kept in the
+ * calling stage's txn context: the first call starts the lookup and returns
+ * STORE_PARKED (the stage returns STAGE_PARK); the store calls txn_resume()
+ * when the answer arrives and the stage calls again with the same op, which
+ * then holds the result. Worker threads only. */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "slice.h"
+#include "stage.h"
+#include "txn.h"
+
+#define STORE_MAX_PERMISSIONS 128 /* interned names; a set is two uint64_t */
+#define STORE_ID_MAX 256
+
+enum store_rc {
+	STORE_OK = 0,       /* lookup hit / check passed */
+	STORE_NOT_FOUND,    /* unknown user (or bad data in the backend, logged) */
+	STORE_REJECT,       /* nonce-count not increasing / grant bound to another dialog */
+	STORE_PARKED,       /* asked the backend; txn_resume() will follow */
+	STORE_UNAVAILABLE,  /* backend down and not cached: answer 503 */
+	STORE_OVERLOAD,     /* too many lookups in flight: answer 503 */
+};
+
+struct store_op {
+	uint8_t state;  /* 0 = not started; owned by store/ */
+	int8_t result;  /* enum store_rc once complete */
+	void *priv;
+};
+
+struct store_user {
+	char id[STORE_ID_MAX]; /* "user@domain", lowercase domain */
+	bool has_md5, has_sha256;
+	uint8_t ha1_md5[16];
+	uint8_t ha1_sha256[32];
+	uint64_t perms[2];
+};
+
+/* store_init - build tables and start the backend of @c. 0 or -errno with @err. Startup. */
+int store_init(const struct cfg *c, char *err, size_t errlen);
+/* store_reload - re-read the users file (file backend) and swap it in whole. */
+int store_reload(const struct cfg *c, char *err, size_t errlen);
+void store_fini(void);
+/* store_register - per-worker hooks (Redis connections driven by the worker's loop). */
+int store_register(struct stage_table *st);
+
+/**
+ * store_user_get - copy the user @id ("user@domain") into @out.
+ * Returns STORE_OK, STORE_NOT_FOUND, STORE_PARKED, STORE_UNAVAILABLE or STORE_OVERLOAD.
+ * Takes its own RCU read lock; nothing it returns points into store memory.
+ */
+enum store_rc store_user_get(struct txn *t, struct store_op *op, struct slice id, struct store_user *out);
+/**
+ * store_nc_check - nonce-count @nc for @nonce must be higher than any seen
+ * (atomic across instances with Redis). Entries expire after @ttl seconds.
+ * STORE_OK, STORE_REJECT, STORE_PARKED (Redis down: falls back to local table, counted degraded).
+ */
+enum store_rc store_nc_check(struct txn *t, struct store_op *op, struct slice nonce, uint32_t nc, unsigned ttl);
+/**
+ * store_jti_bind - first use binds grant @jti to @dialog (Call-ID + From tag);
+ * the same dialog passes again; another dialog gets STORE_REJECT.
+ */
+enum store_rc store_jti_bind(struct txn *t, struct store_op *op, struct slice jti, struct slice dialog, unsigned ttl);
+
+/* store_perm_id - interned index of a permission name, or -ENOENT. Any thread. */
+int store_perm_id(const char *name, size_t len);
+/* store_perm_name - name of interned index, or NULL. */
+const char *store_perm_name(unsigned idx);
+/* store_perm_intern - add a name (startup / reload / rules compile). index or -ENOSPC. */
+int store_perm_intern(const char *name, size_t len);
+static inline bool store_perms_has(const uint64_t set[2], unsigned idx)
+{
+	return (set[idx >> 6] >> (idx & 63)) & 1;
+}
+static inline void store_perms_add(uint64_t set[2], unsigned idx)
+{
+	set[idx >> 6] |= 1ULL << (idx & 63);
+}
+
+/* store_invalidate - drop @id from this instance's cache (the subscriber calls it). */
+void store_invalidate(struct slice id);
+/* store_is_usable - false when the backend is down (for /health). */
+bool store_is_usable(void);
