@@ -27,6 +27,10 @@ enum stage_rc proxy_forward_stage(struct txn *t);
  */
 enum stage_rc proxy_process(const struct stage_table *st, struct txn *t);
 
+/* pipeline_cfg_publish - make @c the configuration of new txns (RCU swap;
+ * the old one is freed after a grace period). Main thread, after pipeline_run started. */
+void pipeline_cfg_publish(struct cfg *c);
+
 /* pipeline_run - bind, start receivers and workers, serve until SIGTERM
  * (drain, return 0). @reload is called on the main thread on SIGHUP. */
 int pipeline_run(const struct cfg *c, const struct stage_table *st,
