@@ -1,0 +1,162 @@
+/* referee_main.c - the referee daemon: load and check the configuration,
+ * start the store, register the stages in SPEC order and run the pipeline.
+ * This is the only file that includes every module (STYLE.md §1).
+ *   referee -c FILE          run in the foreground until SIGTERM
+ *   referee -c FILE --check  validate the configuration (and what it points at) and exit */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "cfg.h"
+#include "log.h"
+#include "proxy.h"
+#include "secret.h"
+#include "stage.h"
+#include "store.h"
+#include "transfer.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *to)
+{
+	fprintf(to, "usage: referee -c FILE [--check]\n"
+		    "  -c, --config FILE  configuration file (YAML, see README)\n"
+		    "      --check        validate the configuration and exit\n"
+		    "  -h, --help         this text\n"
+		    "  -V, --version      print the version\n");
+}
+
+struct daemon_state {
+	const char *path;
+	struct secret secret;
+};
+
+/* reload - SIGHUP on the main thread: validate the new file first; a bad file
+ * keeps the old configuration and logs why. */
+static int reload(void *arg)
+{
+	struct daemon_state *d = arg;
+	char err[512];
+	struct cfg *next = cfg_load(d->path, err, sizeof(err));
+	if (!next) {
+		log_error("main", "reload refused, keeping the old configuration: %s", err);
+		return -EINVAL;
+	}
+	if (auth_reload(next, err, sizeof(err)) < 0 || store_reload(next, err, sizeof(err)) < 0) {
+		log_error("main", "reload refused, keeping the old configuration: %s", err);
+		cfg_free(next);
+		return -EINVAL;
+	}
+	log_set_level(next->log_level);
+	pipeline_cfg_publish(next);
+	log_info("main", "configuration reloaded from %s", d->path);
+	return 0;
+}
+
+static int build_stages(struct stage_table *st)
+{
+	int rc = 0;
+	rc |= stage_add(st, "checks", proxy_checks_stage, true);
+	rc |= stage_add(st, "identity", auth_identity_stage, true);
+	rc |= stage_add(st, "transfer", transfer_stage, true);
+	rc |= stage_add(st, "rules", auth_rules_stage, true);
+	rc |= stage_add(st, "egress", transfer_egress_stage, true);
+	rc |= stage_add(st, "forward", proxy_forward_stage, false);
+	rc |= store_register(st);
+	return rc < 0 ? -ENOSPC : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon_state d = { 0 };
+	bool check_only = false;
+	int opt;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': d.path = optarg; break;
+		case 'k': check_only = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("referee 0.1.0\n"); return 0;
+		case ':':
+			fprintf(stderr, "referee: option '%s' needs a value.\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "referee: unknown option '%s' (try --help).\n", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "referee: unexpected argument '%s' (try --help).\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!d.path) {
+		fprintf(stderr, "referee: no configuration file given; use -c FILE.\n");
+		return EXIT_USAGE;
+	}
+
+	char err[512];
+	struct cfg *c = cfg_load(d.path, err, sizeof(err));
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_USAGE;
+	}
+	log_set_level(c->log_level);
+	int rc = EXIT_USAGE;
+	if (secret_load(c->secret_file, &d.secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: secret_file: %s\n", d.path, err);
+		goto out_cfg;
+	}
+	if (auth_init(c, &d.secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out_secret;
+	}
+	if (check_only) {
+		/* The users file is part of what --check validates; Redis is not contacted. */
+		if (c->store.backend == CFG_STORE_FILE && store_init(c, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			goto out_auth;
+		}
+		if (c->store.backend == CFG_STORE_FILE)
+			store_fini();
+		printf("%s: configuration OK\n", d.path);
+		rc = 0;
+		goto out_auth;
+	}
+	if (store_init(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out_auth;
+	}
+	if (proxy_init(c, &d.secret) < 0 || transfer_init(c, &d.secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "referee: cannot initialise: %s\n", err);
+		goto out_store;
+	}
+	static struct stage_table stages;
+	if (build_stages(&stages) < 0) {
+		fprintf(stderr, "referee: too many stages\n");
+		goto out_store;
+	}
+	/* pipeline_run owns c from here on (it may replace it on SIGHUP). */
+	rc = pipeline_run(c, &stages, reload, &d) == 0 ? 0 : 1;
+	c = NULL;
+out_store:
+	store_fini();
+out_auth:
+	auth_fini();
+out_secret:
+	secret_wipe(&d.secret);
+out_cfg:
+	if (c)
+		cfg_free(c);
+	return rc;
+}
