@@ -6,6 +6,7 @@
  * and then increments its own shard with relaxed stores (single writer, no
  * atomic read-modify-write, no contention). The exporter sums every shard at
  * scrape time. Names follow STYLE.md §18: referee_<module>_<what>_<unit>. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,3 +47,13 @@ void metrics_observe(unsigned histogram, double seconds);
 size_t metrics_render(char *buf, size_t cap);
 /* metrics_value - sum over threads of one series (tests, /health). */
 int64_t metrics_value(unsigned series);
+
+/* ---- HTTP exporter (metrics.listen): GET /metrics and GET /health (SPEC §8) */
+struct cfg_addr;
+/**
+ * metrics_http_start - serve /metrics and /health on @listen from one
+ * libmicrohttpd thread (never a worker). @healthy decides /health: 200 when
+ * it returns true, 503 otherwise. Returns 0 or a negative errno.
+ */
+int metrics_http_start(const struct cfg_addr *listen, bool (*healthy)(void));
+void metrics_http_stop(void);
