@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# test_call_sipp.sh - referee end to end with real SIP peers (SPEC §1, §4, §7):
+#   SIPp UAC (untrusted source, From outside our domains) -> referee (2 receivers, 2 workers,
+#   file store) -> routes.local = SIPp UAS; CALLS calls INVITE/200/ACK/BYE/200 must all succeed
+#   (SIPp exit 0, -trace_stat counters), the UAS must have seen every call, an OPTIONS ping to
+#   referee itself gets 200, and SIGTERM makes referee exit 0 within 5 s with no sanitizer report.
+# The UAC's 127.0.0.1 is deliberately NOT trusted: the call passes because the rules require
+# nothing for 255xxxx, while 3xxxxxx needs LocalDialing and must be challenged (407).
+# Env: CALLS (default 200), RATE (default 50). IT_PROXY=kamailio runs the SIPp part against
+# the bench reference's Kamailio instead (harness development only; not a referee test).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+CALLS=${CALLS:-200}
+RATE=${RATE:-50}
+it_need sipp python3 ss timeout
+PORT=$(it_free_udp_port)
+UAS_PORT=$(it_free_udp_port)
+[ "$PORT" != "$UAS_PORT" ] || UAS_PORT=$(it_free_udp_port)
+
+# ---- the UAS behind referee -------------------------------------------------------------
+sipp_uas_start uas "$UAS_PORT" "$IT_SIPP_DIR/uas.xml" 120
+UAS_PID=$IT_LAST_PID
+
+# ---- referee ----------------------------------------------------------------------------
+cat >"$IT_WORK/users.yaml" <<'EOF'
+users:
+  - {id: 1001@example.com, password: "pw1001", permissions: [LocalDialing]}
+  - {id: 1002@example.com, password: "pw1002", permissions: []}
+EOF
+referee_config "$IT_WORK/referee.yaml" "$PORT" "$UAS_PORT" "$(cat <<'EOF'
+trusted: []
+auth:
+  algorithms: [SHA-256, MD5]
+rules:
+  - {hosts: [example.com], users: ["255xxxx"], permissions: []}
+  - {hosts: [example.com], users: ["[2-9]xxxxxx"], permissions: [LocalDialing]}
+  - {hosts: [example.com], users: ["011."], permissions: [InternationalDialing]}
+EOF
+)"
+
+if [ "${IT_PROXY:-referee}" = kamailio ]; then
+	# development aid: the reference Kamailio (no auth, plain stateless proxy) on PORT
+	KAM_CFG=$REFEREE_SHARED_DIR/bench-reference/kamailio/kamailio.cfg
+	[ -f "$KAM_CFG" ] || it_die "no $KAM_CFG"
+	mkdir -p "$IT_WORK/kam"
+	for t in cred perm; do
+		echo 'id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str,null) expires(int)' >"$IT_WORK/kam/$t"
+	done
+	printf 'id(int,auto) table_name(str) table_version(int)\n1:cred:2\n2:perm:2\n' >"$IT_WORK/kam/version"
+	it_spawn kamailio kamailio -f "$KAM_CFG" -DD -E -m 64 -M 8 -Y "$IT_WORK/kam" \
+		-A "LISTEN_PORT=$PORT" -A KCHILDREN=2 -A "SINK_URI=\"sip:127.0.0.1:$UAS_PORT\"" \
+		-A WITH_NOAUTH -A WITH_MD5_SIG -A "DB_URL=\"text://$IT_WORK/kam\""
+	REFEREE_PID=$IT_LAST_PID
+	REFEREE_ERR=$IT_WORK/kamailio.err
+	it_wait_udp_port "$PORT" 10 "$REFEREE_PID" || { cat "$IT_WORK/kamailio.err"; it_die "kamailio did not start"; }
+else
+	referee_start "$IT_WORK/referee.yaml" "$PORT"
+fi
+
+# ---- OPTIONS ping to referee itself -------------------------------------------------------
+sipp_uac_run options 3 10 20 "$PORT" "$IT_SIPP_DIR/uac_options.xml"
+sipp_uac_expect options_ping_200 3
+
+# ---- bounded calls through referee ---------------------------------------------------------
+sipp_uac_run calls "$CALLS" "$RATE" $((CALLS / RATE + 60)) "$PORT" "$IT_SIPP_DIR/uac_call.xml" -s 2551234
+sipp_uac_expect "calls_through_referee" "$CALLS"
+
+# every call reached the UAS and completed there (its -trace_stat/-trace_counts files are
+# written every second; wait for the last call's linger to end)
+sleep 5
+uas_inv=$(sipp_count uas 0_INVITE_Recv)
+uas_ok=$(sipp_stat_last "$IT_WORK/uas/stat.csv" 'SuccessfulCall(C)')
+if [ "$uas_ok" = "$CALLS" ] && [ "$uas_inv" = "$CALLS" ]; then
+	it_check "uas_completed_every_call ($uas_ok calls, $uas_inv INVITEs)"
+else
+	it_fail uas_completed_every_call "UAS completed $uas_ok of $CALLS calls, received $uas_inv INVITEs"
+fi
+
+# ---- a number that needs a permission is challenged for the anonymous caller ---------------
+if [ "${IT_PROXY:-referee}" != kamailio ]; then
+	sipp_uac_run challenge 1 1 20 "$PORT" "$IT_SIPP_DIR/uac_invite_407.xml" -s 3456789
+	sipp_uac_expect anonymous_local_dialing_challenged_407 1
+fi
+
+# ---- SIGTERM: drain, exit 0, no sanitizer report ----------------------------------------
+referee_stop_check 5
+it_kill "$UAS_PID"
+it_finish
