@@ -1,0 +1,360 @@
+/* cfg_keys.c - the configuration key tables (SPEC §7, STYLE rule 19): one table
+ * per section giving each key's kind, field, default, range, check and
+ * meaning; the value checks; the cross-key rules applied after loading; and
+ * the Markdown rendering of the tables (packaging/CONFIG.md).
+ * Key names are contract: never rename one, only add. */
+#include "cfg.h"
+#include "cfg_priv.h"
+
+#include <assert.h>
+#include <string.h>
+
+/* ENUM and ENUMLIST fields are written through int pointers. */
+static_assert(sizeof(enum cfg_algo) == sizeof(int), "enum cfg_algo is int-sized");
+static_assert(sizeof(enum cfg_store_backend) == sizeof(int), "enum is int-sized");
+static_assert(sizeof(enum cfg_transfer_identity) == sizeof(int), "enum is int-sized");
+static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum is int-sized");
+
+#define OFF(f) offsetof(struct cfg, f)
+#define SIZE(f) sizeof(((struct cfg *)0)->f)
+#define ROFF(f) offsetof(struct cfg_rule, f)
+#define RSIZE(f) sizeof(((struct cfg_rule *)0)->f)
+#define KEYS(arr) arr, sizeof(arr) / sizeof(arr[0])
+
+/* ----------------------------------------------------------------- checks */
+
+static bool ch_is_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* domain_check - a lowercased host name or IPv4 literal, no port. */
+static const char *domain_check(char *v)
+{
+	if (v[0] == '.' || v[0] == '-')
+		return "is not a domain name (starts with '.' or '-')";
+	for (const char *p = v; *p; p++) {
+		if (!ch_is_alnum(*p) && *p != '.' && *p != '-' && *p != '_')
+			return "is not a domain name (letters, digits, '.', '-' only; no port)";
+		if (p[0] == '.' && (p[1] == '.' || p[1] == '\0'))
+			return "is not a domain name (empty label)";
+	}
+	return NULL;
+}
+
+/* realm_check - printable, and safe inside a quoted challenge parameter. */
+static const char *realm_check(char *v)
+{
+	for (const char *p = v; *p; p++)
+		if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
+			return "must be printable ASCII without '\"' or '\\'";
+	return NULL;
+}
+
+/* pattern_check - a rule host or user pattern: interpreted by auth/, here only non-blank. */
+static const char *pattern_check(char *v)
+{
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return "must not contain spaces or control characters";
+	return NULL;
+}
+
+static const char *permission_check(char *v)
+{
+	for (const char *p = v; *p; p++)
+		if (!ch_is_alnum(*p) && *p != '_' && *p != '-' && *p != '.')
+			return "is not a permission name (letters, digits, '_', '-', '.')";
+	return NULL;
+}
+
+/* number_check - [p, end) is 1..5 digits with a value in lo..hi. */
+static bool number_check(const char *p, const char *end, unsigned lo, unsigned hi)
+{
+	if (end <= p || end - p > 5)
+		return false;
+	unsigned v = 0;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	return v >= lo && v <= hi;
+}
+
+/* redis_check - "redis://host:port[/db]"; host is a name, IPv4 or [IPv6]. */
+static const char *redis_check(char *v)
+{
+	static const char want[] = "is not redis://host:port[/db] (port 1..65535, db 0..255)";
+	if (strncmp(v, "redis://", 8) != 0)
+		return want;
+	const char *p = v + 8, *host_end;
+	if (*p == '[') {
+		host_end = strchr(p, ']');
+		if (!host_end || host_end == p + 1)
+			return want;
+		for (const char *q = p + 1; q < host_end; q++)
+			if (!ch_is_alnum(*q) && *q != ':' && *q != '.')
+				return want;
+		host_end++;
+	} else {
+		host_end = p;
+		while (ch_is_alnum(*host_end) || *host_end == '.' || *host_end == '-')
+			host_end++;
+		if (host_end == p)
+			return want;
+	}
+	if (*host_end != ':')
+		return want;
+	const char *port = host_end + 1, *slash = strchr(port, '/');
+	const char *port_end = slash ? slash : port + strlen(port);
+	if (!number_check(port, port_end, 1, 65535))
+		return want;
+	if (slash && !number_check(slash + 1, slash + 1 + strlen(slash + 1), 0, 255))
+		return want;
+	return NULL;
+}
+
+/* ----------------------------------------------------------------- tables */
+
+static const char *const algo_names[] = { "SHA-256", "MD5", NULL };
+static const char *const backend_names[] = { "file", "redis", NULL };
+static const char *const identity_names[] = { "grant", "sipx", NULL };
+static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
+
+static const struct cfg_key threads_keys[] = {
+	{ .name = "receivers", .kind = CFG_K_UINT, .off = OFF(threads.receivers), .min = 1,
+	  .max = 32, .def = 2, .doc = "threads reading the listen sockets" },
+	{ .name = "workers", .kind = CFG_K_UINT, .off = OFF(threads.workers), .min = 1, .max = 32,
+	  .def = 2, .doc = "threads running the request stages" },
+};
+static const struct cfg_section threads_section = { "threads", KEYS(threads_keys) };
+
+static const struct cfg_key routes_keys[] = {
+	{ .name = "local", .kind = CFG_K_ADDR, .off = OFF(routes.local),
+	  .aux_off = OFF(routes.has_local), .flags = CFG_F_SCHEME | CFG_F_HAS,
+	  .doc = "next hop for requests to our domains (registrar/PBX)" },
+	{ .name = "outbound", .kind = CFG_K_ADDR, .off = OFF(routes.outbound),
+	  .aux_off = OFF(routes.has_outbound), .flags = CFG_F_SCHEME | CFG_F_HAS,
+	  .doc = "next hop for requests to other domains (SBC/trunk)" },
+};
+static const struct cfg_section routes_section = { "routes", KEYS(routes_keys) };
+
+static const struct cfg_key store_keys[] = {
+	{ .name = "backend", .kind = CFG_K_ENUM, .off = OFF(store.backend), .def = CFG_STORE_FILE,
+	  .names = backend_names, .doc = "where users live: a YAML file or Redis" },
+	{ .name = "file", .kind = CFG_K_PATH, .off = OFF(store.file), .size = SIZE(store.file),
+	  .doc_default = "required with `file`",
+	  .doc = "users file (SPEC §6), relative to the config's folder" },
+	{ .name = "redis", .kind = CFG_K_STR, .off = OFF(store.redis), .size = SIZE(store.redis),
+	  .check = redis_check, .doc_default = "required with `redis`",
+	  .doc = "`redis://host:port[/db]`" },
+	{ .name = "cache_max_age", .kind = CFG_K_UINT, .off = OFF(store.cache_max_age), .min = 1,
+	  .max = 86400, .def = 60, .doc = "seconds a cached user is kept (redis backend)" },
+	{ .name = "max_inflight", .kind = CFG_K_UINT, .off = OFF(store.max_inflight), .min = 1,
+	  .max = 1048576, .def = 1024, .doc = "store lookups in flight per worker" },
+};
+static const struct cfg_section store_section = { "store", KEYS(store_keys) };
+
+static const struct cfg_key failure_limit_keys[] = {
+	{ .name = "count", .kind = CFG_K_UINT, .off = OFF(auth.failure_limit.count), .min = 1,
+	  .max = 1000000, .def = 20, .doc = "failed authentications from one address before 403" },
+	{ .name = "window", .kind = CFG_K_UINT, .off = OFF(auth.failure_limit.window), .min = 1,
+	  .max = 86400, .def = 60, .doc = "seconds the failure count covers and the block lasts" },
+};
+static const struct cfg_section failure_limit_section = { "auth.failure_limit",
+							   KEYS(failure_limit_keys) };
+
+static const struct cfg_key auth_keys[] = {
+	{ .name = "algorithms", .kind = CFG_K_ENUMLIST, .off = OFF(auth.algorithms),
+	  .aux_off = OFF(auth.n_algorithms), .min = 1, .max = CFG_MAX_ALGOS,
+	  .names = algo_names, .doc_default = "[SHA-256, MD5]",
+	  .doc = "digest algorithms offered, most preferred first" },
+	{ .name = "nonce_ttl", .kind = CFG_K_UINT, .off = OFF(auth.nonce_ttl), .min = 10,
+	  .max = 86400, .def = 300, .doc = "seconds a nonce stays valid (then stale=true)" },
+	{ .name = "check_uri", .kind = CFG_K_BOOL, .off = OFF(auth.check_uri), .def = false,
+	  .doc = "require the digest uri to equal the Request-URI" },
+	{ .name = "challenge_local_from", .kind = CFG_K_BOOL, .off = OFF(auth.challenge_local_from),
+	  .def = true, .doc = "challenge anonymous INVITEs whose From is a local user" },
+	{ .name = "failure_limit", .kind = CFG_K_SECTION, .sub = &failure_limit_section,
+	  .doc = "rate limit of failed authentications per source address" },
+};
+static const struct cfg_section auth_section = { "auth", KEYS(auth_keys) };
+
+static const struct cfg_key transfer_keys[] = {
+	{ .name = "identity", .kind = CFG_K_ENUM, .off = OFF(transfer.identity),
+	  .def = CFG_TRANSFER_GRANT, .names = identity_names,
+	  .doc = "token put in a rewritten Refer-To (SPEC §5)" },
+	{ .name = "check_at_refer", .kind = CFG_K_BOOL, .off = OFF(transfer.check_at_refer),
+	  .def = true, .doc = "check the transferor's permission for the target at REFER time" },
+	{ .name = "grant_ttl", .kind = CFG_K_UINT, .off = OFF(transfer.grant_ttl), .min = 1,
+	  .max = 3600, .def = 60, .doc = "seconds a grant token is valid" },
+	{ .name = "sipx_validity", .kind = CFG_K_UINT, .off = OFF(transfer.sipx_validity), .min = 1,
+	  .max = 86400, .def = 300, .doc = "seconds a sipx signature is valid" },
+};
+static const struct cfg_section transfer_section = { "transfer", KEYS(transfer_keys) };
+
+static const struct cfg_key metrics_keys[] = {
+	{ .name = "listen", .kind = CFG_K_ADDR, .off = OFF(metrics.listen),
+	  .aux_off = OFF(metrics.enabled), .flags = CFG_F_HAS, .doc_default = "off",
+	  .doc = "HTTP address of /metrics and /health; absent: no HTTP server" },
+};
+static const struct cfg_section metrics_section = { "metrics", KEYS(metrics_keys) };
+
+static const struct cfg_key rule_keys[] = {
+	{ .name = "hosts", .kind = CFG_K_STRLIST, .off = ROFF(hosts), .size = RSIZE(hosts[0]),
+	  .aux_off = ROFF(n_hosts), .min = 1, .max = CFG_MAX_RULE_ITEMS, .flags = CFG_F_REQUIRED,
+	  .check = pattern_check, .doc = "Request-URI host patterns: host[:port], `*.domain`, CIDR" },
+	{ .name = "users", .kind = CFG_K_STRLIST, .off = ROFF(users), .size = RSIZE(users[0]),
+	  .aux_off = ROFF(n_users), .min = 1, .max = CFG_MAX_RULE_ITEMS, .flags = CFG_F_REQUIRED,
+	  .check = pattern_check, .doc = "Request-URI user patterns: sipXecs digits or `re:REGEX`" },
+	{ .name = "permissions", .kind = CFG_K_STRLIST, .off = ROFF(permissions),
+	  .size = RSIZE(permissions[0]), .aux_off = ROFF(n_permissions), .min = 0,
+	  .max = CFG_MAX_RULE_ITEMS, .flags = CFG_F_REQUIRED | CFG_F_UNIQUE,
+	  .check = permission_check, .doc = "any one of these is needed; `[]` requires nothing" },
+};
+static const struct cfg_section rule_section = { "rules[]", KEYS(rule_keys) };
+
+static const struct cfg_key root_keys[] = {
+	{ .name = "listen", .kind = CFG_K_ADDRLIST, .off = OFF(listen), .aux_off = OFF(n_listen),
+	  .min = 1, .max = CFG_MAX_LISTEN, .flags = CFG_F_REQUIRED | CFG_F_SCHEME | CFG_F_UNIQUE,
+	  .doc = "UDP addresses to receive SIP on" },
+	{ .name = "domains", .kind = CFG_K_STRLIST, .off = OFF(domains), .size = SIZE(domains[0]),
+	  .aux_off = OFF(n_domains), .min = 1, .max = CFG_MAX_DOMAINS,
+	  .flags = CFG_F_REQUIRED | CFG_F_LOWER | CFG_F_UNIQUE, .check = domain_check,
+	  .doc = "our domains (lowercased); the first is canonical" },
+	{ .name = "realm", .kind = CFG_K_STR, .off = OFF(realm), .size = SIZE(realm),
+	  .check = realm_check, .doc_default = "first domain", .doc = "digest realm" },
+	{ .name = "secret_file", .kind = CFG_K_PATH, .off = OFF(secret_file),
+	  .size = SIZE(secret_file), .doc_default = "required to run",
+	  .doc = "base64 shared secret, mode 0600, relative to the config's folder" },
+	{ .name = "threads", .kind = CFG_K_SECTION, .sub = &threads_section, .doc = "threads" },
+	{ .name = "routes", .kind = CFG_K_SECTION, .sub = &routes_section, .doc = "next hops" },
+	{ .name = "trusted", .kind = CFG_K_CIDRLIST, .off = OFF(trusted), .aux_off = OFF(n_trusted),
+	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "[]",
+	  .doc = "sources never challenged, rules not applied" },
+	{ .name = "store", .kind = CFG_K_SECTION, .sub = &store_section, .doc = "user store" },
+	{ .name = "auth", .kind = CFG_K_SECTION, .sub = &auth_section, .doc = "authentication" },
+	{ .name = "rules", .kind = CFG_K_RULES, .min = 0, .max = CFG_MAX_RULES, .sub = &rule_section,
+	  .doc_default = "[]", .doc = "permission rules, first match wins (SPEC §4)" },
+	{ .name = "transfer", .kind = CFG_K_SECTION, .sub = &transfer_section, .doc = "REFER" },
+	{ .name = "metrics", .kind = CFG_K_SECTION, .sub = &metrics_section, .doc = "metrics" },
+	{ .name = "log_level", .kind = CFG_K_ENUM, .off = OFF(log_level), .def = CFG_LOG_INFO,
+	  .names = level_names, .doc = "least severe level logged" },
+};
+const struct cfg_section cfg_root_section = { "", KEYS(root_keys) };
+
+/* ------------------------------------------------------ cross-key rules */
+
+int cfg_finish(struct cfg_ctx *x)
+{
+	struct cfg *c = x->c;
+	if (!c->realm[0])
+		memcpy(c->realm, c->domains[0], sizeof(c->realm));
+	if (c->auth.n_algorithms == 0) {
+		c->auth.algorithms[0] = CFG_ALGO_SHA256;
+		c->auth.algorithms[1] = CFG_ALGO_MD5;
+		c->auth.n_algorithms = 2;
+	}
+	unsigned line = cfg_seen_line(x, "store.backend");
+	if (!line)
+		line = cfg_seen_line(x, "store");
+	if (!line)
+		line = x->root_line;
+	if (c->store.backend == CFG_STORE_FILE && !c->store.file[0])
+		return cfg_fail(x, line, "store.file (the users file) is required with store.backend file");
+	if (c->store.backend == CFG_STORE_REDIS && !c->store.redis[0])
+		return cfg_fail(x, line, "store.redis is required with store.backend redis");
+	return 0;
+}
+
+/* ----------------------------------------------------------- CONFIG.md */
+
+static void words_write(FILE *out, const char *const *names, const char *sep)
+{
+	for (int i = 0; names[i]; i++)
+		fprintf(out, "%s`%s`", i ? sep : "", names[i]);
+}
+
+static void doc_type(FILE *out, const struct cfg_key *k)
+{
+	switch (k->kind) {
+	case CFG_K_UINT:
+		fprintf(out, "integer %u..%u", k->min, k->max);
+		break;
+	case CFG_K_BOOL:
+		fputs("boolean", out);
+		break;
+	case CFG_K_ENUM:
+		words_write(out, k->names, " or ");
+		break;
+	case CFG_K_STR:
+		fputs("string", out);
+		break;
+	case CFG_K_PATH:
+		fputs("path", out);
+		break;
+	case CFG_K_STRLIST:
+		fprintf(out, "list of strings (%s%u)", k->min ? "1.." : "at most ", k->max);
+		break;
+	case CFG_K_ADDR:
+		fputs(k->flags & CFG_F_SCHEME ? "`udp://IP:port`" : "`IP:port`", out);
+		break;
+	case CFG_K_ADDRLIST:
+		fprintf(out, "list of `udp://IP:port` (1..%u)", k->max);
+		break;
+	case CFG_K_CIDRLIST:
+		fprintf(out, "list of CIDR or IP (at most %u)", k->max);
+		break;
+	case CFG_K_ENUMLIST:
+		fputs("list of ", out);
+		words_write(out, k->names, ", ");
+		break;
+	case CFG_K_RULES:
+		fprintf(out, "list of mappings (at most %u)", k->max);
+		break;
+	case CFG_K_SECTION:
+		fputs("mapping", out);
+		break;
+	}
+}
+
+static void doc_default(FILE *out, const struct cfg_key *k)
+{
+	if (k->flags & CFG_F_REQUIRED)
+		fputs("required", out);
+	else if (k->doc_default)
+		fputs(k->doc_default, out);
+	else if (k->kind == CFG_K_UINT)
+		fprintf(out, "%u", k->def);
+	else if (k->kind == CFG_K_BOOL)
+		fputs(k->def ? "true" : "false", out);
+	else if (k->kind == CFG_K_ENUM)
+		fprintf(out, "`%s`", k->names[k->def]);
+	else
+		fputs("unset", out);
+}
+
+static void doc_section(FILE *out, const struct cfg_section *sec)
+{
+	for (size_t i = 0; i < sec->n_keys; i++) {
+		const struct cfg_key *k = &sec->keys[i];
+		if (k->kind == CFG_K_SECTION) {
+			doc_section(out, k->sub);
+			continue;
+		}
+		fprintf(out, "| `%s%s%s` | ", sec->name, sec->name[0] ? "." : "", k->name);
+		doc_type(out, k);
+		fputs(" | ", out);
+		doc_default(out, k);
+		fprintf(out, " | %s |\n", k->doc);
+		if (k->kind == CFG_K_RULES)
+			doc_section(out, k->sub);
+	}
+}
+
+void cfg_doc_write(FILE *out)
+{
+	fputs("| key | type | default | meaning |\n|---|---|---|---|\n", out);
+	doc_section(out, &cfg_root_section);
+}
