@@ -158,6 +158,31 @@ referee_start() {
 	it_log "referee pid $REFEREE_PID on udp 127.0.0.1:$port"
 }
 
+# proxy_start CONFIG PORT NEXT_PORT: referee_start, or with IT_PROXY=kamailio (harness
+# development only, never a referee result) the bench reference's Kamailio as a plain
+# stateless proxy (WITH_NOAUTH) on PORT relaying to 127.0.0.1:NEXT_PORT.
+proxy_start() {
+	local cfgf=$1 port=$2 next=$3 t
+	if [ "${IT_PROXY:-referee}" != kamailio ]; then
+		referee_start "$cfgf" "$port"
+		return
+	fi
+	local kcfg=$REFEREE_SHARED_DIR/bench-reference/kamailio/kamailio.cfg
+	[ -f "$kcfg" ] || it_die "no $kcfg"
+	mkdir -p "$IT_WORK/kam"
+	for t in cred perm; do
+		echo 'id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str,null) expires(int)' >"$IT_WORK/kam/$t"
+	done
+	printf 'id(int,auto) table_name(str) table_version(int)\n1:cred:2\n2:perm:2\n' >"$IT_WORK/kam/version"
+	it_spawn kamailio kamailio -f "$kcfg" -DD -E -m 64 -M 8 -Y "$IT_WORK/kam" \
+		-A "LISTEN_PORT=$port" -A KCHILDREN=2 -A "SINK_URI=\"sip:127.0.0.1:$next\"" \
+		-A WITH_NOAUTH -A WITH_MD5_SIG -A "DB_URL=\"text://$IT_WORK/kam\""
+	REFEREE_PID=$IT_LAST_PID
+	REFEREE_PORT=$port
+	REFEREE_ERR=$IT_WORK/kamailio.err
+	it_wait_udp_port "$port" 10 "$REFEREE_PID" || { cat "$REFEREE_ERR"; it_die "kamailio did not start"; }
+}
+
 # referee_stop_check SECONDS: SIGTERM referee; checks it exits 0 within SECONDS and that its
 # stderr holds no sanitizer report. Records checks "referee_sigterm_exit0" and
 # "referee_no_sanitizer_report".

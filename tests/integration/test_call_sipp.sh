@@ -39,24 +39,7 @@ rules:
 EOF
 )"
 
-if [ "${IT_PROXY:-referee}" = kamailio ]; then
-	# development aid: the reference Kamailio (no auth, plain stateless proxy) on PORT
-	KAM_CFG=$REFEREE_SHARED_DIR/bench-reference/kamailio/kamailio.cfg
-	[ -f "$KAM_CFG" ] || it_die "no $KAM_CFG"
-	mkdir -p "$IT_WORK/kam"
-	for t in cred perm; do
-		echo 'id(int,auto) key_name(str) key_type(int) value_type(int) key_value(str,null) expires(int)' >"$IT_WORK/kam/$t"
-	done
-	printf 'id(int,auto) table_name(str) table_version(int)\n1:cred:2\n2:perm:2\n' >"$IT_WORK/kam/version"
-	it_spawn kamailio kamailio -f "$KAM_CFG" -DD -E -m 64 -M 8 -Y "$IT_WORK/kam" \
-		-A "LISTEN_PORT=$PORT" -A KCHILDREN=2 -A "SINK_URI=\"sip:127.0.0.1:$UAS_PORT\"" \
-		-A WITH_NOAUTH -A WITH_MD5_SIG -A "DB_URL=\"text://$IT_WORK/kam\""
-	REFEREE_PID=$IT_LAST_PID
-	REFEREE_ERR=$IT_WORK/kamailio.err
-	it_wait_udp_port "$PORT" 10 "$REFEREE_PID" || { cat "$IT_WORK/kamailio.err"; it_die "kamailio did not start"; }
-else
-	referee_start "$IT_WORK/referee.yaml" "$PORT"
-fi
+proxy_start "$IT_WORK/referee.yaml" "$PORT" "$UAS_PORT"
 
 # ---- OPTIONS ping to referee itself -------------------------------------------------------
 sipp_uac_run options 3 10 20 "$PORT" "$IT_SIPP_DIR/uac_options.xml"
