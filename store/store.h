@@ -87,3 +87,37 @@ static inline void store_perms_add(uint64_t set[2], unsigned idx)
 void store_invalidate(struct slice id);
 /* store_is_usable - false when the backend is down (for /health). */
 bool store_is_usable(void);
+
+/* ---- added by store/ (append-only) */
+
+/* Pre-interned permissions; auth relies on these ids. */
+#define STORE_PERM_VALID_USER 0
+#define STORE_PERM_NO_ACCESS 1
+
+/**
+ * store_thread_attach - let a thread that is not a worker (tests, tools)
+ * use the backend: with Redis it gets its own connection, driven by
+ * store_poll() on that thread. @resume is called instead of txn_resume()
+ * when a parked op completes (NULL: nothing is called; look at op->state).
+ * The thread must be a registered RCU reader. 0 or -errno. No-op for the
+ * file backend apart from the periodic sweep done by store_poll().
+ */
+int store_thread_attach(void (*resume)(struct txn *t));
+/* store_thread_detach - close the calling thread's connection (parked ops complete as UNAVAILABLE). */
+void store_thread_detach(void);
+/**
+ * store_poll - wait up to @timeout_ms for the calling thread's Redis socket
+ * and handle what arrived (replies, reconnects, timeouts, sweeps), like a
+ * worker's loop does. Returns the number of events handled, or -errno.
+ * Only on a thread that called store_thread_attach().
+ */
+int store_poll(int timeout_ms);
+/* store_op_is_done - the op parked earlier has its answer (call the store again to read it). */
+bool store_op_is_done(const struct store_op *op);
+
+struct store_stats {
+	uint64_t hits, misses, errors, degraded, overload, unavailable, bad_data;
+	unsigned long users, nc_marks, jti_marks;
+};
+/* store_stats_get - counters since store_init (any thread; summing is approximate). */
+void store_stats_get(struct store_stats *out);

@@ -1,0 +1,152 @@
+#pragma once
+/* store_priv.h - what the store's files share among themselves (never
+ * included outside store/). Tables are liburcu cds_lfht behind small typed
+ * wrappers; the Redis side is split off so the file backend never touches it. */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define STORE_KEY_MAX 256     /* nonce / jti length we keep */
+#define STORE_DIALOG_MAX 512  /* Call-ID + From tag */
+#define STORE_PERM_NAME_MAX 64
+#define STORE_REALM_MAX CFG_NAME_MAX
+
+/* Settings copied out of the cfg at init/reload (the cfg may be freed). */
+struct store_settings {
+	enum cfg_store_backend backend;
+	char realm[STORE_REALM_MAX];
+	char redis_host[256];
+	int redis_port;
+	int redis_db;
+	unsigned cache_max_age;
+	unsigned max_inflight;
+};
+
+extern struct store_settings store_conf; /* written at init only (before threads) */
+
+/* ---- clock (store_tables.c) */
+/* store_now_sec - CLOCK_MONOTONIC seconds (coarse clock, no syscall via vDSO). */
+uint64_t store_now_sec(void);
+
+/* ---- users table (store_tables.c) */
+struct store_users;
+struct store_users *store_users_new(void);
+/* store_users_free - destroy a table nobody can reach any more (after a grace period). */
+void store_users_free(struct store_users *u);
+/**
+ * store_users_put - insert or replace @u (copied). @found false records a
+ * negative entry. Any registered thread; takes the RCU read lock itself.
+ * 0 or -ENOMEM.
+ */
+int store_users_put(struct store_users *tb, const struct store_user *u, bool found);
+/**
+ * store_users_get_rcu - look @id up (exact bytes). Caller holds rcu_read_lock.
+ * Returns 1 found (copied into @out when non-NULL), 0 negative entry, -ENOENT
+ * absent. *@age_sec receives the entry's age.
+ */
+int store_users_get_rcu(struct store_users *tb, struct slice id, struct store_user *out, uint64_t *age_sec);
+/* store_users_del - remove @id. true when an entry was removed. Any registered thread. */
+bool store_users_del(struct store_users *tb, struct slice id);
+/* store_users_clear - remove every entry (cache flush). Any registered thread. */
+void store_users_clear(struct store_users *tb);
+/* store_users_count - number of entries (tests, logs). */
+unsigned long store_users_count(struct store_users *tb);
+/* store_users_expire - drop entries older than @max_age seconds. */
+void store_users_expire(struct store_users *tb, unsigned max_age);
+
+/* The current users table (file backend: swapped whole on reload; Redis: the cache). */
+struct store_users *store_users_current_rcu(void);
+
+/* ---- nonce counters and grant JTIs (store_tables.c) */
+struct store_marks;
+struct store_marks *store_marks_new(void);
+void store_marks_free(struct store_marks *m);
+/**
+ * store_marks_nc - nc for @nonce must be above every one seen. STORE_OK or
+ * STORE_REJECT; -ENOMEM mapped to STORE_REJECT (fail closed). Any registered
+ * thread, lock-free, atomic against concurrent callers (see store_tables.c).
+ */
+enum store_rc store_marks_nc(struct store_marks *m, struct slice nonce, uint32_t nc, unsigned ttl);
+/* store_marks_jti - first use binds @jti to @dialog; same dialog OK; other STORE_REJECT. */
+enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct slice dialog, unsigned ttl);
+/* store_marks_sweep - delete expired entries. Returns how many. */
+unsigned store_marks_sweep(struct store_marks *m);
+unsigned long store_marks_count(struct store_marks *m);
+
+extern struct store_marks *store_nc_marks, *store_jti_marks;
+
+/* ---- id normalisation (store.c) */
+/* store_id_norm - copy @id into @buf lowercasing the domain; -EINVAL without
+ * exactly one '@' with both sides non-empty, -ENAMETOOLONG past STORE_ID_MAX-1. */
+int store_id_norm(struct slice id, char buf[STORE_ID_MAX], size_t *len);
+/* store_ha1_compute - MD5 and SHA-256 of "user:realm:password" (user = part before '@'). */
+int store_ha1_compute(const char *id, const char *realm, const char *pw, size_t pwlen,
+		      uint8_t md5[16], uint8_t sha256[32]);
+/* store_hex_decode - exactly 2*@n hex digits into @out. */
+bool store_hex_decode(struct slice hex, uint8_t *out, size_t n);
+void store_hex_encode(const uint8_t *in, size_t n, char *out);
+/* store_perms_parse - comma-separated interned names into @set. -ENOENT names the bad one in @bad. */
+int store_perms_parse(struct slice list, uint64_t set[2], struct slice *bad);
+/* store_perms_format - "A,B" into @buf; returns length or -ENOSPC. */
+int store_perms_format(const uint64_t set[2], char *buf, size_t cap);
+
+/* ---- users file (store_users_file.c) */
+/**
+ * store_users_file_load - parse @path into a new table (file backend, SPEC §6).
+ * Passwords become HA1s with @realm and are wiped. Unknown permission names
+ * are interned. NULL with "file:line: message" in @err on failure.
+ * Main thread (startup/reload); allocates.
+ */
+struct store_users *store_users_file_load(const char *path, const char *realm, char *err, size_t errlen);
+
+/* ---- keys (store_keys.c): the only place Redis key names are spelt */
+#define STORE_REDIS_CHANNEL "referee:invalidate"
+int store_key_user(char *buf, size_t cap, struct slice id);
+int store_key_nc(char *buf, size_t cap, struct slice nonce);
+int store_key_jti(char *buf, size_t cap, struct slice jti);
+/* The user-key prefix, for SCAN MATCH in referee-admin. */
+const char *store_key_user_pattern(void);
+size_t store_key_user_prefix_len(void);
+/* The Lua script doing nc check-and-set and jti binding; its SHA-1 in hex. */
+const char *store_script_text(void);
+const char *store_script_sha(void);
+/* store_redis_url_parse - "redis://host:port[/db]" into host/port/db. 0 or -EINVAL. */
+int store_redis_url_parse(const char *url, char *host, size_t hostcap, int *port, int *db);
+
+/* ---- Redis backend (store_redis.c) */
+struct store_loop; /* where a connection's fd is watched: a worker or a poll loop */
+struct store_loop_ops {
+	int (*watch)(void *impl, int fd, unsigned events, void (*cb)(void *arg, unsigned events), void *arg);
+	int (*unwatch)(void *impl, int fd);
+};
+struct store_conn;
+/* store_conn_new - a Redis connection driven by @ops/@impl; @resume wakes a parked txn. */
+struct store_conn *store_conn_new(const struct store_loop_ops *ops, void *impl, bool subscriber,
+				  void (*resume)(struct txn *t));
+void store_conn_free(struct store_conn *c);
+/* store_conn_tick - reconnect/backoff, timeouts, sweeps. Owner thread, ~every 100 ms. */
+void store_conn_tick(struct store_conn *c);
+/* The calling thread's command connection (NULL when none). */
+extern _Thread_local struct store_conn *store_tls_conn;
+
+/* store_redis_user_get - cache, then HGETALL (@id already normalised). */
+enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct store_op *op,
+				   struct slice id, struct store_user *out);
+enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store_op *op, bool is_nc,
+			       struct slice key, uint32_t nc, struct slice dialog, unsigned ttl);
+int store_redis_start(void);
+void store_redis_stop(void);
+bool store_redis_is_up(void);
+
+/* ---- statistics (store.c), relaxed atomics */
+struct store_counters {
+	_Atomic uint64_t hits, misses, errors, degraded, overload, unavailable, bad_data;
+};
+extern struct store_counters store_ctr;
+#define STORE_COUNT(field) atomic_fetch_add_explicit(&store_ctr.field, 1, memory_order_relaxed)
+
+/* store_sweep_maybe - once a second at most across threads: sweep marks, expire cache. */
+void store_sweep_maybe(void);
