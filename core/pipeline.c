@@ -1,0 +1,529 @@
+/* pipeline.c - receivers, startup/shutdown and signals of the UDP pipeline (SPEC §1, §7, §8).
+ *
+ * N receiver threads each own one SO_REUSEPORT socket per listen address and
+ * a pool of txns; they recvmmsg a batch, sip_parse it and push each txn into
+ * the SPSC ring of the worker chosen by Call-ID (so a dialog stays on one
+ * worker). Receivers never block on a worker: a full ring, an empty pool and a
+ * truncated datagram are counted drops. Workers live in worker.c.
+ * Fields shared across threads: `stop` (main writes, receivers read relaxed:
+ * rx_stop_efd carries the wakeup), the rings (see ring.h), worker->sleeping
+ * (see worker.c), pipeline_cfg_rcu (main publishes with rcu_assign_pointer).
+ * Signals: SIGTERM/SIGINT/SIGHUP are blocked in every pipeline thread and read
+ * by the main thread from a signalfd; SIGTERM = stop reading, drain the rings
+ * and parked txns (bounded), join, return 0. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#define _LGPL_SOURCE /* inline read-side fast paths (urcu static API) */
+#include <urcu.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "pipeline_priv.h"
+#include "proxy.h"
+#include "sip.h"
+
+struct pipeline_metrics pipeline_metrics;
+const struct cfg *pipeline_cfg_rcu;
+
+static atomic_bool pipeline_stop_requested;
+static _Atomic int pipeline_main_efd = -1; /* wakes the main thread for pipeline_stop */
+static atomic_bool pipeline_serving;
+
+uint64_t pipeline_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct receiver *pipeline_txn_owner(struct pipeline *p, const struct txn *t)
+{
+	for (unsigned r = 0; r < p->n_rx; r++) {
+		const struct txn *base = p->rx[r].pool;
+		if (t >= base && t < base + PIPELINE_POOL_TXNS)
+			return &p->rx[r];
+	}
+	abort(); /* a txn that belongs to no pool: memory corruption */
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+static void pipeline_metrics_register(unsigned n_workers)
+{
+	static char method_names[SIP_METHOD_COUNT][24];
+	static const char *method_values[SIP_METHOD_COUNT];
+	static char worker_names[PIPELINE_MAX_WORKERS][12];
+	static const char *worker_values[PIPELINE_MAX_WORKERS];
+	static const char *const drop_values[PIPELINE_DROP_COUNT] = { "truncated", "pool_empty", "malformed",
+								       "shutdown" };
+	static const double bounds[] = { 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3,
+					 5e-3,  10e-3,  25e-3,  50e-3,  100e-3 };
+	struct pipeline_metrics *m = &pipeline_metrics;
+	if (m->registered)
+		return;
+	for (unsigned i = 0; i < SIP_METHOD_COUNT; i++) {
+		struct slice s = sip_method_name((enum sip_method)i);
+		if (s.len == 0 || s.len >= sizeof(method_names[i]))
+			s = SLICE_LIT("OTHER");
+		memcpy(method_names[i], s.p, s.len);
+		method_values[i] = method_names[i];
+	}
+	for (unsigned i = 0; i < PIPELINE_MAX_WORKERS; i++) {
+		snprintf(worker_names[i], sizeof(worker_names[i]), "%u", i);
+		worker_values[i] = worker_names[i];
+	}
+	m->n_worker_labels = n_workers;
+	m->requests = metrics_counter("referee_requests_total", "SIP requests received, by method", "method",
+				      method_values, SIP_METHOD_COUNT);
+	m->responses = metrics_counter("referee_responses_received_total", "SIP responses received", NULL,
+				       NULL, 0);
+	m->queue_drops = metrics_counter("referee_queue_drops_total",
+					 "Messages dropped because the worker's queue was full", "worker",
+					 worker_values, n_workers);
+	m->rx_drops = metrics_counter("referee_rx_drops_total", "Datagrams dropped before or without processing",
+				      "reason", drop_values, PIPELINE_DROP_COUNT);
+	m->queue_depth = metrics_gauge("referee_queue_depth", "Messages waiting in the worker's queues", "worker",
+				       worker_values, n_workers);
+	m->tx_errors = metrics_counter("referee_tx_errors_total", "Datagrams the kernel refused to send", NULL,
+				       NULL, 0);
+	m->duration = metrics_histogram("referee_request_duration_seconds",
+					"Time from receive to send of a message", bounds,
+					sizeof(bounds) / sizeof(bounds[0]));
+	m->registered = true;
+}
+
+/* ---------------------------------------------------------------- receivers */
+
+/* worker for @t: hash of Call-ID, or of the source address without one */
+static unsigned receiver_pick(const struct pipeline *p, const struct txn *t)
+{
+	struct slice key = t->msg.call_id;
+	if (key.len == 0 || !key.p) {
+		if (t->src.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&t->src;
+			key = slice_make((const char *)&a->sin6_addr, sizeof(a->sin6_addr));
+		} else {
+			const struct sockaddr_in *a = (const struct sockaddr_in *)&t->src;
+			key = slice_make((const char *)&a->sin_addr, sizeof(a->sin_addr));
+		}
+	}
+	return (unsigned)(slice_hash(key) % p->n_workers);
+}
+
+static void receiver_refill(struct receiver *rx)
+{
+	for (unsigned w = 0; w < rx->p->n_workers; w++)
+		rx->n_free += ring_pop_batch(rx->from_worker[w], (void **)rx->free_txns + rx->n_free,
+					     PIPELINE_POOL_TXNS - rx->n_free);
+}
+
+/* the pool is empty: read and count what waits in the socket */
+static int receiver_discard(struct receiver *rx, int fd)
+{
+	struct mmsghdr msgs[PIPELINE_RX_BATCH];
+	struct iovec iov = { .iov_base = rx->scratch->rx, .iov_len = TXN_RX_MAX };
+	for (unsigned j = 0; j < PIPELINE_RX_BATCH; j++)
+		msgs[j] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 } };
+	int n = recvmmsg(fd, msgs, PIPELINE_RX_BATCH, MSG_DONTWAIT, NULL);
+	if (n > 0)
+		metrics_add(pipeline_metrics.rx_drops + PIPELINE_DROP_POOL_EMPTY, (uint64_t)n);
+	return n;
+}
+
+/* push the staged txns and wake sleeping workers (at most one write each) */
+static void receiver_push(struct receiver *rx)
+{
+	struct pipeline *p = rx->p;
+	bool pushed_any = false;
+	for (unsigned w = 0; w < p->n_workers; w++) {
+		unsigned n = rx->n_staged[w];
+		if (n == 0)
+			continue;
+		unsigned ok = ring_push_batch(rx->to_worker[w], (void *const *)rx->staged[w], n);
+		if (ok < n) {
+			metrics_add(pipeline_metrics.queue_drops + (w < pipeline_metrics.n_worker_labels ? w : 0),
+				    n - ok);
+			for (unsigned i = ok; i < n; i++)
+				rx->free_txns[rx->n_free++] = rx->staged[w][i];
+		}
+		pushed_any |= ok > 0;
+		rx->n_staged[w] = ok; /* remember who got something, for the wakeup below */
+	}
+	if (!pushed_any)
+		return;
+	/* seq_cst fence pairs with the fence in worker_sleep_begin: either the
+	 * worker's re-check sees our tail, or we see its `sleeping`. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (unsigned w = 0; w < p->n_workers; w++) {
+		if (rx->n_staged[w] == 0)
+			continue;
+		rx->n_staged[w] = 0;
+		struct worker *wk = &p->workers[w];
+		if (atomic_load_explicit(&wk->sleeping, memory_order_relaxed) &&
+		    atomic_exchange_explicit(&wk->sleeping, false, memory_order_relaxed))
+			worker_wake(wk);
+	}
+}
+
+static void receiver_accept(struct receiver *rx, struct txn *t, unsigned listen_idx, uint64_t now)
+{
+	t->listen_idx = (uint16_t)listen_idx;
+	t->rx_ns = now;
+	t->parse_rc = sip_parse(t->rx, t->rx_len, &t->msg);
+	if (t->parse_rc >= 0) {
+		if (t->msg.is_request)
+			metrics_inc(pipeline_metrics.requests +
+				    (t->msg.method_id < SIP_METHOD_COUNT ? t->msg.method_id : 0));
+		else
+			metrics_inc(pipeline_metrics.responses);
+	}
+	unsigned w = receiver_pick(rx->p, t);
+	rx->staged[w][rx->n_staged[w]++] = t;
+}
+
+/* one recvmmsg on listen socket @i. Returns datagrams read (0: none waiting). */
+static int receiver_read(struct receiver *rx, unsigned i)
+{
+	struct mmsghdr msgs[PIPELINE_RX_BATCH];
+	struct iovec iov[PIPELINE_RX_BATCH];
+	receiver_refill(rx);
+	unsigned k = rx->n_free < PIPELINE_RX_BATCH ? rx->n_free : PIPELINE_RX_BATCH;
+	if (k == 0)
+		return receiver_discard(rx, rx->fds[i]);
+	struct txn **top = rx->free_txns + rx->n_free - k;
+	for (unsigned j = 0; j < k; j++) {
+		iov[j] = (struct iovec){ .iov_base = top[j]->rx, .iov_len = TXN_RX_MAX };
+		msgs[j] = (struct mmsghdr){ .msg_hdr = { .msg_name = &top[j]->src,
+							 .msg_namelen = sizeof(top[j]->src),
+							 .msg_iov = &iov[j], .msg_iovlen = 1 } };
+	}
+	int n = recvmmsg(rx->fds[i], msgs, k, MSG_DONTWAIT, NULL);
+	if (n <= 0) {
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			static struct log_limit lim;
+			uint64_t sup;
+			if (log_limit_pass(&lim, &sup))
+				log_warn("receiver", "recvmmsg failed: %s suppressed=%llu", strerror(errno),
+					 (unsigned long long)sup);
+		}
+		return 0;
+	}
+	/* the first n entries of top[] are taken; keep the unused ones on the stack */
+	struct txn *taken[PIPELINE_RX_BATCH];
+	memcpy(taken, top, (size_t)n * sizeof(*taken));
+	memmove(top, top + n, (k - (unsigned)n) * sizeof(*top));
+	rx->n_free -= (unsigned)n;
+	uint64_t now = pipeline_now_ns();
+	for (int j = 0; j < n; j++) {
+		struct txn *t = taken[j];
+		if (msgs[j].msg_hdr.msg_flags & MSG_TRUNC) {
+			metrics_inc(pipeline_metrics.rx_drops + PIPELINE_DROP_TRUNCATED);
+			rx->free_txns[rx->n_free++] = t;
+			continue;
+		}
+		t->rx_len = msgs[j].msg_len;
+		t->srclen = msgs[j].msg_hdr.msg_namelen;
+		receiver_accept(rx, t, i, now);
+	}
+	receiver_push(rx);
+	return n;
+}
+
+static void *receiver_main(void *arg)
+{
+	struct receiver *rx = arg;
+	struct pipeline *p = rx->p;
+	struct pollfd pfd[CFG_MAX_LISTEN + 1];
+	if (metrics_thread_init() < 0)
+		log_warn("receiver", "no metrics shard left: counting on the shared one id=%u", rx->id);
+	for (unsigned i = 0; i < p->n_listen; i++)
+		pfd[i] = (struct pollfd){ .fd = rx->fds[i], .events = POLLIN };
+	pfd[p->n_listen] = (struct pollfd){ .fd = p->rx_stop_efd, .events = POLLIN };
+	/* relaxed: rx_stop_efd makes poll return; the flag itself orders nothing */
+	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+		int got = 0;
+		for (unsigned i = 0; i < p->n_listen; i++)
+			got += receiver_read(rx, i);
+		if (got == 0 && poll(pfd, p->n_listen + 1, -1) < 0 && errno != EINTR)
+			break;
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static void socket_bufsize(int fd, int opt_force, int opt, const char *what)
+{
+	int size = PIPELINE_SOCKBUF;
+	if (setsockopt(fd, SOL_SOCKET, opt_force, &size, sizeof(size)) == 0)
+		return; /* needs CAP_NET_ADMIN; otherwise capped by net.core.*mem_max */
+	if (setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size)) < 0)
+		log_warn("pipeline", "cannot set %s: %s", what, strerror(errno));
+}
+
+/* bind one SO_REUSEPORT socket to @a (whose port is fixed by the first bind). */
+static int socket_open(struct cfg_addr *a)
+{
+	int fd = socket(a->sa.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	socket_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, "SO_RCVBUF");
+	socket_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, "SO_SNDBUF");
+	if (bind(fd, (struct sockaddr *)&a->sa, a->salen) < 0)
+		goto fail;
+	/* port 0: every later receiver binds the port the kernel chose */
+	socklen_t len = sizeof(a->sa);
+	if (getsockname(fd, (struct sockaddr *)&a->sa, &len) < 0)
+		goto fail;
+	a->salen = len;
+	return fd;
+fail:;
+	int err = -errno;
+	close(fd);
+	return err;
+}
+
+static int receiver_setup(struct receiver *rx, struct pipeline *p, unsigned id, struct cfg_addr *listen)
+{
+	rx->id = id;
+	rx->p = p;
+	size_t bytes = ((size_t)PIPELINE_POOL_TXNS + 1) * sizeof(struct txn);
+	rx->pool = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+	rx->free_txns = calloc(PIPELINE_POOL_TXNS, sizeof(*rx->free_txns));
+	if (!rx->pool || !rx->free_txns)
+		return -ENOMEM;
+	rx->scratch = rx->pool + PIPELINE_POOL_TXNS;
+	for (unsigned i = 0; i < PIPELINE_POOL_TXNS; i++)
+		rx->free_txns[rx->n_free++] = &rx->pool[i];
+	for (unsigned w = 0; w < p->n_workers; w++) {
+		rx->to_worker[w] = ring_new(PIPELINE_RING_SLOTS);
+		rx->from_worker[w] = ring_new(PIPELINE_POOL_TXNS);
+		if (!rx->to_worker[w] || !rx->from_worker[w])
+			return -ENOMEM;
+	}
+	for (unsigned i = 0; i < p->n_listen; i++) {
+		rx->fds[i] = socket_open(&listen[i]);
+		if (rx->fds[i] < 0) {
+			int err = rx->fds[i];
+			log_error("pipeline", "cannot listen on %s: %s", listen[i].text, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void receiver_cleanup(struct receiver *rx)
+{
+	for (unsigned i = 0; i < CFG_MAX_LISTEN; i++)
+		if (rx->fds[i] >= 0)
+			close(rx->fds[i]);
+	for (unsigned w = 0; w < PIPELINE_MAX_WORKERS; w++) {
+		ring_free(rx->to_worker[w]);
+		ring_free(rx->from_worker[w]);
+	}
+	free(rx->pool);
+	free(rx->free_txns);
+}
+
+static void pipeline_free(struct pipeline *p)
+{
+	for (unsigned r = 0; p->rx && r < p->n_rx; r++)
+		receiver_cleanup(&p->rx[r]);
+	for (unsigned w = 0; p->workers && w < p->n_workers; w++)
+		worker_cleanup(&p->workers[w]);
+	if (p->rx_stop_efd >= 0)
+		close(p->rx_stop_efd);
+	free(p->rx);
+	free(p->workers);
+	pthread_mutex_destroy(&p->start_mu);
+	pthread_cond_destroy(&p->start_cv);
+}
+
+static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct stage_table *st)
+{
+	*p = (struct pipeline){ .st = st, .n_rx = c->threads.receivers, .n_workers = c->threads.workers,
+				.n_listen = c->n_listen, .rx_stop_efd = -1 };
+	pthread_mutex_init(&p->start_mu, NULL);
+	pthread_cond_init(&p->start_cv, NULL);
+	atomic_init(&p->stop, false);
+	if (p->n_rx == 0 || p->n_rx > PIPELINE_MAX_RECEIVERS || p->n_workers == 0 ||
+	    p->n_workers > PIPELINE_MAX_WORKERS || p->n_listen == 0 || p->n_listen > CFG_MAX_LISTEN) {
+		log_error("pipeline", "bad thread or listen counts receivers=%u workers=%u listen=%u (max %d/%d/%d)",
+			  p->n_rx, p->n_workers, p->n_listen, PIPELINE_MAX_RECEIVERS, PIPELINE_MAX_WORKERS,
+			  CFG_MAX_LISTEN);
+		return -EINVAL;
+	}
+	p->rx = calloc(p->n_rx, sizeof(*p->rx));
+	p->workers = aligned_alloc(64, p->n_workers * sizeof(*p->workers));
+	p->rx_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!p->rx || !p->workers || p->rx_stop_efd < 0)
+		return -ENOMEM;
+	for (unsigned r = 0; r < p->n_rx; r++)
+		for (unsigned i = 0; i < CFG_MAX_LISTEN; i++)
+			p->rx[r].fds[i] = -1;
+	int rc = 0;
+	for (unsigned w = 0; w < p->n_workers; w++) {
+		int e = worker_setup(&p->workers[w], p, w);
+		rc = rc ? rc : e;
+	}
+	struct cfg_addr listen[CFG_MAX_LISTEN];
+	memcpy(listen, c->listen, sizeof(listen));
+	for (unsigned r = 0; r < p->n_rx && rc == 0; r++)
+		rc = receiver_setup(&p->rx[r], p, r, listen);
+	return rc;
+}
+
+/* start workers (waiting for their init hooks), then receivers */
+static int pipeline_start(struct pipeline *p, unsigned *n_workers_started, unsigned *n_rx_started)
+{
+	for (unsigned w = 0; w < p->n_workers; w++) {
+		if (pthread_create(&p->workers[w].thread, NULL, worker_main, &p->workers[w]) != 0)
+			return -EAGAIN;
+		(*n_workers_started)++;
+	}
+	int rc = 0;
+	pthread_mutex_lock(&p->start_mu);
+	while (p->n_started < p->n_workers)
+		pthread_cond_wait(&p->start_cv, &p->start_mu);
+	for (unsigned w = 0; w < p->n_workers; w++)
+		rc = rc ? rc : p->workers[w].init_rc;
+	pthread_mutex_unlock(&p->start_mu);
+	if (rc < 0) {
+		log_error("pipeline", "worker init failed: %s", strerror(-rc));
+		return rc;
+	}
+	for (unsigned r = 0; r < p->n_rx; r++) {
+		if (pthread_create(&p->rx[r].thread, NULL, receiver_main, &p->rx[r]) != 0)
+			return -EAGAIN;
+		(*n_rx_started)++;
+	}
+	return 0;
+}
+
+/* wait for SIGTERM/SIGINT or pipeline_stop; run @reload on SIGHUP */
+static void pipeline_wait(int sfd, int (*reload)(void *arg), void *arg)
+{
+	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
+				 { .fd = atomic_load_explicit(&pipeline_main_efd, memory_order_relaxed),
+				   .events = POLLIN } };
+	/* relaxed: the eventfd wakes us; the flag is re-read after every wakeup */
+	while (!atomic_load_explicit(&pipeline_stop_requested, memory_order_relaxed)) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			return;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo != SIGHUP) {
+			log_info("pipeline", "signal %u: draining", si.ssi_signo);
+			return;
+		}
+		int rc = reload ? reload(arg) : 0;
+		if (rc < 0)
+			log_error("pipeline", "reload failed, keeping the running configuration: %s", strerror(-rc));
+		else
+			log_info("pipeline", "configuration reloaded");
+	}
+}
+
+/* stop receivers, join them, then let workers drain and join them */
+static void pipeline_drain(struct pipeline *p, unsigned n_workers_started, unsigned n_rx_started)
+{
+	atomic_store_explicit(&pipeline_serving, false, memory_order_relaxed);
+	atomic_store_explicit(&p->stop, true, memory_order_relaxed);
+	uint64_t one = 1;
+	ssize_t n = write(p->rx_stop_efd, &one, sizeof(one));
+	(void)n;
+	for (unsigned r = 0; r < n_rx_started; r++)
+		pthread_join(p->rx[r].thread, NULL);
+	for (unsigned w = 0; w < n_workers_started; w++) {
+		/* release pairs with the acquire load in worker_loop: every push of
+		 * the joined receivers is visible before the worker sees draining */
+		atomic_store_explicit(&p->workers[w].draining, true, memory_order_release);
+		worker_wake(&p->workers[w]);
+	}
+	for (unsigned w = 0; w < n_workers_started; w++)
+		pthread_join(p->workers[w].thread, NULL);
+}
+
+int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload)(void *arg), void *arg)
+{
+	sigset_t mask, old;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, &old); /* threads created below inherit it */
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct pipeline *p = calloc(1, sizeof(*p));
+	unsigned n_workers_started = 0, n_rx_started = 0;
+	int rc = (sfd < 0 || efd < 0) ? -errno : (!p || !c || !st) ? -EINVAL : 0;
+	if (rc < 0)
+		goto out;
+	pipeline_metrics_register(c->threads.workers <= PIPELINE_MAX_WORKERS ? c->threads.workers
+									     : PIPELINE_MAX_WORKERS);
+	atomic_store_explicit(&pipeline_main_efd, efd, memory_order_relaxed);
+	rcu_assign_pointer(pipeline_cfg_rcu, c);
+	rc = pipeline_setup(p, c, st);
+	if (rc == 0)
+		rc = pipeline_start(p, &n_workers_started, &n_rx_started);
+	if (rc == 0) {
+		atomic_store_explicit(&pipeline_serving, true, memory_order_relaxed);
+		log_info("pipeline", "serving receivers=%u workers=%u", p->n_rx, p->n_workers);
+		pipeline_wait(sfd, reload, arg);
+	}
+	pipeline_drain(p, n_workers_started, n_rx_started);
+	rcu_assign_pointer(pipeline_cfg_rcu, NULL);
+	synchronize_rcu();
+	if (rc == 0)
+		log_info("pipeline", "drained and stopped");
+out:
+	atomic_store_explicit(&pipeline_main_efd, -1, memory_order_relaxed);
+	atomic_store_explicit(&pipeline_stop_requested, false, memory_order_relaxed);
+	if (p)
+		pipeline_free(p);
+	free(p);
+	if (efd >= 0)
+		close(efd);
+	if (sfd >= 0)
+		close(sfd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+void pipeline_stop(void)
+{
+	atomic_store_explicit(&pipeline_stop_requested, true, memory_order_relaxed);
+	int efd = atomic_load_explicit(&pipeline_main_efd, memory_order_relaxed);
+	if (efd >= 0) {
+		uint64_t one = 1;
+		ssize_t n = write(efd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+bool pipeline_is_serving(void)
+{
+	return atomic_load_explicit(&pipeline_serving, memory_order_relaxed);
+}
+
+const struct cfg *pipeline_cfg_swap(const struct cfg *next)
+{
+	const struct cfg *old = pipeline_cfg_rcu; /* only the main thread writes it */
+	rcu_assign_pointer(pipeline_cfg_rcu, next);
+	synchronize_rcu(); /* no worker holds `old` once this returns */
+	return old;
+}

@@ -1,0 +1,453 @@
+/* worker.c - a worker thread: drain the rings, run the stage chain, sendmmsg.
+ *
+ * Not here: sockets and txn pools (pipeline.c), the chain itself (proxy_process).
+ * Each worker is an RCU reader (urcu memb): it holds rcu_read_lock while it
+ * processes a batch or runs epoll/tick callbacks, never while it sleeps.
+ * Fields: everything in struct worker is private to the worker thread except
+ *   sleeping  set by the worker before it sleeps, cleared by a receiver's
+ *             exchange (which then writes efd) or by the worker on waking;
+ *   draining  set by the main thread (release; acquire here) at SIGTERM;
+ *   efd       an eventfd anybody may write.
+ * Sleep protocol (race-free, no syscall per message): the worker stores
+ * sleeping = true, issues a seq_cst fence, then re-reads every ring's tail; a
+ * receiver publishes tail (release), issues a seq_cst fence, then reads
+ * sleeping. The fences are totally ordered, so either the worker sees the new
+ * entry (and does not sleep) or the receiver sees sleeping (and writes efd,
+ * which is level-triggered, so a write before epoll_wait still wakes it). The
+ * receiver that exchanges sleeping from true to false writes; others don't.
+ * Txns go back to their receiver through the (worker, receiver) return ring,
+ * sized to hold the whole pool, so it can never be full. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#define _LGPL_SOURCE /* inline read-side fast paths (urcu static API) */
+#include <urcu.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "pipeline_priv.h"
+#include "proxy.h"
+
+#define WORKER_EFD_TAG UINT64_MAX
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* ---------------------------------------------------------------- services */
+
+unsigned worker_id(const struct worker *w)
+{
+	return w->id;
+}
+
+int worker_fd_watch(struct worker *w, int fd, unsigned events,
+		    void (*cb)(void *arg, unsigned events), void *arg)
+{
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	int free_idx = -1;
+	for (int i = 0; i < WORKER_MAX_WATCH; i++) {
+		struct worker_watch *e = &w->watch[i];
+		if (e->fd == fd) {
+			struct epoll_event ev = { .events = events,
+						  .data.u64 = ((uint64_t)e->gen << 32) | (uint32_t)i };
+			if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+				return -errno;
+			e->cb = cb;
+			e->arg = arg;
+			return 0;
+		}
+		if (e->fd < 0 && free_idx < 0)
+			free_idx = i;
+	}
+	if (free_idx < 0)
+		return -ENOSPC;
+	struct worker_watch *e = &w->watch[free_idx];
+	e->gen++;
+	struct epoll_event ev = { .events = events, .data.u64 = ((uint64_t)e->gen << 32) | (uint32_t)free_idx };
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	e->fd = fd;
+	e->cb = cb;
+	e->arg = arg;
+	return 0;
+}
+
+int worker_fd_unwatch(struct worker *w, int fd)
+{
+	for (int i = 0; i < WORKER_MAX_WATCH; i++) {
+		if (w->watch[i].fd != fd || fd < 0)
+			continue;
+		/* the fd may already be closed (then the kernel dropped it) */
+		if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF && errno != ENOENT)
+			return -errno;
+		w->watch[i].fd = -1;
+		w->watch[i].gen++;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int worker_tick_add(struct worker *w, void (*cb)(void *arg), void *arg)
+{
+	if (!cb)
+		return -EINVAL;
+	if (w->n_ticks >= WORKER_MAX_TICKS)
+		return -ENOSPC;
+	w->ticks[w->n_ticks].cb = cb;
+	w->ticks[w->n_ticks].arg = arg;
+	w->n_ticks++;
+	return 0;
+}
+
+void worker_wake(struct worker *w)
+{
+	uint64_t one = 1;
+	ssize_t n = write(w->efd, &one, sizeof(one));
+	(void)n; /* EAGAIN only when the counter is saturated: already awake */
+}
+
+/* ---------------------------------------------------------------- sending */
+
+static void worker_return(struct worker *w, struct txn *t)
+{
+	struct receiver *rx = pipeline_txn_owner(w->p, t);
+	/* cannot fail: the return ring holds the receiver's whole pool */
+	if (!ring_push(rx->from_worker[w->id], t))
+		abort();
+}
+
+/* send every queued datagram (one sendmmsg per run of equal sockets), then
+ * observe latency and give the txns back. Caller holds the RCU read lock or not. */
+static void worker_flush(struct worker *w)
+{
+	unsigned i = 0;
+	while (i < w->n_send) {
+		unsigned j = i + 1;
+		while (j < w->n_send && w->send_fd[j] == w->send_fd[i])
+			j++;
+		unsigned k = i;
+		while (k < j) {
+			int r = sendmmsg(w->send_fd[i], &w->send_msg[k], j - k, 0);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				/* this datagram is refused (bad address, unreachable): skip it */
+				static struct log_limit lim;
+				uint64_t sup;
+				if (log_limit_pass(&lim, &sup))
+					log_warn("worker", "sendmmsg failed: %s suppressed=%llu", strerror(errno),
+						 (unsigned long long)sup);
+				metrics_inc(pipeline_metrics.tx_errors);
+				k++;
+				continue;
+			}
+			k += (unsigned)r;
+		}
+		i = j;
+	}
+	if (w->n_send == 0)
+		return;
+	uint64_t now = pipeline_now_ns();
+	for (unsigned s = 0; s < w->n_send; s++) {
+		struct txn *t = w->send_txn[s];
+		metrics_observe(pipeline_metrics.duration, (double)(now - t->rx_ns) / 1e9);
+		worker_return(w, t);
+	}
+	w->n_send = 0;
+}
+
+/* point t->out at the next free send slot (flushing when all are taken) */
+static void worker_slot_prepare(struct worker *w, struct txn *t)
+{
+	if (w->n_send == PIPELINE_SEND_SLOTS)
+		worker_flush(w);
+	t->out = w->send_buf + (size_t)w->n_send * PIPELINE_OUT_MAX;
+	t->out_cap = PIPELINE_OUT_MAX;
+	t->out_len = 0;
+}
+
+/* the chain is done with @t: queue its datagram or give it back */
+static void worker_complete(struct worker *w, struct txn *t)
+{
+	if (t->out_len == 0 || t->out_len > t->out_cap || t->dstlen == 0) {
+		if (t->parse_rc < 0)
+			metrics_inc(pipeline_metrics.rx_drops + PIPELINE_DROP_MALFORMED);
+		worker_return(w, t);
+		return;
+	}
+	struct receiver *rx = pipeline_txn_owner(w->p, t);
+	unsigned s = w->n_send++;
+	w->send_txn[s] = t;
+	w->send_fd[s] = rx->fds[t->listen_idx];
+	w->send_iov[s] = (struct iovec){ .iov_base = t->out, .iov_len = t->out_len };
+	w->send_msg[s] = (struct mmsghdr){ .msg_hdr = { .msg_name = &t->dst, .msg_namelen = t->dstlen,
+							.msg_iov = &w->send_iov[s], .msg_iovlen = 1 } };
+}
+
+/* run the chain on @t; @resumed: it was parked before (counted in n_parked) */
+static void worker_run_chain(struct worker *w, struct txn *t, bool resumed)
+{
+	worker_slot_prepare(w, t);
+	w->in_chain = true;
+	enum stage_rc rc = proxy_process(w->p->st, t);
+	w->in_chain = false;
+	if (rc == STAGE_PARK) {
+		if (!resumed)
+			w->n_parked++;
+		return;
+	}
+	if (resumed)
+		w->n_parked--;
+	worker_complete(w, t);
+}
+
+static void worker_run_deferred(struct worker *w)
+{
+	while (w->n_deferred > 0) {
+		struct txn *t = w->deferred[--w->n_deferred];
+		t->cfg = rcu_dereference(pipeline_cfg_rcu);
+		worker_run_chain(w, t, true);
+	}
+}
+
+void txn_resume(struct txn *t)
+{
+	struct worker *w = t->worker;
+	if (w->in_chain) {
+		/* called from inside a stage: run it once the current chain is done.
+		 * deferred[] holds every txn of every pool, so it cannot overflow. */
+		if (w->n_deferred >= w->deferred_cap)
+			abort();
+		w->deferred[w->n_deferred++] = t;
+		return;
+	}
+	rcu_read_lock(); /* nests inside the dispatcher's read-side section */
+	/* A parked txn sees the config current at resume time: the snapshot it
+	 * started with may have been freed by a reload while it was parked
+	 * (parked txns are outside any read-side section). */
+	t->cfg = rcu_dereference(pipeline_cfg_rcu);
+	worker_run_chain(w, t, true);
+	worker_run_deferred(w);
+	if (!w->in_dispatch)
+		worker_flush(w);
+	rcu_read_unlock();
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+/* pop one batch from each receiver's ring and process it. Returns txns handled. */
+static unsigned worker_drain_rings(struct worker *w)
+{
+	struct pipeline *p = w->p;
+	unsigned total = 0;
+	uint32_t depth = 0;
+	for (unsigned r = 0; r < p->n_rx; r++) {
+		struct ring *ring = p->rx[r].to_worker[w->id];
+		unsigned n = ring_pop_batch(ring, (void **)w->popped, PIPELINE_WORKER_BATCH);
+		if (n == 0)
+			continue;
+		rcu_read_lock();
+		w->cfg_now = rcu_dereference(pipeline_cfg_rcu);
+		for (unsigned i = 0; i < n; i++) {
+			struct txn *t = w->popped[i];
+			txn_reset(t);
+			t->worker = w;
+			t->cfg = w->cfg_now;
+			worker_run_chain(w, t, false);
+			worker_run_deferred(w);
+		}
+		worker_flush(w);
+		rcu_read_unlock();
+		total += n;
+		depth += ring_count(ring);
+	}
+	if (total)
+		metrics_set(pipeline_metrics.queue_depth + w->id, depth);
+	return total;
+}
+
+static bool worker_rings_empty(struct worker *w)
+{
+	for (unsigned r = 0; r < w->p->n_rx; r++)
+		if (!ring_is_empty(w->p->rx[r].to_worker[w->id]))
+			return false;
+	return true;
+}
+
+/* wait up to @timeout_ms for fds/efd and run the callbacks. */
+static void worker_poll(struct worker *w, int timeout_ms)
+{
+	struct epoll_event ev[32];
+	int n = epoll_wait(w->epfd, ev, 32, timeout_ms);
+	if (n <= 0)
+		return;
+	rcu_read_lock();
+	w->in_dispatch = true;
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.u64 == WORKER_EFD_TAG) {
+			uint64_t v;
+			ssize_t r = read(w->efd, &v, sizeof(v));
+			(void)r;
+			continue;
+		}
+		uint32_t idx = (uint32_t)ev[i].data.u64;
+		uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+		if (idx < WORKER_MAX_WATCH && w->watch[idx].fd >= 0 && w->watch[idx].gen == gen)
+			w->watch[idx].cb(w->watch[idx].arg, ev[i].events);
+		worker_run_deferred(w);
+	}
+	worker_flush(w);
+	w->in_dispatch = false;
+	rcu_read_unlock();
+}
+
+static void worker_ticks(struct worker *w, uint64_t now)
+{
+	w->next_tick_ns = now + WORKER_TICK_NS;
+	if (w->n_ticks == 0)
+		return;
+	rcu_read_lock();
+	w->in_dispatch = true;
+	for (unsigned i = 0; i < w->n_ticks; i++) {
+		w->ticks[i].cb(w->ticks[i].arg);
+		worker_run_deferred(w);
+	}
+	worker_flush(w);
+	w->in_dispatch = false;
+	rcu_read_unlock();
+}
+
+/* true when the worker may sleep (nothing arrived after `sleeping` was set) */
+static bool worker_sleep_begin(struct worker *w)
+{
+	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
+	/* seq_cst fence pairs with the receiver's fence between its release
+	 * store of tail (ring_push_batch) and its load of `sleeping`. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (worker_rings_empty(w))
+		return true;
+	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+	return false;
+}
+
+static void worker_loop(struct worker *w)
+{
+	unsigned idle = 0;
+	uint64_t deadline = 0;
+	w->next_tick_ns = pipeline_now_ns() + WORKER_TICK_NS;
+	for (;;) {
+		unsigned n = worker_drain_rings(w);
+		uint64_t now = pipeline_now_ns();
+		if (now >= w->next_tick_ns)
+			worker_ticks(w, now);
+		if (n > 0) {
+			idle = 0;
+			/* keep store sockets serviced while the rings are busy */
+			worker_poll(w, 0);
+			continue;
+		}
+		/* acquire pairs with the release store in pipeline_drain */
+		if (atomic_load_explicit(&w->draining, memory_order_acquire)) {
+			if (deadline == 0)
+				deadline = now + PIPELINE_DRAIN_NS;
+			if ((w->n_parked == 0 && worker_rings_empty(w)) || now >= deadline)
+				return;
+		}
+		if (++idle < WORKER_SPIN) {
+			cpu_relax();
+			continue;
+		}
+		idle = 0;
+		if (!worker_sleep_begin(w))
+			continue;
+		uint64_t wait_ns = w->next_tick_ns > now ? w->next_tick_ns - now : 0;
+		int timeout = (int)(wait_ns / 1000000u) + 1;
+		if (deadline && timeout > 10)
+			timeout = 10;
+		worker_poll(w, timeout);
+		atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+	}
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pipeline *p = w->p;
+	rcu_register_thread();
+	if (metrics_thread_init() < 0)
+		log_warn("worker", "no metrics shard left: counting on the shared one id=%u", w->id);
+	int rc = 0;
+	for (unsigned i = 0; i < p->st->n_hooks && rc == 0; i++) {
+		if (p->st->hooks[i].init)
+			rc = p->st->hooks[i].init(w, p->st->hooks[i].arg);
+		if (rc == 0)
+			w->n_hooks_done = i + 1;
+	}
+	pthread_mutex_lock(&p->start_mu);
+	w->init_rc = rc < 0 ? rc : 0;
+	p->n_started++;
+	pthread_cond_broadcast(&p->start_cv);
+	pthread_mutex_unlock(&p->start_mu);
+	if (rc == 0)
+		worker_loop(w);
+	for (unsigned i = w->n_hooks_done; i-- > 0;)
+		if (p->st->hooks[i].fini)
+			p->st->hooks[i].fini(w, p->st->hooks[i].arg);
+	worker_flush(w);
+	if (w->n_parked > 0) {
+		log_warn("worker", "drain timeout: parked requests abandoned id=%u count=%u", w->id, w->n_parked);
+		metrics_add(pipeline_metrics.rx_drops + PIPELINE_DROP_SHUTDOWN, w->n_parked);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+int worker_setup(struct worker *w, struct pipeline *p, unsigned id)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->p = p;
+	w->epfd = -1;
+	w->efd = -1;
+	for (int i = 0; i < WORKER_MAX_WATCH; i++)
+		w->watch[i].fd = -1;
+	atomic_init(&w->sleeping, false);
+	atomic_init(&w->draining, false);
+	w->deferred_cap = p->n_rx * PIPELINE_POOL_TXNS;
+	w->deferred = calloc(w->deferred_cap, sizeof(*w->deferred));
+	w->send_buf = aligned_alloc(64, (size_t)PIPELINE_SEND_SLOTS * PIPELINE_OUT_MAX);
+	if (!w->deferred || !w->send_buf)
+		return -ENOMEM;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->epfd < 0 || w->efd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WORKER_EFD_TAG };
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void worker_cleanup(struct worker *w)
+{
+	if (w->epfd >= 0)
+		close(w->epfd);
+	if (w->efd >= 0)
+		close(w->efd);
+	free(w->deferred);
+	free(w->send_buf);
+	w->deferred = NULL;
+	w->send_buf = NULL;
+	w->epfd = w->efd = -1;
+}
