@@ -80,6 +80,8 @@ const char *cfg_addr_explain(const char *s, bool with_scheme, struct cfg_addr *o
 		if (strncasecmp(p, "udp://", 6) != 0)
 			return "must start with udp:// (only UDP is supported)";
 		p += 6;
+	} else if (strstr(p, "://")) {
+		return "takes no scheme: write IP:port";
 	}
 	size_t len = strlen(p);
 	if (len == 0)
@@ -314,7 +316,8 @@ static int uint_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 		return rc;
 	unsigned val;
 	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || !digits_parse(v, UINT32_MAX, &val))
-		return cfg_fail(x, node_line(n), "%s: '%.40s' is not a whole number", name, v);
+		return cfg_fail(x, node_line(n), "%s: '%.40s' is not a whole number in %u..%u", name,
+				v, k->min, k->max);
 	if (val < k->min || val > k->max)
 		return cfg_fail(x, node_line(n), "%s: %u is out of range %u..%u", name, val, k->min,
 				k->max);

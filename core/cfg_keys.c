@@ -168,7 +168,7 @@ static const struct cfg_section failure_limit_section = { "auth.failure_limit",
 static const struct cfg_key auth_keys[] = {
 	{ .name = "algorithms", .kind = CFG_K_ENUMLIST, .off = OFF(auth.algorithms),
 	  .aux_off = OFF(auth.n_algorithms), .min = 1, .max = CFG_MAX_ALGOS,
-	  .names = algo_names, .doc_default = "[SHA-256, MD5]",
+	  .names = algo_names, .doc_default = "`[SHA-256, MD5]`",
 	  .doc = "digest algorithms offered, most preferred first" },
 	{ .name = "nonce_ttl", .kind = CFG_K_UINT, .off = OFF(auth.nonce_ttl), .min = 10,
 	  .max = 86400, .def = 300, .doc = "seconds a nonce stays valid (then stale=true)" },
@@ -231,12 +231,12 @@ static const struct cfg_key root_keys[] = {
 	{ .name = "threads", .kind = CFG_K_SECTION, .sub = &threads_section, .doc = "threads" },
 	{ .name = "routes", .kind = CFG_K_SECTION, .sub = &routes_section, .doc = "next hops" },
 	{ .name = "trusted", .kind = CFG_K_CIDRLIST, .off = OFF(trusted), .aux_off = OFF(n_trusted),
-	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "[]",
+	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
 	  .doc = "sources never challenged, rules not applied" },
 	{ .name = "store", .kind = CFG_K_SECTION, .sub = &store_section, .doc = "user store" },
 	{ .name = "auth", .kind = CFG_K_SECTION, .sub = &auth_section, .doc = "authentication" },
 	{ .name = "rules", .kind = CFG_K_RULES, .min = 0, .max = CFG_MAX_RULES, .sub = &rule_section,
-	  .doc_default = "[]", .doc = "permission rules, first match wins (SPEC §4)" },
+	  .doc_default = "`[]`", .doc = "permission rules, first match wins (SPEC §4)" },
 	{ .name = "transfer", .kind = CFG_K_SECTION, .sub = &transfer_section, .doc = "REFER" },
 	{ .name = "metrics", .kind = CFG_K_SECTION, .sub = &metrics_section, .doc = "metrics" },
 	{ .name = "log_level", .kind = CFG_K_ENUM, .off = OFF(log_level), .def = CFG_LOG_INFO,
@@ -286,7 +286,7 @@ static void doc_type(FILE *out, const struct cfg_key *k)
 		fputs("boolean", out);
 		break;
 	case CFG_K_ENUM:
-		words_write(out, k->names, " or ");
+		words_write(out, k->names, ", ");
 		break;
 	case CFG_K_STR:
 		fputs("string", out);
