@@ -40,3 +40,15 @@ enum auth_rules_verdict auth_rules_check(const struct sip_uri *target, bool anon
 
 /* auth_challenge - make t's reply a 407 with one Proxy-Authenticate per algorithm. */
 void auth_challenge(struct txn *t, bool stale);
+
+/**
+ * auth_rules_explain - for referee-admin `explain URI [--as ID]`: which rule
+ * decides @uri (its config file:line and patterns), the permissions it needs
+ * and the verdict for an identity holding @perms (@anonymous: no identity).
+ * Writes lines "target: ...", "rule: ...", "requires: ...", "verdict: ..." into
+ * @buf (always terminated when @cap > 0). Returns the length it needed (> @cap
+ * means truncated) or -EINVAL for a URI that is not sip/sips. Uses the rules of
+ * the last auth_init/auth_reload (auth_init accepts a NULL secret for this).
+ * Takes its own RCU read lock: the calling thread must be an RCU reader.
+ */
+int auth_rules_explain(const char *uri, const uint64_t perms[2], bool anonymous, char *buf, size_t cap);

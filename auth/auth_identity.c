@@ -1,0 +1,277 @@
+/* auth_identity.c - the identity stage (SPEC §2.1, §2.3, §3): trusted source,
+ * else a valid Proxy-Authorization for our realm, else anonymous; and the 407
+ * challenge. A failed credential does not answer by itself: the request stays
+ * anonymous (the rules stage decides whether to challenge), except a source
+ * over auth.failure_limit (403) and a store that cannot answer (503).
+ * Per-txn state lives in the txn arena (stage_ctx slot) across STAGE_PARK. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "auth_priv.h"
+#include "log.h"
+#include "metrics.h"
+
+#define RETRY_AFTER_LINE "Retry-After: 5"
+
+enum id_phase { ID_LOOKUP = 0, ID_NC, ID_DONE };
+
+struct id_ctx {
+	uint8_t phase;
+	bool stale; /* genuine but expired nonce with a correct response: challenge with stale=true */
+	struct store_op op_user, op_nc;
+	struct auth_creds creds;
+	char id[STORE_ID_MAX];
+	size_t id_len;
+	struct store_user user;
+};
+
+/* Index+1 of the identity stage in the chain (0 = not run yet). The stage table
+ * is the same for every txn, so this is written once (relaxed: only the value
+ * itself is shared) and lets the rules stage find the identity stage's context. */
+static _Atomic int identity_slot;
+
+int auth_identity_slot(void)
+{
+	return atomic_load_explicit(&identity_slot, memory_order_relaxed) - 1;
+}
+
+bool auth_identity_stale(const struct txn *t)
+{
+	int slot = auth_identity_slot();
+	if (slot < 0 || slot >= TXN_MAX_STAGES || slot == t->stage_idx)
+		return false;
+	const struct id_ctx *x = t->stage_ctx[slot];
+	return x && x->stale;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+	const void *a = NULL;
+	if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+	if (!a || !inet_ntop(ss->ss_family, a, buf, (socklen_t)cap))
+		snprintf(buf, cap, "?");
+}
+
+void auth_count_failure(struct txn *t, enum auth_reason r)
+{
+	metrics_inc(auth_g.m_failures + (unsigned)r);
+	/* Guess-like failures feed the limiter. A replay does not: a UDP
+	 * retransmission of an accepted request repeats its nonce-count. A stale
+	 * nonce does not either: honest clients meet it every nonce_ttl. */
+	if (r != AUTH_REASON_BAD_HEADER && r != AUTH_REASON_FORGED_NONCE && r != AUTH_REASON_WRONG_RESPONSE)
+		return;
+	if (auth_limit_fail(t->cfg, (const struct sockaddr *)&t->src)) {
+		char ip[INET6_ADDRSTRLEN];
+		addr_text(&t->src, ip, sizeof(ip));
+		log_warn("auth", "too many failed credentials, refusing the source for this window src=%s limit=%u window=%u",
+			 ip, t->cfg->auth.failure_limit.count, t->cfg->auth.failure_limit.window);
+	}
+}
+
+void auth_challenge(struct txn *t, bool stale)
+{
+	const struct cfg *c = t->cfg;
+	char nonce[AUTH_NONCE_LEN];
+	auth_nonce_make(auth_g.nonce_key, slice_from_cstr(c->realm), auth_now(), nonce);
+	txn_reply(t, 407, SLICE_NULL);
+	for (unsigned i = 0; i < c->auth.n_algorithms && i < CFG_MAX_ALGOS; i++) {
+		struct slice line = txn_printf(t,
+					       "Proxy-Authenticate: Digest realm=\"%s\", nonce=\"%.*s\", "
+					       "opaque=\"%s\", algorithm=%s, qop=\"auth\"%s",
+					       c->realm, AUTH_NONCE_LEN, nonce, auth_g.opaque,
+					       auth_algo_name(c->auth.algorithms[i]), stale ? ", stale=true" : "");
+		if (!line.p || txn_reply_hdr(t, line) < 0)
+			log_error("auth", "no room for a Proxy-Authenticate header");
+	}
+	metrics_inc(auth_g.m_challenges);
+}
+
+static enum stage_rc reply_unavailable(struct txn *t)
+{
+	txn_reply(t, 503, SLICE_NULL);
+	txn_reply_hdr(t, SLICE_LIT(RETRY_AFTER_LINE));
+	return STAGE_REPLY;
+}
+
+/* find_creds - the Proxy-Authorization for our realm. 1: parsed into @out;
+ * 0: none (anonymous); -1: present but bad (failure counted). Credentials for
+ * other realms belong to other proxies and are ignored. */
+static int find_creds(struct txn *t, struct auth_creds *out)
+{
+	const struct sip_msg *m = &t->msg;
+	struct slice realm = slice_from_cstr(t->cfg->realm);
+	bool any_digest = false, saw_bad = false;
+	for (unsigned i = 0; i < m->n_hdrs; i++) {
+		if (m->hdrs[i].id != SIP_HDR_PROXY_AUTHORIZATION)
+			continue;
+		int rc = auth_creds_parse(m->hdrs[i].value, out);
+		if (rc == -ENOENT)
+			continue;
+		any_digest = true;
+		if (out->realm.p && slice_eq(out->realm, realm)) { /* exact, as sipXecs */
+			if (rc == 0)
+				return 1;
+			auth_count_failure(t, AUTH_REASON_BAD_HEADER);
+			return -1;
+		}
+		if (rc < 0 && !out->realm.p)
+			saw_bad = true; /* cannot tell whose it is */
+	}
+	if (saw_bad) {
+		auth_count_failure(t, AUTH_REASON_BAD_HEADER);
+		return -1;
+	}
+	if (any_digest)
+		auth_count_failure(t, AUTH_REASON_UNKNOWN_REALM);
+	return 0;
+}
+
+static bool algo_enabled(const struct cfg *c, enum cfg_algo a)
+{
+	for (unsigned i = 0; i < c->auth.n_algorithms && i < CFG_MAX_ALGOS; i++)
+		if (c->auth.algorithms[i] == a)
+			return true;
+	return false;
+}
+
+/* identity_begin - first run: trusted, limiter, credentials, nonce. Returns
+ * a context to continue with, or NULL with *rc set. */
+static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
+{
+	const struct cfg *c = t->cfg;
+	const struct sockaddr *sa = (const struct sockaddr *)&t->src;
+	*rc = STAGE_CONTINUE;
+	if (cfg_is_trusted(c, sa)) {
+		t->id_source = TXN_ID_TRUSTED;
+		return NULL;
+	}
+	if (auth_limit_is_over(c, sa)) {
+		metrics_inc(auth_g.m_failures + AUTH_REASON_RATE_LIMITED);
+		txn_reply(t, 403, SLICE_NULL);
+		*rc = STAGE_REPLY;
+		return NULL;
+	}
+	struct auth_creds cr;
+	if (find_creds(t, &cr) <= 0)
+		return NULL;
+	enum auth_nonce_rc nrc = auth_nonce_check(auth_g.nonce_key, slice_from_cstr(c->realm), cr.nonce, auth_now(),
+						  c->auth.nonce_ttl);
+	if (nrc == AUTH_NONCE_FORGED) {
+		auth_count_failure(t, AUTH_REASON_FORGED_NONCE);
+		return NULL;
+	}
+	if (!algo_enabled(c, cr.algo)) {
+		auth_count_failure(t, AUTH_REASON_BAD_HEADER);
+		return NULL;
+	}
+	size_t dlen = strlen(c->domains[0]);
+	if (slice_find_char(cr.username, '@') >= 0 || cr.username.len + 1 + dlen >= STORE_ID_MAX) {
+		auth_count_failure(t, AUTH_REASON_WRONG_RESPONSE); /* never a user of ours */
+		return NULL;
+	}
+	struct id_ctx *x = txn_alloc(t, sizeof(*x));
+	if (!x) {
+		log_error("auth", "txn arena full");
+		*rc = reply_unavailable(t);
+		return NULL;
+	}
+	memset(x, 0, offsetof(struct id_ctx, user));
+	x->phase = ID_LOOKUP;
+	x->stale = nrc == AUTH_NONCE_STALE;
+	x->creds = cr;
+	memcpy(x->id, cr.username.p, cr.username.len);
+	x->id[cr.username.len] = '@';
+	memcpy(x->id + cr.username.len + 1, c->domains[0], dlen);
+	x->id_len = cr.username.len + 1 + dlen;
+	x->id[x->id_len] = '\0';
+	t->stage_ctx[t->stage_idx] = x;
+	return x;
+}
+
+/* check_user - the looked-up user against the credentials. false: failure counted. */
+static bool check_user(struct txn *t, struct id_ctx *x)
+{
+	const struct store_user *u = &x->user;
+	const uint8_t *ha1 = NULL;
+	if (x->creds.algo == CFG_ALGO_SHA256 && u->has_sha256)
+		ha1 = u->ha1_sha256;
+	else if (x->creds.algo == CFG_ALGO_MD5 && u->has_md5)
+		ha1 = u->ha1_md5;
+	if (!ha1 || !auth_digest_verify(x->creds.algo, ha1, t->msg.method, &x->creds)) {
+		x->stale = false; /* stale=true only tells a client with the right password to retry */
+		auth_count_failure(t, AUTH_REASON_WRONG_RESPONSE);
+		return false;
+	}
+	return true;
+}
+
+static void identity_set(struct txn *t, struct id_ctx *x)
+{
+	t->identity = txn_copy(t, slice_make(x->id, x->id_len));
+	t->id_source = TXN_ID_DIGEST;
+	t->perms[0] = x->user.perms[0];
+	t->perms[1] = x->user.perms[1];
+	store_perms_add(t->perms, STORE_PERM_VALID_USER);
+	t->perms[STORE_PERM_NO_ACCESS >> 6] &= ~(1ULL << (STORE_PERM_NO_ACCESS & 63)); /* held by nobody */
+	t->perms_known = true;
+}
+
+enum stage_rc auth_identity_stage(struct txn *t)
+{
+	if (!t->msg.is_request || t->msg.method_id == SIP_METHOD_ACK || t->msg.method_id == SIP_METHOD_CANCEL)
+		return STAGE_CONTINUE;
+	if (atomic_load_explicit(&identity_slot, memory_order_relaxed) != t->stage_idx + 1)
+		atomic_store_explicit(&identity_slot, t->stage_idx + 1, memory_order_relaxed);
+	struct id_ctx *x = t->stage_ctx[t->stage_idx];
+	if (!x) {
+		enum stage_rc rc;
+		x = identity_begin(t, &rc);
+		if (!x)
+			return rc;
+	}
+	enum store_rc src;
+	switch (x->phase) {
+	case ID_LOOKUP:
+		src = store_user_get(t, &x->op_user, slice_make(x->id, x->id_len), &x->user);
+		if (src == STORE_PARKED)
+			return STAGE_PARK;
+		if (src == STORE_UNAVAILABLE || src == STORE_OVERLOAD)
+			return reply_unavailable(t);
+		x->phase = ID_DONE;
+		if (src != STORE_OK) {
+			x->stale = false;
+			auth_count_failure(t, AUTH_REASON_WRONG_RESPONSE); /* unknown user = wrong password */
+			return STAGE_CONTINUE;
+		}
+		if (!check_user(t, x))
+			return STAGE_CONTINUE;
+		if (x->stale) {
+			metrics_inc(auth_g.m_failures + AUTH_REASON_STALE_NONCE);
+			return STAGE_CONTINUE;
+		}
+		x->phase = ID_NC;
+		/* fall through */
+	case ID_NC:
+		src = store_nc_check(t, &x->op_nc, x->creds.nonce, x->creds.nc, t->cfg->auth.nonce_ttl + AUTH_NONCE_SKEW);
+		if (src == STORE_PARKED)
+			return STAGE_PARK;
+		if (src == STORE_UNAVAILABLE || src == STORE_OVERLOAD)
+			return reply_unavailable(t);
+		x->phase = ID_DONE;
+		if (src != STORE_OK) {
+			auth_count_failure(t, AUTH_REASON_REPLAY);
+			return STAGE_CONTINUE;
+		}
+		identity_set(t, x);
+		return STAGE_CONTINUE;
+	default:
+		return STAGE_CONTINUE;
+	}
+}
