@@ -31,7 +31,7 @@
 #include "sip.h"
 
 struct pipeline_metrics pipeline_metrics;
-const struct cfg *pipeline_cfg_rcu;
+struct cfg *pipeline_cfg_rcu;
 
 static atomic_bool pipeline_stop_requested;
 static _Atomic int pipeline_main_efd = -1; /* wakes the main thread for pipeline_stop */
@@ -471,12 +471,14 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 	struct pipeline *p = calloc(1, sizeof(*p));
 	unsigned n_workers_started = 0, n_rx_started = 0;
 	int rc = (sfd < 0 || efd < 0) ? -errno : (!p || !c || !st) ? -EINVAL : 0;
-	if (rc < 0)
+	if (rc < 0) {
+		cfg_free((struct cfg *)c); /* owned from the call on, even on failure */
 		goto out;
+	}
 	pipeline_metrics_register(c->threads.workers <= PIPELINE_MAX_WORKERS ? c->threads.workers
 									     : PIPELINE_MAX_WORKERS);
 	atomic_store_explicit(&pipeline_main_efd, efd, memory_order_relaxed);
-	rcu_assign_pointer(pipeline_cfg_rcu, c);
+	rcu_assign_pointer(pipeline_cfg_rcu, (struct cfg *)c); /* owned from now on */
 	rc = pipeline_setup(p, c, st);
 	if (rc == 0)
 		rc = pipeline_start(p, &n_workers_started, &n_rx_started);
@@ -486,8 +488,7 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 		pipeline_wait(sfd, reload, arg);
 	}
 	pipeline_drain(p, n_workers_started, n_rx_started);
-	rcu_assign_pointer(pipeline_cfg_rcu, NULL);
-	synchronize_rcu();
+	pipeline_cfg_publish(NULL); /* frees the current config (owned since the call) */
 	if (rc == 0)
 		log_info("pipeline", "drained and stopped");
 out:
@@ -520,10 +521,11 @@ bool pipeline_is_serving(void)
 	return atomic_load_explicit(&pipeline_serving, memory_order_relaxed);
 }
 
-const struct cfg *pipeline_cfg_swap(const struct cfg *next)
+void pipeline_cfg_publish(struct cfg *c)
 {
-	const struct cfg *old = pipeline_cfg_rcu; /* only the main thread writes it */
-	rcu_assign_pointer(pipeline_cfg_rcu, next);
+	/* only the main thread writes the pointer: a plain read is enough */
+	struct cfg *old = pipeline_cfg_rcu;
+	rcu_assign_pointer(pipeline_cfg_rcu, c);
 	synchronize_rcu(); /* no worker holds `old` once this returns */
-	return old;
+	cfg_free(old);
 }

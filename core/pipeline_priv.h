@@ -133,7 +133,7 @@ struct pipeline {
 };
 
 /* The config snapshot workers read (rcu_dereference); published by pipeline.c. */
-extern const struct cfg *pipeline_cfg_rcu;
+extern struct cfg *pipeline_cfg_rcu;
 
 uint64_t pipeline_now_ns(void);
 /* pipeline_txn_owner - the receiver whose pool holds @t. */

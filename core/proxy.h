@@ -36,20 +36,17 @@ void pipeline_cfg_publish(struct cfg *c);
 int pipeline_run(const struct cfg *c, const struct stage_table *st,
 		 int (*reload)(void *arg), void *arg);
 
+/* Ownership (pipeline_run, pipeline_cfg_publish): pipeline_run owns @c from
+ * the call on, also when it fails, and frees with cfg_free whichever config
+ * is current when it returns. pipeline_cfg_publish waits for a grace period
+ * (synchronize_rcu) and then frees the config it replaced. Parked txns take
+ * the current config when they are resumed. */
+
 /* pipeline_stop - do what SIGTERM does (stop receiving, drain, make
- * pipeline_run return 0). Any thread; a no-op-until-start race is avoided by
- * a flag that pipeline_run checks (and clears when it returns). Tests use it
- * because signals are process-wide. */
+ * pipeline_run return 0). Any thread. A stop requested before pipeline_run
+ * reaches its wait makes it drain at once; the request is cleared when
+ * pipeline_run returns. Tests use it because signals are process-wide. */
 void pipeline_stop(void);
 /* pipeline_is_serving - true between "all threads started" and the start of
  * the drain (for /health and tests). Any thread. */
 bool pipeline_is_serving(void);
-/**
- * pipeline_cfg_swap - publish @next (rcu_assign_pointer) as the config that
- * workers give new txns (t->cfg), wait for a grace period (synchronize_rcu),
- * and return the previous snapshot, which no worker can reach any more: the
- * caller frees it (unless it is the cfg it passed to pipeline_run). Call on
- * the main thread from the @reload callback of pipeline_run, outside any RCU
- * read-side section. Parked txns pick up the current snapshot when resumed.
- */
-const struct cfg *pipeline_cfg_swap(const struct cfg *next);
