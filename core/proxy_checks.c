@@ -1,0 +1,186 @@
+/* proxy_checks.c - the first stage: SPEC §1 local handling of requests
+ * (RFC 3261 §16.3): ACK of our own local reply absorbed, Request-URI scheme
+ * (416, or 400 when unparseable), Max-Forwards 0 (483), OPTIONS to ourselves
+ * (200, whatever the store says), loop detection (482), Proxy-Require (420
+ * with Unsupported: we support no proxy extension), signed Record-Route on
+ * top of an in-dialog request (t->in_authorized_dialog), and the next hop's
+ * trust (t->next_hop_trusted) for the egress stages. Responses pass through.
+ * Routes are only looked at here; the forwarder pops them. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "proxy.h"
+#include "proxy_priv.h"
+
+/* An ACK for a final reply we generated carries our To tag (RFC 3261 §16.11:
+ * a stateless proxy absorbs it instead of forwarding it). */
+static bool ack_is_for_us(const struct sip_msg *m, const struct sip_via *top)
+{
+	const struct slice tag = proxy_hdr_tag(m, SIP_HDR_TO);
+	char ours[PROXY_TAG_LEN];
+	if (tag.len != PROXY_TAG_LEN)
+		return false;
+	proxy_to_tag(m, top, ours);
+	return memcmp(tag.p, ours, PROXY_TAG_LEN) == 0;
+}
+
+static bool is_scheme_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '-' || c == '.';
+}
+
+/* RFC 3261 §16.3 item 2 (and §8.2.2.1): 416 for a scheme we do not route,
+ * 400 for something that is not a URI at all (such as "<sip:...>"). */
+static bool ruri_rejected(struct txn *t, struct sip_uri *u)
+{
+	const struct slice ruri = t->msg.ruri;
+	const ptrdiff_t colon = slice_find_char(ruri, ':');
+	bool scheme_ok = colon > 0 && ((ruri.p[0] >= 'a' && ruri.p[0] <= 'z') ||
+				       (ruri.p[0] >= 'A' && ruri.p[0] <= 'Z'));
+	for (ptrdiff_t i = 1; scheme_ok && i < colon; i++)
+		scheme_ok = is_scheme_char(ruri.p[i]);
+	if (!scheme_ok) {
+		txn_reply(t, 400, SLICE_LIT("Bad Request-URI"));
+		return true;
+	}
+	const struct slice scheme = slice_make(ruri.p, (size_t)colon);
+	const bool sip = slice_caseeq(scheme, SLICE_LIT("sip")) ||
+			 slice_caseeq(scheme, SLICE_LIT("sips"));
+	if (sip_uri_parse(ruri, u) < 0) {
+		txn_reply(t, sip ? 400 : 416, sip ? SLICE_LIT("Bad Request-URI") : SLICE_NULL);
+		return true;
+	}
+	if (!sip || !sip_uri_is_sip(u)) {
+		txn_reply(t, 416, SLICE_NULL);
+		return true;
+	}
+	return false;
+}
+
+/* OPTIONS without a user part to one of our listen addresses or domains:
+ * a probe of the proxy itself (SPEC §1). */
+static bool options_to_us(const struct cfg *c, const struct sip_msg *m, const struct sip_uri *u)
+{
+	return m->method_id == SIP_METHOD_OPTIONS && u->user.len == 0 &&
+	       (proxy_hostport_is_ours(c, u->host, u->port, u->has_port, false) ||
+		cfg_is_our_domain(c, u->host.p, u->host.len));
+}
+
+static enum stage_rc options_reply(struct txn *t)
+{
+	txn_reply(t, 200, SLICE_NULL);
+	txn_reply_hdr(t, SLICE_LIT("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, SUBSCRIBE, "
+				   "NOTIFY, INFO, MESSAGE, PRACK, UPDATE, REGISTER, PUBLISH"));
+	txn_reply_hdr(t, SLICE_LIT("Accept: application/sdp"));
+	return STAGE_REPLY;
+}
+
+/* §16.3 item 4: a Via of ours whose loop part equals what we would compute now. */
+static bool loop_detected(const struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	const size_t off = sizeof(PROXY_BRANCH_PREFIX) - 1 + 17;
+	bool have = false;
+	char loop[16];
+	for (unsigned i = m->first[SIP_HDR_VIA]; i != SIP_NO_HDR; i = proxy_next_value(m, i)) {
+		struct sip_via v;
+		if (sip_via_parse(m->hdrs[i].value, &v) < 0 || !proxy_via_is_ours(t->cfg, &v) ||
+		    v.branch.len != PROXY_BRANCH_LEN)
+			continue;
+		if (!have) {
+			/* branch layout: prefix, 16 hex, '.', 16 hex loop part */
+			proxy_hex64(proxy_loop_hash(t->cfg, m), loop);
+			have = true;
+		}
+		if (memcmp(v.branch.p + off, loop, sizeof(loop)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* §16.3 item 5: every Proxy-Require option tag is unsupported here. */
+static bool proxy_require_rejected(struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	size_t need = sizeof("Unsupported: ");
+	unsigned n = 0;
+	for (unsigned i = m->first[SIP_HDR_PROXY_REQUIRE]; i != SIP_NO_HDR;
+	     i = proxy_next_value(m, i)) {
+		need += m->hdrs[i].value.len + 2;
+		n += m->hdrs[i].value.len != 0;
+	}
+	if (n == 0)
+		return false;
+	char *buf = txn_alloc(t, need);
+	struct proxy_out o = { buf, 0, buf ? (uint32_t)need : 0, false };
+	proxy_out_lit(&o, "Unsupported: ");
+	bool first = true;
+	for (unsigned i = m->first[SIP_HDR_PROXY_REQUIRE]; i != SIP_NO_HDR;
+	     i = proxy_next_value(m, i)) {
+		if (m->hdrs[i].value.len == 0)
+			continue;
+		if (!first)
+			proxy_out_lit(&o, ", ");
+		proxy_out_slice(&o, m->hdrs[i].value);
+		first = false;
+	}
+	txn_reply(t, 420, SLICE_NULL);
+	if (!o.overflow)
+		txn_reply_hdr(t, slice_make(buf, o.len));
+	return true;
+}
+
+/* SPEC §2: an in-dialog request whose top Route is our Record-Route with a valid ra= MAC. */
+static bool authorized_dialog(struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	const unsigned r = m->first[SIP_HDR_ROUTE];
+	struct sip_uri u;
+	struct slice ra;
+	char mac[PROXY_RR_MAC_CHARS];
+	if (proxy_hdr_tag(m, SIP_HDR_TO).len == 0 || r == SIP_NO_HDR ||
+	    !proxy_route_is_ours(t->cfg, m->hdrs[r].value, &u) ||
+	    !sip_uri_param(&u, SLICE_LIT("ra"), &ra) || ra.len != PROXY_RR_MAC_CHARS ||
+	    proxy_rr_mac(t, m->call_id, mac) < 0)
+		return false;
+	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
+}
+
+enum stage_rc proxy_checks_stage(struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	if (!m->is_request)
+		return STAGE_CONTINUE;
+	struct sip_via top;
+	if (proxy_top_via(m, &top) < 0) {
+		proxy_count_drop(PROXY_DROP_BAD_VIA);
+		return STAGE_DROP;
+	}
+	if (m->method_id == SIP_METHOD_ACK && ack_is_for_us(m, &top)) {
+		proxy_count_absorbed();
+		return STAGE_DROP;
+	}
+	struct sip_uri u;
+	if (ruri_rejected(t, &u))
+		return STAGE_REPLY;
+	const bool to_us = options_to_us(t->cfg, m, &u);
+	if (m->has_max_forwards && m->max_forwards == 0 && !to_us) {
+		txn_reply(t, 483, SLICE_NULL);
+		return STAGE_REPLY;
+	}
+	if (to_us)
+		return options_reply(t);
+	if (loop_detected(t)) {
+		txn_reply(t, 482, SLICE_NULL);
+		return STAGE_REPLY;
+	}
+	if (proxy_require_rejected(t))
+		return STAGE_REPLY;
+	t->in_authorized_dialog = authorized_dialog(t);
+	struct proxy_route r;
+	t->next_hop_trusted = proxy_route(t, &r) == 0 &&
+			      cfg_is_trusted(t->cfg, (const struct sockaddr *)&r.dst);
+	return STAGE_CONTINUE;
+}

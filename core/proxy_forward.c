@@ -1,0 +1,227 @@
+/* proxy_forward.c - the last stage: build the outgoing request from slices of
+ * the input plus new bytes (the input is never edited) and relay responses
+ * (SPEC §1, RFC 3261 §16.6, §16.11, §16.7 for responses, RFC 3581).
+ * Request: rebuilt request line (single SPs, URI headers stripped), our Via
+ * with a deterministic branch, a Record-Route (signed with ra= when the chain
+ * marked the dialog authorized) on dialog-forming requests, received/rport on
+ * the sender's Via, Max-Forwards - 1 (70 when absent), our Routes popped,
+ * stage edits applied, Content-Length added when absent and there is a body.
+ * Too big for the output slot: 513. Response: our Via popped, sent to the
+ * next Via's received/rport or sent-by. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "proxy.h"
+#include "proxy_priv.h"
+
+static bool is_dialog_forming(const struct sip_msg *m)
+{
+	return (m->method_id == SIP_METHOD_INVITE || m->method_id == SIP_METHOD_SUBSCRIBE ||
+		m->method_id == SIP_METHOD_REFER) &&
+	       proxy_hdr_tag(m, SIP_HDR_TO).len == 0;
+}
+
+/* The Request-URI to send: the stages' one or the received one, without
+ * URI headers (RFC 4475 escruri: never forward "?Route=..." there). */
+static struct slice ruri_out(const struct txn *t)
+{
+	struct slice ruri = t->edits.ruri.p ? t->edits.ruri : t->msg.ruri;
+	struct sip_uri u;
+	if (sip_uri_parse(ruri, &u) == 0 && u.headers.len && u.headers.p > ruri.p &&
+	    u.headers.p <= ruri.p + ruri.len)
+		ruri.len = (size_t)(u.headers.p - ruri.p);
+	return ruri;
+}
+
+/* Per-value plan: stage edits first, then our own changes, which win. */
+static int request_plan(struct txn *t, const struct sip_via *top, const struct proxy_route *r,
+			struct proxy_hdr_plan *plan)
+{
+	const struct sip_msg *m = &t->msg;
+	memset(plan, 0, sizeof(*plan));
+	for (unsigned k = 0; k < m->n_hdrs && k < SIP_MAX_HDRS; k++) {
+		if (t->edits.removed[k]) {
+			plan->action[k] = PROXY_HDR_DROP;
+		} else if (t->edits.replaced[k].p) {
+			plan->action[k] = PROXY_HDR_REPLACE;
+			plan->repl[k] = t->edits.replaced[k];
+		}
+	}
+	const unsigned via = m->first[SIP_HDR_VIA];
+	const struct slice fixed = proxy_via_fixup(t, m->hdrs[via].value, top);
+	if (!fixed.p)
+		return -ENOSPC;
+	plan->action[via] = PROXY_HDR_REPLACE;
+	plan->repl[via] = fixed;
+	const unsigned mf = m->first[SIP_HDR_MAX_FORWARDS];
+	if (mf != SIP_NO_HDR) {
+		const struct slice v = txn_printf(t, "%u", m->max_forwards ? m->max_forwards - 1 : 0);
+		if (!v.p)
+			return -ENOSPC;
+		plan->action[mf] = PROXY_HDR_REPLACE;
+		plan->repl[mf] = v;
+	}
+	unsigned i = m->first[SIP_HDR_ROUTE];
+	for (unsigned n = 0; n < r->n_pop && i != SIP_NO_HDR; n++, i = proxy_next_value(m, i))
+		plan->action[i] = PROXY_HDR_DROP;
+	return 0;
+}
+
+static int record_route(struct txn *t, struct proxy_out *o, struct slice listen)
+{
+	proxy_out_lit(o, "Record-Route: <sip:");
+	proxy_out_slice(o, listen);
+	proxy_out_lit(o, ";lr");
+	if (t->dialog_authorized) {
+		char mac[PROXY_RR_MAC_CHARS];
+		if (proxy_rr_mac(t, t->msg.call_id, mac) < 0)
+			return -ENOSPC;
+		proxy_out_lit(o, ";ra=");
+		proxy_out_put(o, mac, sizeof(mac));
+	}
+	proxy_out_lit(o, ">\r\n");
+	return 0;
+}
+
+static int request_build(struct txn *t, const struct sip_via *top, const struct proxy_route *r)
+{
+	const struct sip_msg *m = &t->msg;
+	struct proxy_hdr_plan plan;
+	if (request_plan(t, top, r, &plan) < 0)
+		return -ENOSPC;
+	const uint32_t cap = t->out_cap < TXN_RX_MAX ? t->out_cap : TXN_RX_MAX;
+	struct proxy_out o = { t->out, 0, cap, false };
+	proxy_out_slice(&o, m->method);
+	proxy_out_lit(&o, " ");
+	proxy_out_slice(&o, ruri_out(t));
+	proxy_out_lit(&o, " SIP/2.0\r\nVia: SIP/2.0/UDP ");
+	const struct slice listen = proxy_listen_text(t);
+	proxy_out_slice(&o, listen);
+	proxy_out_lit(&o, ";branch=");
+	char branch[PROXY_BRANCH_LEN];
+	proxy_branch(t->cfg, m, top, branch);
+	proxy_out_put(&o, branch, sizeof(branch));
+	proxy_out_lit(&o, "\r\n");
+	/* before every existing Record-Route line: ours is the topmost value */
+	if (is_dialog_forming(m) && record_route(t, &o, listen) < 0)
+		return -ENOSPC;
+	if (m->first[SIP_HDR_MAX_FORWARDS] == SIP_NO_HDR)
+		proxy_out_lit(&o, "Max-Forwards: 70\r\n"); /* RFC 3261 §16.6 item 3 */
+	proxy_emit_hdrs(&o, m, &plan, 0);
+	for (unsigned i = 0; i < t->edits.n_added && i < TXN_MAX_ADD_HDRS; i++) {
+		proxy_out_slice(&o, t->edits.added[i]);
+		proxy_out_lit(&o, "\r\n");
+	}
+	if (!m->has_content_length && m->body.len) {
+		proxy_out_lit(&o, "Content-Length: ");
+		proxy_out_u32(&o, (uint32_t)m->body.len);
+		proxy_out_lit(&o, "\r\n");
+	}
+	proxy_out_lit(&o, "\r\n");
+	proxy_out_slice(&o, m->body);
+	if (o.overflow)
+		return -ENOSPC;
+	t->out_len = o.len;
+	memcpy(&t->dst, &r->dst, sizeof(t->dst));
+	t->dstlen = r->dstlen;
+	return 0;
+}
+
+enum stage_rc proxy_forward_stage(struct txn *t)
+{
+	if (!t->msg.is_request)
+		return proxy_relay_response(t);
+	const struct sip_msg *m = &t->msg;
+	t->out_len = 0;
+	struct sip_via top;
+	if (proxy_top_via(m, &top) < 0) {
+		proxy_count_drop(PROXY_DROP_BAD_VIA);
+		return STAGE_DROP;
+	}
+	if (m->has_max_forwards && m->max_forwards == 0) {
+		txn_reply(t, 483, SLICE_NULL); /* when the checks stage is not in the chain */
+		return STAGE_REPLY;
+	}
+	struct proxy_route r;
+	const int rc = proxy_route(t, &r);
+	if (rc == -ENOENT) {
+		txn_reply(t, 503, SLICE_LIT("No Route"));
+		return STAGE_REPLY;
+	}
+	if (rc == -EBADMSG) {
+		txn_reply(t, 400, SLICE_LIT("Bad Route"));
+		return STAGE_REPLY;
+	}
+	if (rc < 0) {
+		proxy_count_drop(PROXY_DROP_BAD_DESTINATION);
+		return STAGE_DROP;
+	}
+	if (request_build(t, &top, &r) < 0) {
+		t->out_len = 0;
+		txn_reply(t, 513, SLICE_NULL);
+		return STAGE_REPLY;
+	}
+	proxy_count_forwarded(PROXY_DIR_REQUEST);
+	return STAGE_SENT;
+}
+
+/* ---------------------------------------------------------------- responses */
+
+/* Where the next Via wants its response: received or sent-by, rport or port. */
+static bool next_hop_of(const struct sip_via *v, struct sockaddr_storage *ss, socklen_t *len)
+{
+	const struct slice host = v->received.len ? v->received : v->host;
+	uint32_t port = v->port ? v->port : PROXY_DEFAULT_PORT;
+	uint32_t rport;
+	if (v->rport.len && slice_to_u32(v->rport, &rport) && rport > 0 && rport <= 65535)
+		port = rport;
+	return proxy_host_to_sa(host, (uint16_t)port, ss, len);
+}
+
+enum stage_rc proxy_relay_response(struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	struct sip_via top, next;
+	t->out_len = 0;
+	if (proxy_top_via(m, &top) < 0 || !proxy_via_is_ours(t->cfg, &top)) {
+		proxy_count_drop(PROXY_DROP_NOT_OUR_VIA);
+		return STAGE_DROP;
+	}
+	const unsigned first = m->first[SIP_HDR_VIA];
+	const unsigned second = proxy_next_value(m, first);
+	if (second == SIP_NO_HDR) {
+		proxy_count_drop(PROXY_DROP_NO_NEXT_VIA);
+		return STAGE_DROP;
+	}
+	if (sip_via_parse(m->hdrs[second].value, &next) < 0) {
+		proxy_count_drop(PROXY_DROP_BAD_VIA);
+		return STAGE_DROP;
+	}
+	struct sockaddr_storage dst;
+	socklen_t dstlen;
+	/* a hostname sent-by without received would need DNS: not here */
+	if (!next_hop_of(&next, &dst, &dstlen) ||
+	    proxy_sa_is_bad_destination((const struct sockaddr *)&dst)) {
+		proxy_count_drop(PROXY_DROP_BAD_DESTINATION);
+		return STAGE_DROP;
+	}
+	struct proxy_hdr_plan plan;
+	memset(&plan, 0, sizeof(plan));
+	plan.action[first] = PROXY_HDR_DROP;
+	const uint32_t cap = t->out_cap < TXN_RX_MAX ? t->out_cap : TXN_RX_MAX;
+	struct proxy_out o = { t->out, 0, cap, false };
+	proxy_out_put(&o, m->buf, m->start_line_len);
+	proxy_emit_hdrs(&o, m, &plan, 0);
+	proxy_out_lit(&o, "\r\n");
+	proxy_out_slice(&o, m->body);
+	if (o.overflow) {
+		proxy_count_drop(PROXY_DROP_TOO_BIG);
+		return STAGE_DROP;
+	}
+	t->out_len = o.len;
+	memcpy(&t->dst, &dst, sizeof(dst));
+	t->dstlen = dstlen;
+	proxy_count_forwarded(PROXY_DIR_RESPONSE);
+	return STAGE_SENT;
+}

@@ -1,0 +1,231 @@
+#pragma once
+/* proxy_priv.h - internals shared by core/proxy_*.c (never exported).
+ *
+ *   proxy_process.c  keys, metrics, the keyed hash, branch / To-tag / RR MAC,
+ *                    the stage loop and malformed-message handling
+ *   proxy_checks.c   SPEC §1 local checks (the first stage)
+ *   proxy_route.c    next-hop decision and address helpers
+ *   proxy_forward.c  outgoing request and relayed response bytes
+ *   proxy_reply.c    stateless local replies, header-line emitter */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cfg.h"
+#include "secret.h"
+#include "sip.h"
+#include "slice.h"
+#include "stage.h"
+#include "txn.h"
+
+#define PROXY_DEFAULT_PORT 5060
+/* Our branches: magic cookie, our marker, 16 hex transaction part, '.', 16 hex loop part. */
+#define PROXY_BRANCH_PREFIX "z9hG4bK-rf-"
+#define PROXY_BRANCH_LEN (sizeof(PROXY_BRANCH_PREFIX) - 1 + 16 + 1 + 16)
+#define PROXY_TAG_LEN 16           /* hex To tag of our local replies */
+#define PROXY_RR_MAC_BYTES 16      /* truncated HMAC-SHA256 */
+#define PROXY_RR_MAC_CHARS 22      /* base64url without padding */
+#define PROXY_IP_TEXT_MAX 48       /* inet_ntop of any address */
+
+/* Closed label sets (STYLE §18): one enum next to the metric. */
+enum proxy_drop {
+	PROXY_DROP_MALFORMED = 0,    /* unparseable and unanswerable */
+	PROXY_DROP_BAD_VIA,          /* top Via missing or unparseable */
+	PROXY_DROP_NOT_OUR_VIA,      /* response whose top Via is not ours */
+	PROXY_DROP_NO_NEXT_VIA,      /* response with nothing left to send it to */
+	PROXY_DROP_BAD_DESTINATION,  /* broadcast/multicast/unspecified, or a hostname */
+	PROXY_DROP_TOO_BIG,          /* the output does not fit */
+	PROXY_DROP_REPLY_SUPPRESSED, /* local reply for an ACK or a response */
+	PROXY_DROP_NO_FORWARDER,     /* a request fell off the end of the chain */
+	PROXY_DROP_COUNT
+};
+
+enum proxy_direction { PROXY_DIR_REQUEST = 0, PROXY_DIR_RESPONSE, PROXY_DIR_COUNT };
+
+/* Keys and metric handles; written by proxy_init before threads start, read-only after. */
+struct proxy_state {
+	uint64_t branch_key[2]; /* SipHash key of the Via branch */
+	uint64_t tag_key[2];    /* SipHash key of our reply To tags */
+	uint8_t rr_key[SECRET_KEY_BYTES];
+	bool have_metrics;
+	unsigned m_responses; /* referee_responses_sent_total{code} */
+	unsigned m_forwarded; /* referee_forwarded_total{direction} */
+	unsigned m_drops;     /* referee_drops_total{reason} */
+	unsigned m_absorbed;  /* referee_acks_absorbed_total */
+};
+extern struct proxy_state proxy_g;
+
+void proxy_count_drop(enum proxy_drop why);
+void proxy_count_forwarded(enum proxy_direction dir);
+void proxy_count_reply(uint16_t code);
+void proxy_count_absorbed(void);
+
+/* ---------------------------------------------------------------- keyed hash (SipHash-2-4) */
+
+struct proxy_hash {
+	uint64_t v0, v1, v2, v3;
+	uint64_t tail;
+	unsigned ntail;
+	uint64_t total;
+};
+
+void proxy_hash_init(struct proxy_hash *h, const uint64_t key[2]);
+void proxy_hash_add(struct proxy_hash *h, const void *p, size_t n);
+/* proxy_hash_field - length-prefixed, so ("ab","c") and ("a","bc") differ. */
+void proxy_hash_field(struct proxy_hash *h, struct slice s);
+uint64_t proxy_hash_final(struct proxy_hash *h);
+uint64_t proxy_siphash(const uint64_t key[2], const void *p, size_t n);
+/* proxy_hex64 - 16 lowercase hex digits, most significant first. */
+void proxy_hex64(uint64_t v, char out[16]);
+
+/* ---------------------------------------------------------------- derived values */
+
+/**
+ * proxy_branch - the Via branch we add when forwarding @m (whose top Via is
+ * @top): PROXY_BRANCH_PREFIX, a transaction part (hash of the incoming branch
+ * and sent-by, or RFC 2543 fields) and a loop part (proxy_loop_hash) in hex.
+ * Writes PROXY_BRANCH_LEN bytes to @out. Same input bytes, same branch.
+ */
+void proxy_branch(const struct cfg *c, const struct sip_msg *m, const struct sip_via *top,
+		  char out[PROXY_BRANCH_LEN]);
+/* proxy_loop_hash - RFC 3261 §16.3 item 4 / §16.6 item 8: hash of what decides
+ * routing (Request-URI as received, Call-ID, From tag, CSeq number, Route
+ * values that are not ours). A looped request computes the same value. */
+uint64_t proxy_loop_hash(const struct cfg *c, const struct sip_msg *m);
+/* proxy_to_tag - To tag of our local replies to @m: hex of a keyed hash of
+ * Call-ID, From tag, top Via branch and CSeq number (the ACK has them all). */
+void proxy_to_tag(const struct sip_msg *m, const struct sip_via *top, char out[PROXY_TAG_LEN]);
+/* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. 0 or -ENOMEM (arena). */
+int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
+
+/* ---------------------------------------------------------------- message helpers */
+
+/* proxy_top_via - parse the first Via value of @m. 0, -ENOENT or -EBADMSG. */
+int proxy_top_via(const struct sip_msg *m, struct sip_via *v);
+/* proxy_hdr_tag - the tag parameter of From or To; empty when absent or unparseable. */
+struct slice proxy_hdr_tag(const struct sip_msg *m, enum sip_hdr_id id);
+/* proxy_next_value - index of the next header value with the same id after @i, or SIP_NO_HDR. */
+unsigned proxy_next_value(const struct sip_msg *m, unsigned i);
+/* proxy_branch_is_3261 - starts with the magic cookie and has something after it. */
+bool proxy_branch_is_3261(struct slice branch);
+
+/* ---------------------------------------------------------------- addresses (proxy_route.c) */
+
+/* proxy_host_to_sa - IP literal @host (IPv6 with or without brackets) and @port into @ss. */
+bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage *ss,
+		      socklen_t *len);
+/* proxy_sa_is_bad_destination - unspecified, broadcast, multicast or port 0. */
+bool proxy_sa_is_bad_destination(const struct sockaddr *sa);
+/**
+ * proxy_hostport_is_ours - @host[:@port] names one of c->listen. @strict: an
+ * absent port means 5060 (Route, Via); otherwise an absent port matches any
+ * listen port of that host (OPTIONS pings).
+ */
+bool proxy_hostport_is_ours(const struct cfg *c, struct slice host, uint16_t port, bool has_port,
+			    bool strict);
+/* proxy_via_is_ours - sent-by is one of our listen addresses and the branch is one of ours. */
+bool proxy_via_is_ours(const struct cfg *c, const struct sip_via *v);
+/* proxy_uri_is_ours - a sip/sips URI whose host[:port] is a listen address (strict). */
+bool proxy_uri_is_ours(const struct cfg *c, const struct sip_uri *u);
+/* proxy_src_ip_text - the source address of @t as text (no brackets); length or 0. */
+size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX]);
+uint16_t proxy_src_port(const struct txn *t);
+/* proxy_host_is_src - @host is an IP literal equal to the source address of @t. */
+bool proxy_host_is_src(const struct txn *t, struct slice host);
+/* proxy_listen_text - "host:port" of the socket that received @t. */
+struct slice proxy_listen_text(const struct txn *t);
+
+/* ---------------------------------------------------------------- routing (proxy_route.c) */
+
+enum proxy_route_kind {
+	PROXY_ROUTE_LOCAL = 0, /* routes.local */
+	PROXY_ROUTE_OUTBOUND,  /* routes.outbound */
+	PROXY_ROUTE_DIRECT,    /* an IP literal of a Route or the Request-URI */
+};
+
+struct proxy_route {
+	enum proxy_route_kind kind;
+	unsigned n_pop; /* leading Route values that point at us */
+	struct sockaddr_storage dst;
+	socklen_t dstlen;
+};
+
+/**
+ * proxy_route - decide where the request in @t goes (SPEC §1).
+ * Returns 0, -ENOENT when the needed route is not configured, -EBADMSG for
+ * an unparseable Route or Request-URI, -EADDRNOTAVAIL for a destination we
+ * never send to (broadcast, multicast, unspecified).
+ */
+int proxy_route(const struct txn *t, struct proxy_route *r);
+/* proxy_route_is_ours - the Route value @h (name-addr) points at one of our listen addresses. */
+bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri *u);
+
+/* ---------------------------------------------------------------- output (proxy_reply.c) */
+
+struct proxy_out {
+	char *p;
+	uint32_t len, cap;
+	bool overflow;
+};
+
+static inline void proxy_out_put(struct proxy_out *o, const char *s, size_t n)
+{
+	if (o->overflow || n > (size_t)(o->cap - o->len)) {
+		o->overflow = true;
+		return;
+	}
+	if (n)
+		memcpy(o->p + o->len, s, n);
+	o->len += (uint32_t)n;
+}
+
+static inline void proxy_out_slice(struct proxy_out *o, struct slice s)
+{
+	proxy_out_put(o, s.p, s.len);
+}
+
+#define proxy_out_lit(o, s) proxy_out_put((o), (s), sizeof(s) - 1)
+
+void proxy_out_u32(struct proxy_out *o, uint32_t v);
+
+enum proxy_hdr_action { PROXY_HDR_KEEP = 0, PROXY_HDR_DROP, PROXY_HDR_REPLACE };
+
+/* What to do with each header value of a message (indexes of msg.hdrs). */
+struct proxy_hdr_plan {
+	uint8_t action[SIP_MAX_HDRS];
+	struct slice repl[SIP_MAX_HDRS];
+};
+
+/**
+ * proxy_emit_hdrs - write the header lines of @m following @plan. A line
+ * whose values are all kept is copied byte for byte (folds included); a line
+ * with a dropped or replaced value is rewritten as "Name: v1, v2"; a line
+ * left without values disappears. @only: bitmap of ids to emit (1 << id);
+ * 0 = every line, plus any bytes between lines, in order.
+ */
+void proxy_emit_hdrs(struct proxy_out *o, const struct sip_msg *m,
+		     const struct proxy_hdr_plan *plan, uint64_t only);
+
+/**
+ * proxy_via_fixup - the sender's top Via value with received=<src ip> (when
+ * sent-by is not the source address, or rport was asked for) and the bare
+ * rport given the source port (RFC 3581); other bytes unchanged. Returns
+ * @value itself when nothing changes, SLICE_NULL when the arena is full.
+ */
+struct slice proxy_via_fixup(struct txn *t, struct slice value, const struct sip_via *v);
+
+/* proxy_reason_phrase - standard RFC 3261 phrase, "Unknown" for others. */
+struct slice proxy_reason_phrase(uint16_t code);
+
+/**
+ * proxy_reply_build - build the stateless reply t->reply_code to the request
+ * in @t into t->out and set t->dst (RFC 3261 §8.2.6, §16.11, §18.2.2).
+ * Returns 0, or -EBADMSG (no usable Via), -ENOSPC (too big); nothing is
+ * sent then.
+ */
+int proxy_reply_build(struct txn *t);
+
+/* proxy_relay_response - pop our Via and send the response to the next Via
+ * (SPEC §1, RFC 3261 §16.11). STAGE_SENT or STAGE_DROP (counted). */
+enum stage_rc proxy_relay_response(struct txn *t);

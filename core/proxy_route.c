@@ -1,0 +1,215 @@
+/* proxy_route.c - where a request goes next (SPEC §1, RFC 3261 §16.4, §16.5,
+ * §16.12 loose routing) and the address helpers behind "is this us?".
+ * Order: pop leading Routes that name one of our listen addresses; a Route
+ * left over wins (IP literal -> that address; one of our domains ->
+ * routes.local; other hostnames -> routes.outbound: no DNS here); otherwise
+ * the Request-URI: our domain or one of our listen addresses -> routes.local,
+ * IP literal -> that address (URI port or 5060), anything else ->
+ * routes.outbound. A needed route that is not configured is -ENOENT, which the
+ * forwarder answers with "503 No Route" (another instance may have one; 503
+ * lets a client fail over). Strict routing (Route without lr) is not done:
+ * our own Record-Route always carries lr. Broadcast, multicast and
+ * unspecified destinations are refused. No DNS, no syscalls. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "proxy_priv.h"
+
+/* ---------------------------------------------------------------- addresses */
+
+bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage *ss,
+		      socklen_t *len)
+{
+	if (host.len >= 2 && host.p[0] == '[' && host.p[host.len - 1] == ']')
+		host = slice_make(host.p + 1, host.len - 2);
+	char buf[PROXY_IP_TEXT_MAX];
+	if (host.len == 0 || host.len >= sizeof(buf))
+		return false;
+	memcpy(buf, host.p, host.len);
+	buf[host.len] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, buf, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		*len = sizeof(*in4);
+		return true;
+	}
+	if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*len = sizeof(*in6);
+		return true;
+	}
+	return false;
+}
+
+bool proxy_sa_is_bad_destination(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+		const uint32_t a = ntohl(in4->sin_addr.s_addr);
+		return in4->sin_port == 0 || a == INADDR_ANY || a == INADDR_BROADCAST ||
+		       (a >> 28) == 0xe; /* 224.0.0.0/4 */
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		return in6->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) ||
+		       IN6_IS_ADDR_MULTICAST(&in6->sin6_addr);
+	}
+	return true;
+}
+
+static bool sa_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return false;
+}
+
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
+bool proxy_hostport_is_ours(const struct cfg *c, struct slice host, uint16_t port, bool has_port,
+			    bool strict)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (!proxy_host_to_sa(host, 0, &ss, &len))
+		return false; /* listen addresses are IP literals (cfg_addr_parse) */
+	for (unsigned i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++) {
+		const struct sockaddr_storage *l = &c->listen[i].sa;
+		if (!sa_same_ip(&ss, l))
+			continue;
+		if (has_port ? port == sa_port(l) : (!strict || sa_port(l) == PROXY_DEFAULT_PORT))
+			return true;
+	}
+	return false;
+}
+
+bool proxy_via_is_ours(const struct cfg *c, const struct sip_via *v)
+{
+	const struct slice prefix = SLICE_LIT(PROXY_BRANCH_PREFIX);
+	return v->branch.len > prefix.len && memcmp(v->branch.p, prefix.p, prefix.len) == 0 &&
+	       proxy_hostport_is_ours(c, v->host, v->port, v->port != 0, true);
+}
+
+bool proxy_uri_is_ours(const struct cfg *c, const struct sip_uri *u)
+{
+	return sip_uri_is_sip(u) && proxy_hostport_is_ours(c, u->host, u->port, u->has_port, true);
+}
+
+bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri *u)
+{
+	struct sip_nameaddr na;
+	return sip_nameaddr_parse(value, &na) == 0 && sip_uri_parse(na.uri, u) == 0 &&
+	       proxy_uri_is_ours(c, u);
+}
+
+size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
+{
+	const void *addr;
+	if (t->src.ss_family == AF_INET)
+		addr = &((const struct sockaddr_in *)&t->src)->sin_addr;
+	else if (t->src.ss_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)&t->src)->sin6_addr;
+	else
+		return 0;
+	if (!inet_ntop(t->src.ss_family, addr, out, PROXY_IP_TEXT_MAX))
+		return 0;
+	return strnlen(out, PROXY_IP_TEXT_MAX);
+}
+
+bool proxy_host_is_src(const struct txn *t, struct slice host)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	return proxy_host_to_sa(host, 0, &ss, &len) && sa_same_ip(&ss, &t->src);
+}
+
+uint16_t proxy_src_port(const struct txn *t)
+{
+	return sa_port(&t->src);
+}
+
+struct slice proxy_listen_text(const struct txn *t)
+{
+	const struct cfg *c = t->cfg;
+	const unsigned i = t->listen_idx < c->n_listen ? t->listen_idx : 0;
+	const char *text = c->listen[i].text;
+	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static int route_configured(const struct cfg *c, enum proxy_route_kind kind, struct proxy_route *r)
+{
+	const bool have = kind == PROXY_ROUTE_LOCAL ? c->routes.has_local : c->routes.has_outbound;
+	const struct cfg_addr *a = kind == PROXY_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
+	if (!have)
+		return -ENOENT;
+	r->kind = kind;
+	memcpy(&r->dst, &a->sa, sizeof(r->dst));
+	r->dstlen = a->salen;
+	return 0;
+}
+
+/* Next hop for @u, the remaining top Route (@from_route) or the Request-URI. */
+static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_route,
+			struct proxy_route *r)
+{
+	if (u->host_is_ipv4 || u->host_is_ipv6) {
+		/* our own address in the Request-URI is a request for our domain */
+		if (!from_route && proxy_uri_is_ours(c, u))
+			return route_configured(c, PROXY_ROUTE_LOCAL, r);
+		const uint16_t port = u->has_port ? u->port : PROXY_DEFAULT_PORT;
+		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
+			return -EBADMSG;
+		if (proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst))
+			return -EADDRNOTAVAIL;
+		r->kind = PROXY_ROUTE_DIRECT;
+		return 0;
+	}
+	if (cfg_is_our_domain(c, u->host.p, u->host.len))
+		return route_configured(c, PROXY_ROUTE_LOCAL, r);
+	return route_configured(c, PROXY_ROUTE_OUTBOUND, r);
+}
+
+int proxy_route(const struct txn *t, struct proxy_route *r)
+{
+	const struct cfg *c = t->cfg;
+	const struct sip_msg *m = &t->msg;
+	memset(r, 0, sizeof(*r));
+	struct sip_uri u;
+	unsigned i = m->first[SIP_HDR_ROUTE];
+	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->hdrs[i].value, &u)) {
+		r->n_pop++;
+		i = proxy_next_value(m, i);
+	}
+	if (i != SIP_NO_HDR) {
+		struct sip_nameaddr na;
+		if (sip_nameaddr_parse(m->hdrs[i].value, &na) < 0 || sip_uri_parse(na.uri, &u) < 0 ||
+		    !sip_uri_is_sip(&u))
+			return -EBADMSG;
+		return route_to_uri(c, &u, true, r);
+	}
+	const struct slice ruri = t->edits.ruri.p ? t->edits.ruri : m->ruri;
+	if (sip_uri_parse(ruri, &u) < 0 || !sip_uri_is_sip(&u))
+		return -EBADMSG;
+	return route_to_uri(c, &u, false, r);
+}
