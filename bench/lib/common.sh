@@ -1,0 +1,56 @@
+# common.sh - shared helpers of bench/run.sh (sourced): logging that shows the exact
+# commands, free-port selection on 127.0.0.1, referee process control by recorded PID.
+# Not a measurement tool itself: CPU accounting and SIPp runs are the bench reference's
+# run_bench.sh / run_ab.sh, called unchanged from a writable copy.
+
+bench_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+bench_die() { bench_log "ERROR: $*"; exit 1; }
+
+# bench_cmd CMD...: print the exact command (shell-quoted) on stderr and in $BENCH_WORK/commands.txt, run it.
+bench_cmd() {
+	local q
+	q=$(printf '%q ' "$@")
+	printf '+ %s\n' "$q" >&2
+	printf '%s\n' "$q" >>"$BENCH_WORK/commands.txt"
+	"$@"
+}
+
+bench_pid_alive() {
+	[ -n "${1:-}" ] && [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+bench_udp_port_busy() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
+
+# bench_pick_port PREFERRED: PREFERRED when nothing listens there, else a kernel-chosen free port.
+bench_pick_port() {
+	if ! bench_udp_port_busy "$1"; then
+		echo "$1"
+		return
+	fi
+	python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_wait_port PORT SECONDS PID: wait until PORT is bound, false early when PID died.
+bench_wait_port() {
+	local port=$1 n=$(($2 * 10)) pid=$3
+	for _ in $(seq "$n"); do
+		bench_udp_port_busy "$port" && return 0
+		bench_pid_alive "$pid" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# bench_stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL. Only that PID.
+bench_stop_pid() {
+	local pid=$1 secs=${2:-5}
+	bench_pid_alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq $((secs * 10))); do bench_pid_alive "$pid" || break; sleep 0.1; done
+	if bench_pid_alive "$pid"; then
+		bench_log "pid $pid still alive ${secs}s after SIGTERM: SIGKILL"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	return 0
+}
