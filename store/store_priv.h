@@ -141,6 +141,17 @@ int store_redis_start(void);
 void store_redis_stop(void);
 bool store_redis_is_up(void);
 
+/* struct store_op.state values */
+enum { STORE_OP_NEW = 0, STORE_OP_WAIT = 1, STORE_OP_DONE = 2 };
+
+/* ---- poll loop for non-worker threads (store_poll.c) */
+struct store_poll_loop;
+struct store_poll_loop *store_poll_loop_new(void);
+void store_poll_loop_free(struct store_poll_loop *l);
+extern const struct store_loop_ops store_poll_ops; /* impl = struct store_poll_loop * */
+/* store_poll_loop_run - one epoll_wait of up to @timeout_ms, then @c's tick when due. */
+int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_conn *c);
+
 /* ---- statistics (store.c), relaxed atomics */
 struct store_counters {
 	_Atomic uint64_t hits, misses, errors, degraded, overload, unavailable, bad_data;

@@ -1,0 +1,52 @@
+/* store_worker.c - the store on core's worker threads: store_register adds
+ * per-worker hooks that give each worker its own Redis connection, watched
+ * by the worker's epoll (worker_fd_watch) and ticked by worker_tick_add,
+ * with txn_resume waking parked txns. The file backend only needs the tick
+ * (sweeps of the nonce-count and grant tables). SPEC §6. */
+#include <errno.h>
+
+#include "store_priv.h"
+
+static int worker_watch(void *impl, int fd, unsigned events, void (*cb)(void *arg, unsigned events), void *arg)
+{
+	return worker_fd_watch(impl, fd, events, cb, arg);
+}
+
+static int worker_unwatch(void *impl, int fd)
+{
+	return worker_fd_unwatch(impl, fd);
+}
+
+static const struct store_loop_ops worker_ops = { worker_watch, worker_unwatch };
+
+static void store_worker_tick(void *arg)
+{
+	if (store_tls_conn)
+		store_conn_tick(store_tls_conn);
+	else
+		store_sweep_maybe();
+}
+
+static int store_worker_init(struct worker *w, void *arg)
+{
+	int rc = worker_tick_add(w, store_worker_tick, NULL);
+	if (rc < 0)
+		return rc;
+	if (store_conf.backend == CFG_STORE_REDIS) {
+		store_tls_conn = store_conn_new(&worker_ops, w, false, txn_resume);
+		if (!store_tls_conn)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void store_worker_fini(struct worker *w, void *arg)
+{
+	store_conn_free(store_tls_conn); /* parked txns are abandoned by the worker */
+	store_tls_conn = NULL;
+}
+
+int store_register(struct stage_table *st)
+{
+	return stage_add_worker_hooks(st, store_worker_init, store_worker_fini, NULL);
+}
