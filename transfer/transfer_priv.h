@@ -192,6 +192,11 @@ bool transfer_referto_applies(const struct transfer_referto *r);
 int transfer_referto_rewrite(const struct transfer_referto *r, struct slice uri_param,
 			     struct slice hdr_name, struct slice hdr_value, char *out, size_t cap);
 
+/* transfer_uri_rewrite - the same edits on a bare URI (the INVITE's
+ * Request-URI loses its refgrant). Length or -ENOSPC. */
+int transfer_uri_rewrite(const struct sip_uri *u, struct slice uri_param, struct slice hdr_name,
+			 struct slice hdr_value, char *out, size_t cap);
+
 /* ---------------------------------------------------------------- metrics (transfer_stage.c) */
 
 struct transfer_metrics {

@@ -1,0 +1,119 @@
+/* transfer_egress.c - egress hygiene (SPEC §5 last paragraph, RFC 3325):
+ * toward a non-trusted next hop a request loses X-Sipx-Authidentity,
+ * Proxy-Authorization for our realm and P-Preferred-Identity; toward a
+ * trusted one it gains `P-Asserted-Identity: <sip:IDENTITY>` when it has a
+ * user identity. P-Asserted-Identity from a non-trusted source never passes.
+ * Needs t->next_hop_trusted, so it runs after routing; edits only. */
+#include "transfer.h"
+
+#include <string.h>
+
+#include "transfer_priv.h"
+
+static bool is_token_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       memchr("-.!%*_+`'~", c, 10) != NULL;
+}
+
+static size_t skip_lws(struct slice s, size_t i)
+{
+	while (i < s.len && (s.p[i] == ' ' || s.p[i] == '\t' || s.p[i] == '\r' || s.p[i] == '\n'))
+		i++;
+	return i;
+}
+
+/* auth_realm - the realm parameter of a credentials value
+ * (`Digest username="u", realm="r", ...`); false when absent or unparsable. */
+static bool auth_realm(struct slice v, struct slice *realm)
+{
+	size_t i = skip_lws(v, 0);
+	while (i < v.len && is_token_char(v.p[i])) /* scheme */
+		i++;
+	while (i < v.len) {
+		i = skip_lws(v, i);
+		if (i < v.len && v.p[i] == ',') {
+			i++;
+			continue;
+		}
+		size_t ns = i;
+		while (i < v.len && is_token_char(v.p[i]))
+			i++;
+		struct slice name = slice_make(v.p + ns, i - ns);
+		i = skip_lws(v, i);
+		if (name.len == 0 || i >= v.len || v.p[i] != '=')
+			return false;
+		i = skip_lws(v, i + 1);
+		size_t vs = i;
+		struct slice val;
+		if (i < v.len && v.p[i] == '"') {
+			for (i++; i < v.len && v.p[i] != '"'; i++)
+				if (v.p[i] == '\\')
+					i++;
+			if (i >= v.len)
+				return false;
+			val = slice_make(v.p + vs + 1, i - vs - 1);
+			i++;
+		} else {
+			while (i < v.len && is_token_char(v.p[i]))
+				i++;
+			val = slice_make(v.p + vs, i - vs);
+		}
+		if (slice_caseeq(name, SLICE_LIT("realm"))) {
+			*realm = val;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool pai_already_added(const struct txn *t)
+{
+	for (unsigned i = 0; i < t->edits.n_added; i++)
+		if (slice_has_caseprefix(t->edits.added[i], SLICE_LIT("P-Asserted-Identity:")))
+			return true;
+	return false;
+}
+
+void transfer_egress(struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	if (!m->is_request)
+		return;
+	const bool hop_trusted = t->next_hop_trusted;
+	const bool src_trusted = t->id_source == TXN_ID_TRUSTED;
+	const struct slice our_realm = slice_from_cstr(t->cfg->realm);
+	for (unsigned i = 0; i < m->n_hdrs; i++) {
+		struct slice realm;
+		switch (m->hdrs[i].id) {
+		case SIP_HDR_X_SIPX_AUTHIDENTITY:
+		case SIP_HDR_P_PREFERRED_IDENTITY:
+			if (!hop_trusted)
+				txn_hdr_remove(t, i);
+			break;
+		case SIP_HDR_PROXY_AUTHORIZATION:
+			if (!hop_trusted && auth_realm(m->hdrs[i].value, &realm) && slice_eq(realm, our_realm))
+				txn_hdr_remove(t, i);
+			break;
+		case SIP_HDR_P_ASSERTED_IDENTITY:
+			if (!src_trusted)
+				txn_hdr_remove(t, i); /* RFC 3325 §5: only trusted elements assert */
+			break;
+		default:
+			break;
+		}
+	}
+	const bool has_user = (t->id_source == TXN_ID_DIGEST || t->id_source == TXN_ID_TRANSFER) &&
+			      t->identity.len > 0;
+	if (hop_trusted && has_user && !pai_already_added(t)) {
+		struct slice line = txn_printf(t, "P-Asserted-Identity: <sip:%.*s>", SLICE_FMT(t->identity));
+		if (line.p)
+			txn_hdr_add(t, line);
+	}
+}
+
+enum stage_rc transfer_egress_stage(struct txn *t)
+{
+	transfer_egress(t);
+	return STAGE_CONTINUE;
+}
