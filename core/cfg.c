@@ -364,6 +364,8 @@ static int string_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_n
 	int rc = scalar_get(x, n, name, k->kind == CFG_K_PATH ? "a path" : "a string", &v);
 	if (rc < 0)
 		return rc;
+	if (v[0] == '\0')
+		return cfg_fail(x, node_line(n), "%s: must not be an empty string", name);
 	int len;
 	if (k->kind == CFG_K_PATH && v[0] != '/' && x->dir[0])
 		len = snprintf(dst, k->size, "%s/%s", x->dir, v);
@@ -549,6 +551,8 @@ static int section_parse(struct cfg_ctx *x, const yaml_node_t *map, const struct
 		return cfg_fail(x, node_line(map), "%s: expected a mapping (key: value), got %s",
 				prefix[0] ? prefix : "configuration", node_kind(map));
 	unsigned seen[CFG_SECTION_MAX_KEYS] = { 0 }; /* line of each key, 0 = absent */
+	if (sec->n_keys > CFG_SECTION_MAX_KEYS)
+		return cfg_fail(x, node_line(map), "%s: internal error: key table too large", prefix);
 	for (const yaml_node_pair_t *pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
 		const yaml_node_t *key = yaml_document_get_node(&x->doc, pair->key);

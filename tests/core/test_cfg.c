@@ -208,6 +208,26 @@ static void test_defaults(void **state)
 	cfg_free(c);
 }
 
+static void test_aliases(void **state)
+{
+	char path[128], err[512];
+	conf_write("listen: [udp://127.0.0.1:5060]\ndomains: &d [example.com]\n"
+		   "store: {file: u}\n"
+		   "rules:\n"
+		   "  - {hosts: *d, users: [\"[2-9]xxxxxx\"], permissions: &p [LocalDialing]}\n"
+		   "  - {hosts: *d, users: [\"011.\"], permissions: *p}\n",
+		   path, sizeof(path));
+	struct cfg *c = cfg_load(path, err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	assert_int_equal(c->n_rules, 2);
+	assert_int_equal(c->rules[0].line, 5);
+	assert_int_equal(c->rules[1].line, 6);
+	assert_string_equal(c->rules[1].hosts[0], "example.com");
+	assert_string_equal(c->rules[1].permissions[0], "LocalDialing");
+	cfg_free(c);
+}
+
 /* Lines 1-3 of most bad configs: valid on their own. */
 #define BASE "listen: [udp://127.0.0.1:5060]\ndomains: [example.com]\nstore: {file: u.yaml}\n"
 
@@ -252,6 +272,16 @@ static const struct bad_conf bad_confs[] = {
 	{ "listen: [udp://127.0.0.1:5060]\ndomains: a.com\n", 2, "domains: expected a list" },
 	{ BASE "realm:\n", 4, "realm: has no value" },
 	{ BASE "realm: 'a\"b'\n", 4, "printable ASCII" },
+	{ BASE "realm: \"\"\n", 4, "realm: must not be an empty string" },
+	{ "listen: [udp://127.0.0.1:5060]\ndomains: [a.com, '']\n", 2, "domains: must not be an empty" },
+	{ BASE "store:\n  file: ''\n", 4, "duplicate key 'store'" },
+	{ "listen: [udp://127.0.0.1:5060]\ndomains: [a.com]\nstore:\n  file: ''\n", 4,
+	  "store.file: must not be an empty string" },
+	{ BASE "rules:\n  - hosts: [a.com]\n    users: ['']\n    permissions: []\n", 6,
+	  "rules[0].users: must not be an empty string" },
+	{ BASE "auth:\n  nonce_ttl: 9\n", 5, "auth.nonce_ttl: 9 is out of range 10..86400" },
+	{ BASE "threads:\n  workers: 1.5\n", 5, "'1.5' is not a whole number" },
+	{ BASE "listen: &l [udp://127.0.0.1:5061]\n", 4, "duplicate key 'listen' (first at line 1)" },
 	{ BASE "secret_file: [a, b]\n", 4, "secret_file: expected a path, got a list" },
 	{ BASE "threads: 4\n", 4, "threads: expected a mapping" },
 	{ BASE "threads:\n  workers: 33\n", 5, "threads.workers: 33 is out of range 1..32" },
@@ -511,7 +541,7 @@ int main(void)
 		cmocka_unit_test(test_bad_configs), cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_addr_parse),  cmocka_unit_test(test_cidr),
 		cmocka_unit_test(test_predicates),  cmocka_unit_test(test_default_file),
-		cmocka_unit_test(test_config_doc),
+		cmocka_unit_test(test_config_doc),  cmocka_unit_test(test_aliases),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
