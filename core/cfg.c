@@ -29,10 +29,7 @@ int cfg_fail(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static unsigned node_line(const yaml_node_t *n)
-{
-	return (unsigned)n->start_mark.line + 1;
-}
+static unsigned node_line(const yaml_node_t *n) { return (unsigned)n->start_mark.line + 1; }
 
 unsigned cfg_seen_line(const struct cfg_ctx *x, const char *name)
 {
@@ -116,8 +113,9 @@ const char *cfg_addr_explain(const char *s, bool with_scheme, struct cfg_addr *o
 		host[hl] = '\0';
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&out->sa;
 		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return strchr(host, ':') ? "IPv6 addresses need brackets: [::1]:5060"
-						 : "host must be an IP literal (IPv4 or [IPv6]), not a name";
+			return strchr(host, ':')
+				   ? "IPv6 addresses need brackets: [::1]:5060"
+				   : "host must be an IP literal (IPv4 or [IPv6]), not a name";
 		s4->sin_family = AF_INET;
 		out->salen = sizeof(*s4);
 		port_at = colon + 1;
@@ -143,7 +141,7 @@ int cfg_addr_parse(const char *s, bool with_scheme, struct cfg_addr *out)
 
 static bool is_v4_mapped(const uint8_t a[16])
 {
-	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	return memcmp(a, prefix, sizeof(prefix)) == 0;
 }
 
@@ -231,10 +229,7 @@ bool cfg_is_trusted(const struct cfg *c, const struct sockaddr *sa)
 	return false;
 }
 
-static char ascii_lower(char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-}
+static char ascii_lower(char ch) { return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch; }
 
 bool cfg_is_our_domain(const struct cfg *c, const char *host, size_t len)
 {
@@ -274,8 +269,8 @@ static bool scalar_is_null(const yaml_node_t *n)
 }
 
 /* scalar_get - the text of scalar @n, or an error naming @name and @want. */
-static int scalar_get(struct cfg_ctx *x, const yaml_node_t *n, const char *name,
-		      const char *want, const char **out)
+static int scalar_get(struct cfg_ctx *x, const yaml_node_t *n, const char *name, const char *want,
+		      const char **out)
 {
 	if (n->type != YAML_SCALAR_NODE)
 		return cfg_fail(x, node_line(n), "%s: expected %s, got %s", name, want,
@@ -316,8 +311,8 @@ static int uint_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 		return rc;
 	unsigned val;
 	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || !digits_parse(v, UINT32_MAX, &val))
-		return cfg_fail(x, node_line(n), "%s: '%.40s' is not a whole number in %u..%u", name,
-				v, k->min, k->max);
+		return cfg_fail(x, node_line(n), "%s: '%.40s' is not a whole number in %u..%u",
+				name, v, k->min, k->max);
 	if (val < k->min || val > k->max)
 		return cfg_fail(x, node_line(n), "%s: %u is out of range %u..%u", name, val, k->min,
 				k->max);
@@ -327,7 +322,7 @@ static int uint_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 
 static int bool_parse(struct cfg_ctx *x, const yaml_node_t *n, const char *name, bool *out)
 {
-	static const char *const words[] = { "false", "true", "no", "yes", NULL };
+	static const char *const words[] = {"false", "true", "no", "yes", NULL};
 	const char *v;
 	int rc = scalar_get(x, n, name, "true or false", &v);
 	if (rc < 0)
@@ -455,7 +450,8 @@ static int list_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 		      const char *name, void *base)
 {
 	if (n->type != YAML_SEQUENCE_NODE)
-		return cfg_fail(x, node_line(n), "%s: expected a list, got %s%s", name, node_kind(n),
+		return cfg_fail(x, node_line(n), "%s: expected a list, got %s%s", name,
+				node_kind(n),
 				n->type == YAML_SCALAR_NODE ? " (write [value] for one item)" : "");
 	const yaml_node_item_t *items = n->data.sequence.items.start;
 	unsigned count = (unsigned)(n->data.sequence.items.top - items);
@@ -550,9 +546,10 @@ static int section_parse(struct cfg_ctx *x, const yaml_node_t *map, const struct
 	if (map->type != YAML_MAPPING_NODE)
 		return cfg_fail(x, node_line(map), "%s: expected a mapping (key: value), got %s",
 				prefix[0] ? prefix : "configuration", node_kind(map));
-	unsigned seen[CFG_SECTION_MAX_KEYS] = { 0 }; /* line of each key, 0 = absent */
+	unsigned seen[CFG_SECTION_MAX_KEYS] = {0}; /* line of each key, 0 = absent */
 	if (sec->n_keys > CFG_SECTION_MAX_KEYS)
-		return cfg_fail(x, node_line(map), "%s: internal error: key table too large", prefix);
+		return cfg_fail(x, node_line(map), "%s: internal error: key table too large",
+				prefix);
 	for (const yaml_node_pair_t *pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
 		const yaml_node_t *key = yaml_document_get_node(&x->doc, pair->key);
@@ -604,7 +601,8 @@ static void defaults_apply(const struct cfg_section *sec, void *base)
 static int document_load(struct cfg_ctx *x, yaml_parser_t *parser)
 {
 	if (!yaml_parser_load(parser, &x->doc)) {
-		const yaml_mark_t *m = parser->problem ? &parser->problem_mark : &parser->context_mark;
+		const yaml_mark_t *m =
+		    parser->problem ? &parser->problem_mark : &parser->context_mark;
 		return cfg_fail(x, (unsigned)m->line + 1, "YAML syntax error: %s%s%s",
 				parser->problem ? parser->problem : "unknown problem",
 				parser->context ? " " : "", parser->context ? parser->context : "");
@@ -615,8 +613,8 @@ static int document_load(struct cfg_ctx *x, yaml_parser_t *parser)
 	x->root_line = node_line(root);
 	yaml_document_t next;
 	if (!yaml_parser_load(parser, &next))
-		return cfg_fail(x, (unsigned)parser->problem_mark.line + 1,
-				"YAML syntax error: %s", parser->problem ? parser->problem : "?");
+		return cfg_fail(x, (unsigned)parser->problem_mark.line + 1, "YAML syntax error: %s",
+				parser->problem ? parser->problem : "?");
 	const yaml_node_t *extra = yaml_document_get_root_node(&next);
 	unsigned extra_line = extra ? node_line(extra) : 0;
 	yaml_document_delete(&next);
@@ -627,7 +625,7 @@ static int document_load(struct cfg_ctx *x, yaml_parser_t *parser)
 
 struct cfg *cfg_load(const char *path, char *err, size_t errlen)
 {
-	struct cfg_ctx x = { .file = path, .err = err, .errlen = errlen };
+	struct cfg_ctx x = {.file = path, .err = err, .errlen = errlen};
 	if (err && errlen)
 		err[0] = '\0';
 	const char *slash = strrchr(path, '/');

@@ -117,6 +117,9 @@ static const char *redis_check(char *v)
 
 /* ----------------------------------------------------------------- tables */
 
+/* One key per entry reads better than one field per line. */
+/* clang-format off */
+
 static const char *const algo_names[] = { "SHA-256", "MD5", NULL };
 static const char *const backend_names[] = { "file", "redis", NULL };
 static const char *const identity_names[] = { "grant", "sipx", NULL };
@@ -243,6 +246,7 @@ static const struct cfg_key root_keys[] = {
 	  .names = level_names, .doc = "least severe level logged" },
 };
 const struct cfg_section cfg_root_section = { "", KEYS(root_keys) };
+/* clang-format on */
 
 /* ------------------------------------------------------ cross-key rules */
 
@@ -262,7 +266,8 @@ int cfg_finish(struct cfg_ctx *x)
 	if (!line)
 		line = x->root_line;
 	if (c->store.backend == CFG_STORE_FILE && !c->store.file[0])
-		return cfg_fail(x, line, "store.file (the users file) is required with store.backend file");
+		return cfg_fail(x, line,
+				"store.file (the users file) is required with store.backend file");
 	if (c->store.backend == CFG_STORE_REDIS && !c->store.redis[0])
 		return cfg_fail(x, line, "store.redis is required with store.backend redis");
 	return 0;

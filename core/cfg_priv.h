@@ -14,26 +14,26 @@
 #include "cfg.h"
 
 enum cfg_kind {
-	CFG_K_SECTION,  /* nested mapping described by sub */
-	CFG_K_UINT,     /* unsigned in min..max, default def */
-	CFG_K_BOOL,     /* true/false/yes/no, default def */
-	CFG_K_ENUM,     /* one of names[] stored as an int-sized enum, default index def */
-	CFG_K_STR,      /* char[size], validated by check */
-	CFG_K_PATH,     /* char[size], relative paths resolved against the config's folder */
-	CFG_K_STRLIST,  /* char[max][size] plus unsigned count at count_off, min..max items */
-	CFG_K_ADDR,     /* struct cfg_addr; bool set at flag_off when CFG_F_HAS */
+	CFG_K_SECTION,	/* nested mapping described by sub */
+	CFG_K_UINT,	/* unsigned in min..max, default def */
+	CFG_K_BOOL,	/* true/false/yes/no, default def */
+	CFG_K_ENUM,	/* one of names[] stored as an int-sized enum, default index def */
+	CFG_K_STR,	/* char[size], validated by check */
+	CFG_K_PATH,	/* char[size], relative paths resolved against the config's folder */
+	CFG_K_STRLIST,	/* char[max][size] plus unsigned count at count_off, min..max items */
+	CFG_K_ADDR,	/* struct cfg_addr; bool set at flag_off when CFG_F_HAS */
 	CFG_K_ADDRLIST, /* struct cfg_addr[max] plus count */
 	CFG_K_CIDRLIST, /* struct cfg_cidr[max] plus count */
 	CFG_K_ENUMLIST, /* int-sized enum[max] plus count, words from names[], no duplicates */
-	CFG_K_RULES,    /* the rules list: heap array of struct cfg_rule */
+	CFG_K_RULES,	/* the rules list: heap array of struct cfg_rule */
 };
 
 enum cfg_key_flag {
 	CFG_F_REQUIRED = 1u << 0, /* the key must be present */
-	CFG_F_SCHEME = 1u << 1,   /* address written as udp://host:port */
-	CFG_F_HAS = 1u << 2,      /* ADDR: set the bool at flag_off when present */
-	CFG_F_LOWER = 1u << 3,    /* STRLIST: lowercase each item */
-	CFG_F_UNIQUE = 1u << 4,   /* lists: reject duplicate items */
+	CFG_F_SCHEME = 1u << 1,	  /* address written as udp://host:port */
+	CFG_F_HAS = 1u << 2,	  /* ADDR: set the bool at flag_off when present */
+	CFG_F_LOWER = 1u << 3,	  /* STRLIST: lowercase each item */
+	CFG_F_UNIQUE = 1u << 4,	  /* lists: reject duplicate items */
 };
 
 struct cfg_ctx;
@@ -45,18 +45,18 @@ typedef const char *(*cfg_check_fn)(char *value);
 struct cfg_key {
 	const char *name;
 	enum cfg_kind kind;
-	size_t off;      /* field, relative to the section's base object */
-	size_t size;     /* STR/PATH/STRLIST: bytes per string */
-	size_t aux_off;  /* lists: unsigned count; ADDR with CFG_F_HAS: bool flag */
-	unsigned min;    /* UINT: lowest value; lists: fewest items */
-	unsigned max;    /* UINT: highest value; lists: capacity */
-	unsigned def;    /* UINT/BOOL/ENUM default */
-	unsigned flags;  /* enum cfg_key_flag */
-	const char *const *names;       /* ENUM/ENUMLIST words, NULL-terminated */
-	const struct cfg_section *sub;  /* SECTION and RULES (one rule's keys) */
-	cfg_check_fn check;             /* STR/STRLIST */
-	const char *doc_default;        /* shown when there is no numeric default */
-	const char *doc;                /* one-line meaning for CONFIG.md */
+	size_t off;		       /* field, relative to the section's base object */
+	size_t size;		       /* STR/PATH/STRLIST: bytes per string */
+	size_t aux_off;		       /* lists: unsigned count; ADDR with CFG_F_HAS: bool flag */
+	unsigned min;		       /* UINT: lowest value; lists: fewest items */
+	unsigned max;		       /* UINT: highest value; lists: capacity */
+	unsigned def;		       /* UINT/BOOL/ENUM default */
+	unsigned flags;		       /* enum cfg_key_flag */
+	const char *const *names;      /* ENUM/ENUMLIST words, NULL-terminated */
+	const struct cfg_section *sub; /* SECTION and RULES (one rule's keys) */
+	cfg_check_fn check;	       /* STR/STRLIST */
+	const char *doc_default;       /* shown when there is no numeric default */
+	const char *doc;	       /* one-line meaning for CONFIG.md */
 };
 
 struct cfg_section {
@@ -88,7 +88,7 @@ extern const struct cfg_section cfg_root_section;
 
 /* cfg_fail - write "file:line: message" into the error buffer; returns -EINVAL. */
 int cfg_fail(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* cfg_seen_line - line where dotted key @name was written, 0 when absent. */
 unsigned cfg_seen_line(const struct cfg_ctx *x, const char *name);
 /* cfg_finish - defaults that depend on other keys and cross-key checks. */

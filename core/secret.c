@@ -25,7 +25,7 @@
 #define SECRET_FILE_MAX 1024
 
 static int fail(char *err, size_t errlen, int rc, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 
 static int fail(char *err, size_t errlen, int rc, const char *path, const char *fmt, ...)
 {
@@ -107,7 +107,8 @@ static int file_read_private(const char *path, char *buf, size_t size, char *err
 			continue;
 		if (got < 0) {
 			rc = -errno;
-			fail(err, errlen, rc, path, "cannot read the secret file: %s", strerror(-rc));
+			fail(err, errlen, rc, path, "cannot read the secret file: %s",
+			     strerror(-rc));
 			goto out;
 		}
 		if (got == 0)
@@ -137,8 +138,9 @@ int secret_load(const char *path, struct secret *s, char *err, size_t errlen)
 		goto out;
 	int n = b64_strict_decode(text, (size_t)rc, raw, sizeof(raw));
 	if (n < 0) {
-		rc = fail(err, errlen, -EINVAL, path,
-			  "the secret file is not base64 (create one with: openssl rand -base64 32)");
+		rc = fail(
+		    err, errlen, -EINVAL, path,
+		    "the secret file is not base64 (create one with: openssl rand -base64 32)");
 	} else if (n < SECRET_MIN_BYTES) {
 		rc = fail(err, errlen, -EINVAL, path,
 			  "the secret is too short: %d bytes, at least %d are needed", n,

@@ -7,7 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* needs the four headers above */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +46,7 @@ static void conf_write(const char *text, char *path, size_t size)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* clang-format off */
 static const char full_conf[] =
 	"# every key\n"                                   /* 1 */
 	"listen:\n"                                       /* 2 */
@@ -91,6 +93,7 @@ static const char full_conf[] =
 	"metrics:\n"                                      /* 43 */
 	"  listen: 127.0.0.1:9090\n"                      /* 44 */
 	"log_level: debug\n";                             /* 45 */
+/* clang-format on */
 
 static void test_full_config(void **state)
 {
@@ -237,6 +240,7 @@ struct bad_conf {
 	const char *message; /* must appear after "file:LINE: " */
 };
 
+/* clang-format off */
 static const struct bad_conf bad_confs[] = {
 	{ "", 1, "empty configuration" },
 	{ "- listen\n", 1, "expected a mapping" },
@@ -336,6 +340,7 @@ static const struct bad_conf bad_confs[] = {
 	{ BASE "log_level: verbose\n", 4, "log_level: 'verbose' is not one of error|warn|info|debug" },
 	{ BASE "? [a, b]\n: 1\n", 4, "keys must be plain words" },
 };
+/* clang-format on */
 
 static void test_bad_configs(void **state)
 {
@@ -388,7 +393,7 @@ static void test_addr_parse(void **state)
 
 static struct sockaddr_storage sa_make(const char *ip)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	if (strchr(ip, ':')) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		s6->sin6_family = AF_INET6;
@@ -529,7 +534,8 @@ static void test_config_doc(void **state)
 	bool found = len > 500 && strstr(md, table) != NULL;
 	if (!found)
 		print_error("packaging/CONFIG.md does not hold the current key table; regenerate "
-			    "it with REFEREE_CONFIG_MD_OUT=FILE and paste it:\n%s", table);
+			    "it with REFEREE_CONFIG_MD_OUT=FILE and paste it:\n%s",
+			    table);
 	free(table);
 	assert_true(found);
 }
@@ -537,11 +543,11 @@ static void test_config_doc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_full_config), cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_bad_configs), cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_addr_parse),  cmocka_unit_test(test_cidr),
-		cmocka_unit_test(test_predicates),  cmocka_unit_test(test_default_file),
-		cmocka_unit_test(test_config_doc),  cmocka_unit_test(test_aliases),
+	    cmocka_unit_test(test_full_config), cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_bad_configs), cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_addr_parse),	cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_predicates),	cmocka_unit_test(test_default_file),
+	    cmocka_unit_test(test_config_doc),	cmocka_unit_test(test_aliases),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

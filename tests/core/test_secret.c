@@ -7,7 +7,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* needs the four headers above */
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -71,7 +72,7 @@ static void expect_key(const uint8_t *secret, size_t n, const char *label, const
 static void test_good_secret(void **state)
 {
 	/* 16, 17 and 18 bytes cover "==", "=" and no padding; 32 is the usual size. */
-	const size_t sizes[] = { 16, 17, 18, 32, 255, 256 };
+	const size_t sizes[] = {16, 17, 18, 32, 255, 256};
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		uint8_t raw[256];
 		char text[400], path[128], err[256];
@@ -117,17 +118,17 @@ struct bad_secret {
 static void test_bad_secrets(void **state)
 {
 	const struct bad_secret bad[] = {
-		{ "MDEyMzQ1Njc4OWFiY2Rl\n", 0600, -EINVAL, "too short: 15 bytes" },
-		{ "", 0600, -EINVAL, "not base64" },
-		{ "\n\n", 0600, -EINVAL, "not base64" },
-		{ "this is not base64 at all!!\n", 0600, -EINVAL, "not base64" },
-		{ "MDEyMzQ1Njc4OWFiY2RlZg\n", 0600, -EINVAL, "not base64" },      /* no padding */
-		{ "MDEyMzQ1Njc4OWFiY2RlZg=A\n", 0600, -EINVAL, "not base64" },    /* '=' inside */
-		{ "MDEyMzQ1Njc4OWFiY2Rl====\n", 0600, -EINVAL, "not base64" },   /* 4 pads */
-		{ "MDEyMzQ1Njc4OWFiY2RlZmdo-_==\n", 0600, -EINVAL, "not base64" }, /* base64url */
-		{ "MDEyMzQ1Njc4OWFiY2RlZmdoaWo=\n", 0644, -EPERM, "chmod 600" },
-		{ "MDEyMzQ1Njc4OWFiY2RlZmdoaWo=\n", 0640, -EPERM, "group or others (mode 0640)" },
-		{ "MDEyMzQ1Njc4OWFiY2RlZmdoaWo=\n", 0602, -EPERM, "group or others" },
+	    {"MDEyMzQ1Njc4OWFiY2Rl\n", 0600, -EINVAL, "too short: 15 bytes"},
+	    {"", 0600, -EINVAL, "not base64"},
+	    {"\n\n", 0600, -EINVAL, "not base64"},
+	    {"this is not base64 at all!!\n", 0600, -EINVAL, "not base64"},
+	    {"MDEyMzQ1Njc4OWFiY2RlZg\n", 0600, -EINVAL, "not base64"},	     /* no padding */
+	    {"MDEyMzQ1Njc4OWFiY2RlZg=A\n", 0600, -EINVAL, "not base64"},     /* '=' inside */
+	    {"MDEyMzQ1Njc4OWFiY2Rl====\n", 0600, -EINVAL, "not base64"},     /* 4 pads */
+	    {"MDEyMzQ1Njc4OWFiY2RlZmdo-_==\n", 0600, -EINVAL, "not base64"}, /* base64url */
+	    {"MDEyMzQ1Njc4OWFiY2RlZmdoaWo=\n", 0644, -EPERM, "chmod 600"},
+	    {"MDEyMzQ1Njc4OWFiY2RlZmdoaWo=\n", 0640, -EPERM, "group or others (mode 0640)"},
+	    {"MDEyMzQ1Njc4OWFiY2RlZmdoaWo=\n", 0602, -EPERM, "group or others"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char path[128], err[256] = "", prefix[140];
@@ -201,7 +202,7 @@ static void test_hmac_and_wipe(void **state)
 	bytes_fill(raw, sizeof(raw), 9);
 	struct secret s;
 	assert_int_equal(secret_set(&s, raw, sizeof(raw)), 0);
-	const char *msgs[] = { "", "v1.1001@example.com.5f5e100.abc", "x" };
+	const char *msgs[] = {"", "v1.1001@example.com.5f5e100.abc", "x"};
 	for (size_t i = 0; i < 3; i++) {
 		uint8_t got[32], want[32];
 		unsigned int len = 0;
@@ -214,17 +215,17 @@ static void test_hmac_and_wipe(void **state)
 		assert_memory_not_equal(got, want, 32);
 	}
 	secret_wipe(&s);
-	const struct secret zero = { 0 };
+	const struct secret zero = {0};
 	assert_memory_equal(&s, &zero, sizeof(s));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_secret),      cmocka_unit_test(test_wrapped_lines),
-		cmocka_unit_test(test_bad_secrets),      cmocka_unit_test(test_missing_and_folder),
-		cmocka_unit_test(test_too_large),        cmocka_unit_test(test_keys_per_purpose),
-		cmocka_unit_test(test_hmac_and_wipe),
+	    cmocka_unit_test(test_good_secret),	  cmocka_unit_test(test_wrapped_lines),
+	    cmocka_unit_test(test_bad_secrets),	  cmocka_unit_test(test_missing_and_folder),
+	    cmocka_unit_test(test_too_large),	  cmocka_unit_test(test_keys_per_purpose),
+	    cmocka_unit_test(test_hmac_and_wipe),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
