@@ -363,7 +363,7 @@ static int string_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_n
 		return cfg_fail(x, node_line(n), "%s: must not be an empty string", name);
 	int len;
 	if (k->kind == CFG_K_PATH && v[0] != '/' && x->dir[0])
-		len = snprintf(dst, k->size, "%s/%s", x->dir, v);
+		len = snprintf(dst, k->size, "%s%s%s", x->dir, strcmp(x->dir, "/") ? "/" : "", v);
 	else
 		len = snprintf(dst, k->size, "%s", v);
 	if (len < 0 || (size_t)len >= k->size)

@@ -95,8 +95,23 @@ static const char full_conf[] =
 	"log_level: debug\n";                             /* 45 */
 /* clang-format on */
 
+/* keys_all_in - every key of @sec (and its subsections) is written in @text. */
+static void keys_all_in(const struct cfg_section *sec, const char *text)
+{
+	for (size_t i = 0; i < sec->n_keys; i++) {
+		char needle[64];
+		snprintf(needle, sizeof(needle), "%s:", sec->keys[i].name);
+		if (!strstr(text, needle))
+			fail_msg("full_conf lacks key '%s' of section '%s'", sec->keys[i].name,
+				 sec->name);
+		if (sec->keys[i].sub)
+			keys_all_in(sec->keys[i].sub, text);
+	}
+}
+
 static void test_full_config(void **state)
 {
+	keys_all_in(&cfg_root_section, full_conf);
 	char path[128], err[512];
 	conf_write(full_conf, path, sizeof(path));
 	struct cfg *c = cfg_load(path, err, sizeof(err));
