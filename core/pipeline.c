@@ -7,7 +7,8 @@
  * truncated datagram are counted drops. Workers live in worker.c.
  * Fields shared across threads: `stop` (main writes, receivers read relaxed:
  * rx_stop_efd carries the wakeup), the rings (see ring.h), worker->sleeping
- * (see worker.c), pipeline_cfg_rcu (main publishes with rcu_assign_pointer).
+ * (see worker.c), pipeline_cfg_rcu (main publishes with cfg_publish_ptr,
+ * workers read with rcu_dereference inside rcu_read_lock).
  * Signals: SIGTERM/SIGINT/SIGHUP are blocked in every pipeline thread and read
  * by the main thread from a signalfd; SIGTERM = stop reading, drain the rings
  * and parked txns (bounded), join, return 0. */
@@ -34,7 +35,25 @@ struct pipeline_metrics pipeline_metrics;
 struct cfg *pipeline_cfg_rcu;
 
 static atomic_bool pipeline_stop_requested;
-static _Atomic int pipeline_main_efd = -1; /* wakes the main thread for pipeline_stop */
+/* Wakes the main thread for pipeline_stop. Created once and never closed, so
+ * a pipeline_stop racing with the end of pipeline_run never writes into a
+ * reused descriptor. */
+static int pipeline_main_efd = -1;
+static pthread_once_t pipeline_main_efd_once = PTHREAD_ONCE_INIT;
+
+static void main_efd_create(void)
+{
+	pipeline_main_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+/* rcu_assign_pointer, written out: urcu 0.13 publishes with a barrier and a
+ * volatile store that TSan cannot see, so the stress test would report every
+ * reload. A release store is the same publication (what urcu does with
+ * atomic builtins); it pairs with the consume load in rcu_dereference. */
+static void cfg_publish_ptr(struct cfg *c)
+{
+	__atomic_store_n(&pipeline_cfg_rcu, c, __ATOMIC_RELEASE);
+}
 static atomic_bool pipeline_serving;
 
 uint64_t pipeline_now_ns(void)
@@ -159,15 +178,16 @@ static void receiver_push(struct receiver *rx)
 	}
 	if (!pushed_any)
 		return;
-	/* seq_cst fence pairs with the fence in worker_sleep_begin: either the
-	 * worker's re-check sees our tail, or we see its `sleeping`. */
-	atomic_thread_fence(memory_order_seq_cst);
 	for (unsigned w = 0; w < p->n_workers; w++) {
 		if (rx->n_staged[w] == 0)
 			continue;
 		rx->n_staged[w] = 0;
 		struct worker *wk = &p->workers[w];
-		if (atomic_load_explicit(&wk->sleeping, memory_order_relaxed) &&
+		/* seq_cst load: after our seq_cst tail store (ring_push_batch) in the
+		 * total order; pairs with the seq_cst store in worker_sleep_begin:
+		 * either the worker's re-check sees our entries or we see `sleeping`.
+		 * The exchange picks the one receiver that writes the eventfd. */
+		if (atomic_load_explicit(&wk->sleeping, memory_order_seq_cst) &&
 		    atomic_exchange_explicit(&wk->sleeping, false, memory_order_relaxed))
 			worker_wake(wk);
 	}
@@ -415,7 +435,7 @@ static int pipeline_start(struct pipeline *p, unsigned *n_workers_started, unsig
 static void pipeline_wait(int sfd, int (*reload)(void *arg), void *arg)
 {
 	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
-				 { .fd = atomic_load_explicit(&pipeline_main_efd, memory_order_relaxed),
+				 { .fd = pipeline_main_efd,
 				   .events = POLLIN } };
 	/* relaxed: the eventfd wakes us; the flag is re-read after every wakeup */
 	while (!atomic_load_explicit(&pipeline_stop_requested, memory_order_relaxed)) {
@@ -467,7 +487,8 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, &old); /* threads created below inherit it */
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_once(&pipeline_main_efd_once, main_efd_create);
+	int efd = pipeline_main_efd;
 	struct pipeline *p = calloc(1, sizeof(*p));
 	unsigned n_workers_started = 0, n_rx_started = 0;
 	int rc = (sfd < 0 || efd < 0) ? -errno : (!p || !c || !st) ? -EINVAL : 0;
@@ -477,8 +498,7 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 	}
 	pipeline_metrics_register(c->threads.workers <= PIPELINE_MAX_WORKERS ? c->threads.workers
 									     : PIPELINE_MAX_WORKERS);
-	atomic_store_explicit(&pipeline_main_efd, efd, memory_order_relaxed);
-	rcu_assign_pointer(pipeline_cfg_rcu, (struct cfg *)c); /* owned from now on */
+	cfg_publish_ptr((struct cfg *)c); /* owned from now on */
 	rc = pipeline_setup(p, c, st);
 	if (rc == 0)
 		rc = pipeline_start(p, &n_workers_started, &n_rx_started);
@@ -492,13 +512,15 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 	if (rc == 0)
 		log_info("pipeline", "drained and stopped");
 out:
-	atomic_store_explicit(&pipeline_main_efd, -1, memory_order_relaxed);
+	if (efd >= 0) {
+		uint64_t v;
+		ssize_t n = read(efd, &v, sizeof(v)); /* forget the stop we served */
+		(void)n;
+	}
 	atomic_store_explicit(&pipeline_stop_requested, false, memory_order_relaxed);
 	if (p)
 		pipeline_free(p);
 	free(p);
-	if (efd >= 0)
-		close(efd);
 	if (sfd >= 0)
 		close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -508,7 +530,8 @@ out:
 void pipeline_stop(void)
 {
 	atomic_store_explicit(&pipeline_stop_requested, true, memory_order_relaxed);
-	int efd = atomic_load_explicit(&pipeline_main_efd, memory_order_relaxed);
+	pthread_once(&pipeline_main_efd_once, main_efd_create);
+	int efd = pipeline_main_efd;
 	if (efd >= 0) {
 		uint64_t one = 1;
 		ssize_t n = write(efd, &one, sizeof(one));
@@ -525,7 +548,7 @@ void pipeline_cfg_publish(struct cfg *c)
 {
 	/* only the main thread writes the pointer: a plain read is enough */
 	struct cfg *old = pipeline_cfg_rcu;
-	rcu_assign_pointer(pipeline_cfg_rcu, c);
+	cfg_publish_ptr(c);
 	synchronize_rcu(); /* no worker holds `old` once this returns */
 	cfg_free(old);
 }

@@ -12,7 +12,9 @@
  * head and tail are free-running 32-bit counters (wrap is fine: only their
  * difference is used, and capacity <= 2^31). Ordering: a slot is written by
  * the producer before the release store of tail that publishes it, and read by
- * the consumer before the release store of head that frees it. Progress: both
+ * the consumer before the release store of head that frees it. ring_push_batch
+ * and ring_is_empty use seq_cst on tail for the worker wakeup handshake
+ * (worker.c), which needs no fences (TSan does not model them). Progress: both
  * sides are wait-free. Full: ring_push fails and the caller drops and counts;
  * nothing ever blocks. NULL cannot be stored (ring_pop returns NULL = empty).
  * Calls are named for the side that may call them (ring_push*: the single
@@ -125,8 +127,10 @@ static inline unsigned ring_push_batch(struct ring *r, void *const *items, unsig
 	uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed); /* own index */
 	for (unsigned i = 0; i < n; i++)
 		r->slots[(t + i) & r->mask] = items[i];
-	/* release pairs with the acquire load of tail in ring_consumer_avail */
-	atomic_store_explicit(&r->tail, t + n, memory_order_release);
+	/* seq_cst (a release and more): pairs with the acquire load of tail in
+	 * ring_consumer_avail, and is one side of the wakeup handshake with the
+	 * seq_cst load in ring_is_empty (see worker.c): one xchg per batch. */
+	atomic_store_explicit(&r->tail, t + n, memory_order_seq_cst);
 	return n;
 }
 
@@ -178,14 +182,16 @@ static inline unsigned ring_pop_batch(struct ring *r, void **items, unsigned max
 
 /**
  * ring_is_empty - true when nothing is queued. Consumer only. Always reloads
- * tail, so after a seq_cst fence it sees every push whose producer fence
- * came first (the sleep protocol in worker.c relies on that).
+ * tail with a seq_cst load: in the single total order of seq_cst operations
+ * it either follows the seq_cst tail store of a ring_push_batch (and sees the
+ * entries) or precedes it. The sleep protocol in worker.c relies on that.
  */
 static inline bool ring_is_empty(struct ring *r)
 {
 	uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed); /* own index */
-	/* acquire pairs with the release store of tail in ring_push / ring_push_batch */
-	r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+	/* seq_cst (an acquire and more): pairs with the store of tail in
+	 * ring_push / ring_push_batch, and with ring_push_batch in the total order */
+	r->tail_cache = atomic_load_explicit(&r->tail, memory_order_seq_cst);
 	return r->tail_cache == h;
 }
 

@@ -9,12 +9,14 @@
  *   draining  set by the main thread (release; acquire here) at SIGTERM;
  *   efd       an eventfd anybody may write.
  * Sleep protocol (race-free, no syscall per message): the worker stores
- * sleeping = true, issues a seq_cst fence, then re-reads every ring's tail; a
- * receiver publishes tail (release), issues a seq_cst fence, then reads
- * sleeping. The fences are totally ordered, so either the worker sees the new
- * entry (and does not sleep) or the receiver sees sleeping (and writes efd,
- * which is level-triggered, so a write before epoll_wait still wakes it). The
- * receiver that exchanges sleeping from true to false writes; others don't.
+ * sleeping = true (seq_cst), then re-reads every ring's tail (seq_cst, in
+ * ring_is_empty); a receiver stores tail (seq_cst, in ring_push_batch), then
+ * loads sleeping (seq_cst). All four are in one total order, so either the
+ * worker's re-check sees the new entry (and does not sleep) or the receiver
+ * sees sleeping (and writes efd, which is level-triggered, so a write before
+ * epoll_wait still wakes it). Only the receiver that exchanges sleeping from
+ * true to false writes: at most one write per sleep. Cost: one xchg per
+ * pushed batch and per sleep, no fences (TSan does not model fences).
  * Txns go back to their receiver through the (worker, receiver) return ring,
  * sized to hold the whole pool, so it can never be full. */
 #include <errno.h>
@@ -329,10 +331,9 @@ static void worker_ticks(struct worker *w, uint64_t now)
 /* true when the worker may sleep (nothing arrived after `sleeping` was set) */
 static bool worker_sleep_begin(struct worker *w)
 {
-	atomic_store_explicit(&w->sleeping, true, memory_order_relaxed);
-	/* seq_cst fence pairs with the receiver's fence between its release
-	 * store of tail (ring_push_batch) and its load of `sleeping`. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* seq_cst: pairs with the seq_cst load of `sleeping` in receiver_push;
+	 * must precede our seq_cst tail loads (ring_is_empty) in the total order */
+	atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
 	if (worker_rings_empty(w))
 		return true;
 	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
