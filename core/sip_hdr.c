@@ -63,7 +63,16 @@ static inline unsigned hdr_hash(const char *p, size_t n)
 
 static inline bool name_caseeq(const char *a, const char *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	const uint64_t lower = 0x2020202020202020ull;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) { /* eight bytes per compare; names are tokens */
+		uint64_t x, y;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if ((x | lower) != (y | lower))
+			return false;
+	}
+	for (; i < n; i++)
 		if (fold(a[i]) != fold(b[i]))
 			return false;
 	return true;

@@ -136,7 +136,7 @@ static int hdr_add(struct sip_msg *m, uint8_t id, struct slice name, struct slic
 	return 0;
 }
 
-static struct slice value_trim(const char *p, size_t s, size_t e)
+static inline struct slice value_trim(const char *p, size_t s, size_t e)
 {
 	while (s < e && sip_cc_is(p[s], SIP_CC_LWS))
 		s++;
@@ -190,13 +190,17 @@ static int scalar_decode(struct sip_msg *m, uint8_t id, struct slice v, bool is_
 }
 
 /* Splits a comma list at commas outside quoted strings and <...>; empty
- * elements (as in "a,,b") are skipped, an all-empty value is kept once. */
+ * elements (as in "a,,b") are skipped, an all-empty value is kept once.
+ * A value without any comma is taken whole: quote balance is then left to
+ * the sub-parser (sip_nameaddr_parse rejects it). */
 static int comma_split(struct sip_msg *m, uint8_t id, struct slice name, const char *p,
 		       size_t vs, size_t ve, uint32_t off, uint32_t len, int *err)
 {
 	size_t s = vs;
 	bool in_q = false, in_a = false, any = false;
 	int rc;
+	if (ve <= vs || !memchr(p + vs, ',', ve - vs)) /* common case: one value */
+		return hdr_add(m, id, name, value_trim(p, vs, ve), off, len);
 	for (size_t k = vs; k < ve; k++) {
 		const char c = p[k];
 		if (in_q) {
