@@ -1,0 +1,677 @@
+/* test_proxy_forward.c - raw SIP through sip_parse + proxy_process with the
+ * chain checks -> forward (core/proxy_*.c): exact bytes of forwarded requests
+ * (our Via, received/rport, Max-Forwards, Record-Route, Route popping, edits),
+ * branch stability (retransmission, CANCEL, RFC 2543), routing decisions,
+ * signed Record-Route and authorized dialogs, and response relaying. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "secret.h"
+#include "sip.h"
+#include "stage.h"
+#include "txn.h"
+
+static struct cfg g_cfg;
+static struct secret g_secret;
+static struct stage_table g_chain;       /* checks, forward */
+static struct stage_table g_chain_auth;  /* checks, mark authorized, forward */
+static struct stage_table g_chain_edit;  /* checks, edits, forward */
+static char g_out[TXN_RX_MAX + 4096];
+static char g_text[TXN_RX_MAX + 4097];   /* g_out as a C string */
+
+struct run {
+	struct txn *t;
+	enum stage_rc rc;
+	const char *out; /* NUL-terminated copy of what would be sent */
+};
+
+static enum stage_rc stage_authorize(struct txn *t)
+{
+	t->dialog_authorized = true;
+	return STAGE_CONTINUE;
+}
+
+/* Edits like the module stages make: drop X-Drop, replace Subject, add a line, new R-URI. */
+static enum stage_rc stage_edit(struct txn *t)
+{
+	for (unsigned i = 0; i < t->msg.n_hdrs; i++) {
+		if (slice_caseeq(t->msg.hdrs[i].name, SLICE_LIT("X-Drop")))
+			txn_hdr_remove(t, i);
+		if (t->msg.hdrs[i].id == SIP_HDR_SUBJECT)
+			txn_hdr_replace(t, i, SLICE_LIT("replaced"));
+	}
+	assert_int_equal(txn_hdr_add(t, SLICE_LIT("X-Added: yes")), 0);
+	txn_ruri_set(t, SLICE_LIT("sip:carol@example.com"));
+	return STAGE_CONTINUE;
+}
+
+static void cfg_build(struct cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->n_listen = 1;
+	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5060", true, &c->listen[0]), 0);
+	c->n_domains = 1;
+	strcpy(c->domains[0], "example.com");
+	c->routes.has_local = c->routes.has_outbound = true;
+	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5080", true, &c->routes.local), 0);
+	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5090", true, &c->routes.outbound), 0);
+	c->n_trusted = 1;
+	assert_int_equal(cfg_cidr_parse("127.0.0.0/8", &c->trusted[0]), 0);
+}
+
+static int group_setup(void **state)
+{
+	cfg_build(&g_cfg);
+	static const uint8_t key[32] = "0123456789abcdef-referee-tests!";
+	assert_int_equal(secret_set(&g_secret, key, sizeof(key)), 0);
+	assert_int_equal(metrics_thread_init(), 0);
+	assert_int_equal(proxy_init(&g_cfg, &g_secret), 0);
+	assert_int_equal(stage_add(&g_chain, "checks", proxy_checks_stage, true), 0);
+	assert_int_equal(stage_add(&g_chain, "forward", proxy_forward_stage, false), 0);
+	assert_int_equal(stage_add(&g_chain_auth, "checks", proxy_checks_stage, true), 0);
+	assert_int_equal(stage_add(&g_chain_auth, "authorize", stage_authorize, true), 0);
+	assert_int_equal(stage_add(&g_chain_auth, "forward", proxy_forward_stage, false), 0);
+	assert_int_equal(stage_add(&g_chain_edit, "checks", proxy_checks_stage, true), 0);
+	assert_int_equal(stage_add(&g_chain_edit, "edit", stage_edit, true), 0);
+	assert_int_equal(stage_add(&g_chain_edit, "forward", proxy_forward_stage, false), 0);
+	return 0;
+}
+
+static void sa_set(struct sockaddr_storage *ss, socklen_t *len, const char *ip, uint16_t port)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	memset(ss, 0, sizeof(*ss));
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+	*len = sizeof(*in);
+}
+
+static struct run run_full(const struct stage_table *st, const struct cfg *c, const char *raw,
+			   size_t n, const char *src_ip, uint16_t src_port)
+{
+	struct run r = { calloc(1, sizeof(struct txn)), STAGE_DROP, g_text };
+	assert_non_null(r.t);
+	assert_true(n <= TXN_RX_MAX);
+	memcpy(r.t->rx, raw, n);
+	r.t->rx_len = (uint32_t)n;
+	r.t->parse_rc = sip_parse(r.t->rx, n, &r.t->msg);
+	sa_set(&r.t->src, &r.t->srclen, src_ip, src_port);
+	r.t->cfg = c;
+	r.t->out = g_out;
+	r.t->out_cap = sizeof(g_out);
+	r.rc = proxy_process(st, r.t);
+	memcpy(g_text, g_out, r.t->out_len);
+	g_text[r.t->out_len] = '\0';
+	return r;
+}
+
+static struct run run(const char *raw)
+{
+	return run_full(&g_chain, &g_cfg, raw, strlen(raw), "192.0.2.10", 5062);
+}
+
+static void done(struct run *r)
+{
+	free(r->t);
+	r->t = NULL;
+}
+
+static void assert_dst(const struct txn *t, const char *ip, uint16_t port)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&t->dst;
+	char text[INET_ADDRSTRLEN];
+	assert_int_equal(in->sin_family, AF_INET);
+	assert_non_null(inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)));
+	assert_string_equal(text, ip);
+	assert_int_equal(ntohs(in->sin_port), port);
+	assert_int_equal(t->dstlen, sizeof(*in));
+}
+
+/* The branch of the first Via of @out, copied into @buf. */
+static const char *branch_of(const char *out, char *buf, size_t cap)
+{
+	const char *b = strstr(out, ";branch=");
+	assert_non_null(b);
+	b += 8;
+	size_t n = strcspn(b, ";,\r");
+	assert_true(n < cap);
+	memcpy(buf, b, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Puts our branch (taken from @out) into the expected text at "@B@". */
+static void assert_forwarded(const char *out, const char *expected_fmt)
+{
+	char branch[128], expected[8192];
+	branch_of(out, branch, sizeof(branch));
+	assert_int_equal(strncmp(branch, "z9hG4bK-rf-", 11), 0);
+	assert_int_equal(strlen(branch), 11 + 16 + 1 + 16);
+	const char *at = strstr(expected_fmt, "@B@");
+	assert_non_null(at);
+	snprintf(expected, sizeof(expected), "%.*s%s%s", (int)(at - expected_fmt), expected_fmt,
+		 branch, at + 3);
+	assert_string_equal(out, expected);
+	/* what we send must itself be a good message */
+	struct sip_msg m;
+	assert_true(sip_parse(out, strlen(out), &m) >= 0);
+	assert_int_equal(sip_msg_check(&m, NULL), SIP_CHECK_OK);
+}
+
+#define INVITE_BODY "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+
+static const char invite_rport[] =
+	"INVITE sip:bob@example.com SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport\r\n"
+	"Max-Forwards: 70\r\n"
+	"From: <sip:alice@example.com>;tag=a1\r\n"
+	"To: <sip:bob@example.com>\r\n"
+	"Call-ID: fwd-1@192.0.2.10\r\n"
+	"CSeq: 1 INVITE\r\n"
+	"Contact: <sip:alice@192.0.2.10:5062>\r\n"
+	"Content-Type: application/sdp\r\n"
+	"Content-Length: 58\r\n"
+	"\r\n" INVITE_BODY;
+
+static void test_invite_exact_bytes(void **state)
+{
+	assert_int_equal(strlen(INVITE_BODY), 58);
+	struct run r = run(invite_rport);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_forwarded(r.out,
+			 "INVITE sip:bob@example.com SIP/2.0\r\n"
+			 "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=@B@\r\n"
+			 "Record-Route: <sip:127.0.0.1:5060;lr>\r\n"
+			 "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport=5062;"
+			 "received=192.0.2.10\r\n"
+			 "Max-Forwards: 69\r\n"
+			 "From: <sip:alice@example.com>;tag=a1\r\n"
+			 "To: <sip:bob@example.com>\r\n"
+			 "Call-ID: fwd-1@192.0.2.10\r\n"
+			 "CSeq: 1 INVITE\r\n"
+			 "Contact: <sip:alice@192.0.2.10:5062>\r\n"
+			 "Content-Type: application/sdp\r\n"
+			 "Content-Length: 58\r\n"
+			 "\r\n" INVITE_BODY);
+	assert_dst(r.t, "127.0.0.1", 5080); /* our domain -> routes.local */
+	assert_true(r.t->next_hop_trusted);
+	done(&r);
+}
+
+static void test_received_only_when_needed(void **state)
+{
+	/* sent-by equals the source and no rport: the Via stays byte for byte */
+	struct run r = run("OPTIONS sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKsame\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "Call-ID: rcv-1\r\nCSeq: 7 OPTIONS\r\nMax-Forwards: 10\r\n"
+			   "Content-Length: 0\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKsame\r\n"));
+	assert_null(strstr(r.out, "received="));
+	assert_non_null(strstr(r.out, "\r\nMax-Forwards: 9\r\n"));
+	assert_null(strstr(r.out, "Record-Route")); /* OPTIONS does not form a dialog */
+	done(&r);
+	/* a hostname sent-by gets received=, nothing else changes */
+	r = run("OPTIONS sip:bob@example.com SIP/2.0\r\n"
+		"v: SIP/2.0/UDP pc33.example.com ;branch=z9hG4bKhost\r\n"
+		"From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+		"Call-ID: rcv-2\r\nCSeq: 7 OPTIONS\r\nMax-Forwards: 10\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nv: SIP/2.0/UDP pc33.example.com ;branch=z9hG4bKhost;"
+				      "received=192.0.2.10\r\n"));
+	done(&r);
+}
+
+static void test_branch_stability(void **state)
+{
+	char b1[128], b2[128], b3[128], b4[128], b5[128];
+	struct run r = run(invite_rport);
+	branch_of(r.out, b1, sizeof(b1));
+	done(&r);
+	r = run(invite_rport); /* retransmission */
+	branch_of(r.out, b2, sizeof(b2));
+	done(&r);
+	assert_string_equal(b1, b2);
+	r = run("CANCEL sip:bob@example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport\r\n"
+		"Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"
+		"To: <sip:bob@example.com>\r\nCall-ID: fwd-1@192.0.2.10\r\nCSeq: 1 CANCEL\r\n"
+		"Content-Length: 0\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	branch_of(r.out, b3, sizeof(b3));
+	assert_null(strstr(r.out, "Record-Route"));
+	done(&r);
+	assert_string_equal(b1, b3); /* CANCEL follows the INVITE */
+	/* another incoming branch, another outgoing one */
+	char other[sizeof(invite_rport)];
+	memcpy(other, invite_rport, sizeof(invite_rport));
+	memcpy(strstr(other, "abc123"), "abc124", 6);
+	r = run(other);
+	branch_of(r.out, b4, sizeof(b4));
+	done(&r);
+	assert_string_not_equal(b1, b4);
+	/* the same branch from another client (sent-by) differs too */
+	memcpy(other, invite_rport, sizeof(invite_rport));
+	memcpy(strstr(other, "192.0.2.10:5062;"), "192.0.2.11:5062;", 16);
+	r = run(other);
+	branch_of(r.out, b5, sizeof(b5));
+	done(&r);
+	assert_string_not_equal(b1, b5);
+}
+
+static const char invite_2543[] = "INVITE sip:bob@example.com SIP/2.0\r\n"
+				  "Via: SIP/2.0/UDP 192.0.2.10\r\n"
+				  "From: <sip:alice@example.com>\r\n"
+				  "To: <sip:bob@example.com>\r\n"
+				  "Call-ID: old-1@192.0.2.10\r\n"
+				  "CSeq: 5 INVITE\r\n"
+				  "\r\n" INVITE_BODY;
+
+static void test_rfc2543_request(void **state)
+{
+	char b1[128], b2[128], b3[128];
+	struct run r = run(invite_2543);
+	assert_int_equal(r.rc, STAGE_SENT);
+	branch_of(r.out, b1, sizeof(b1));
+	/* no Max-Forwards: 70 added; no Content-Length: one added for the body */
+	assert_non_null(strstr(r.out, "\r\nMax-Forwards: 70\r\n"));
+	assert_non_null(strstr(r.out, "\r\nContent-Length: 58\r\n\r\n" INVITE_BODY));
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP 192.0.2.10\r\n"));
+	struct sip_msg m;
+	assert_true(sip_parse(r.out, strlen(r.out), &m) >= 0);
+	assert_int_equal(sip_msg_check(&m, NULL), SIP_CHECK_OK);
+	assert_int_equal(m.max_forwards, 70);
+	done(&r);
+	r = run(invite_2543);
+	branch_of(r.out, b2, sizeof(b2));
+	done(&r);
+	assert_string_equal(b1, b2);
+	char other[sizeof(invite_2543)];
+	memcpy(other, invite_2543, sizeof(other));
+	memcpy(strstr(other, "CSeq: 5"), "CSeq: 6", 7);
+	r = run(other);
+	branch_of(r.out, b3, sizeof(b3));
+	done(&r);
+	assert_string_not_equal(b1, b3);
+}
+
+static void test_route_popping(void **state)
+{
+	/* a Route of ours (lr) then a foreign one, on two lines */
+	struct run r = run("BYE sip:bob@192.0.2.20:5070 SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\r\n"
+			   "Route: <sip:127.0.0.1:5060;lr>\r\n"
+			   "Route: <sip:192.0.2.50:5071;lr>\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+			   "Call-ID: route-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\n"
+			   "Content-Length: 0\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_forwarded(r.out, "BYE sip:bob@192.0.2.20:5070 SIP/2.0\r\n"
+				"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=@B@\r\n"
+				"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye1\r\n"
+				"Route: <sip:192.0.2.50:5071;lr>\r\n"
+				"From: <sip:alice@example.com>;tag=a1\r\n"
+				"To: <sip:bob@example.com>;tag=b1\r\n"
+				"Call-ID: route-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 69\r\n"
+				"Content-Length: 0\r\n\r\n");
+	assert_dst(r.t, "192.0.2.50", 5071);
+	assert_false(r.t->next_hop_trusted);
+	done(&r);
+	/* both in one line: the line is rewritten with the foreign value only */
+	r = run("BYE sip:bob@192.0.2.20:5070 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye2\r\n"
+		"Route: <sip:127.0.0.1:5060;lr;ra=x>, <sip:192.0.2.50;lr>\r\n"
+		"From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+		"Call-ID: route-2\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nRoute: <sip:192.0.2.50;lr>\r\n"));
+	assert_null(strstr(r.out, "127.0.0.1:5060;lr;ra"));
+	assert_dst(r.t, "192.0.2.50", 5060);
+	done(&r);
+	/* only our Route: it goes, and the IP-literal Request-URI decides */
+	r = run("BYE sip:bob@192.0.2.20:5070 SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbye3\r\n"
+		"Route: <sip:127.0.0.1:5060;lr>\r\n"
+		"From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+		"Call-ID: route-3\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_null(strstr(r.out, "Route:"));
+	assert_dst(r.t, "192.0.2.20", 5070);
+	done(&r);
+}
+
+/* Where @ruri (with an optional Route line) is sent. */
+static void assert_routed(const char *ruri, const char *route, const char *ip, uint16_t port)
+{
+	char raw[1024];
+	snprintf(raw, sizeof(raw),
+		 "MESSAGE %s SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKrt\r\n%s"
+		 "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:x@example.net>\r\n"
+		 "Call-ID: routing\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n",
+		 ruri, route);
+	struct run r = run(raw);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_dst(r.t, ip, port);
+	done(&r);
+}
+
+static void test_routing(void **state)
+{
+	assert_routed("sip:bob@example.com", "", "127.0.0.1", 5080);
+	assert_routed("sip:bob@EXAMPLE.com:5060", "", "127.0.0.1", 5080);
+	assert_routed("sip:bob@other.net", "", "127.0.0.1", 5090);
+	assert_routed("sip:bob@192.0.2.77:5077", "", "192.0.2.77", 5077);
+	assert_routed("sip:bob@192.0.2.77", "", "192.0.2.77", 5060);
+	/* IPv6 literal */
+	struct run r = run("MESSAGE sip:bob@[2001:db8::1]:5070 SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKv6\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:x@example.net>\r\n"
+			   "Call-ID: v6\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&r.t->dst;
+	struct in6_addr want;
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &want), 1);
+	assert_int_equal(in6->sin6_family, AF_INET6);
+	assert_memory_equal(&in6->sin6_addr, &want, sizeof(want));
+	assert_int_equal(ntohs(in6->sin6_port), 5070);
+	done(&r);
+}
+
+static void test_routing_routes(void **state)
+{
+	assert_routed("sip:bob@192.0.2.77", "Route: <sip:example.com;lr>\r\n", "127.0.0.1", 5080);
+	assert_routed("sip:bob@192.0.2.77", "Route: <sip:sbc.carrier.net;lr>\r\n", "127.0.0.1",
+		      5090);
+	assert_routed("sip:bob@example.com", "Route: <sip:192.0.2.90:5099;lr>\r\n", "192.0.2.90",
+		      5099);
+	/* our own address in the Request-URI is a request for our domain */
+	assert_routed("sip:bob@127.0.0.1:5060", "", "127.0.0.1", 5080);
+}
+
+static void test_no_route_configured(void **state)
+{
+	struct cfg c;
+	cfg_build(&c);
+	c.routes.has_outbound = false;
+	const char raw[] = "MESSAGE sip:bob@other.net SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKnr\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@other.net>\r\n"
+			   "Call-ID: noroute\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n";
+	struct run r = run_full(&g_chain, &c, raw, strlen(raw), "192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_REPLY);
+	assert_int_equal(strncmp(r.out, "SIP/2.0 503 No Route\r\n", 22), 0);
+	assert_false(r.t->next_hop_trusted);
+	done(&r);
+}
+
+/* base64url(HMAC-SHA256(rr_key, Call-ID "a"))[:16 bytes], computed here independently. */
+static void expected_mac(const char *call_id, char out[23])
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char in[256];
+	uint8_t mac[32];
+	const size_t n = (size_t)snprintf(in, sizeof(in), "%sa", call_id);
+	secret_hmac(g_secret.rr_key, in, n, mac);
+	unsigned bits = 0, acc = 0, o = 0;
+	for (unsigned i = 0; i < 16; i++) {
+		acc = (acc << 8) | mac[i];
+		bits += 8;
+		while (bits >= 6) {
+			out[o++] = a[(acc >> (bits - 6)) & 63];
+			bits -= 6;
+		}
+	}
+	out[o++] = a[(acc << (6 - bits)) & 63];
+	out[o] = '\0';
+	assert_int_equal(o, 22);
+}
+
+static void test_signed_record_route(void **state)
+{
+	struct run r = run_full(&g_chain_auth, &g_cfg, invite_rport, strlen(invite_rport),
+				"192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_SENT);
+	char mac[23], line[128];
+	expected_mac("fwd-1@192.0.2.10", mac);
+	snprintf(line, sizeof(line), "\r\nRecord-Route: <sip:127.0.0.1:5060;lr;ra=%s>\r\n", mac);
+	assert_non_null(strstr(r.out, line));
+	/* ours comes before any Record-Route already there */
+	done(&r);
+
+	/* in dialog, our signed Route on top: authorized dialog */
+	char bye[1024];
+	const char *fmt = "BYE sip:alice@192.0.2.10:5062 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bKbye\r\n"
+			  "Route: <sip:127.0.0.1:5060;lr;ra=%s>\r\n"
+			  "From: <sip:bob@example.com>;tag=b1\r\n"
+			  "To: <sip:alice@example.com>;tag=a1\r\n"
+			  "Call-ID: fwd-1@192.0.2.10\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\n\r\n";
+	snprintf(bye, sizeof(bye), fmt, mac);
+	r = run_full(&g_chain, &g_cfg, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_true(r.t->in_authorized_dialog);
+	assert_null(strstr(r.out, "Route:")); /* popped */
+	assert_null(strstr(r.out, "Record-Route"));
+	assert_dst(r.t, "192.0.2.10", 5062);
+	done(&r);
+	/* tampered MAC */
+	mac[3] = mac[3] == 'A' ? 'B' : 'A';
+	snprintf(bye, sizeof(bye), fmt, mac);
+	r = run_full(&g_chain, &g_cfg, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_false(r.t->in_authorized_dialog);
+	done(&r);
+	/* the right MAC for another Call-ID */
+	expected_mac("another-call", mac);
+	snprintf(bye, sizeof(bye), fmt, mac);
+	r = run_full(&g_chain, &g_cfg, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_false(r.t->in_authorized_dialog);
+	done(&r);
+	/* unauthorized dialog-forming request: plain Record-Route, no ra */
+	r = run(invite_rport);
+	assert_non_null(strstr(r.out, "\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n"));
+	assert_null(strstr(r.out, "ra="));
+	done(&r);
+}
+
+static void test_record_route_order(void **state)
+{
+	struct run r = run("SUBSCRIBE sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKp2\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKp1\r\n"
+			   "Record-Route: <sip:10.9.9.9;lr>\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "Call-ID: sub-1\r\nCSeq: 1 SUBSCRIBE\r\nEvent: presence\r\n"
+			   "Max-Forwards: 70\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	const char *ours = strstr(r.out, "Record-Route: <sip:127.0.0.1:5060;lr>");
+	const char *theirs = strstr(r.out, "Record-Route: <sip:10.9.9.9;lr>");
+	assert_non_null(ours);
+	assert_non_null(theirs);
+	assert_true(ours < theirs);
+	struct sip_msg m;
+	assert_true(sip_parse(r.out, strlen(r.out), &m) >= 0);
+	assert_int_equal(m.hdrs[m.first[SIP_HDR_RECORD_ROUTE]].value.p - r.out, ours - r.out + 14);
+	done(&r);
+}
+
+static void test_multi_value_via_line(void **state)
+{
+	struct run r = run("MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;rport;branch=z9hG4bKm1 , "
+			   "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKm0\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "Call-ID: mv\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;rport=5062;"
+				      "branch=z9hG4bKm1;received=192.0.2.10, "
+				      "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKm0\r\n"));
+	done(&r);
+}
+
+static void test_edits_applied(void **state)
+{
+	const char raw[] = "MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKed\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "X-Drop: secret\r\n"
+			   "Subject: original\r\n"
+			   "Call-ID: edits\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n"
+			   "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
+	struct run r = run_full(&g_chain_edit, &g_cfg, raw, strlen(raw), "192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_forwarded(r.out, "MESSAGE sip:carol@example.com SIP/2.0\r\n"
+				"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=@B@\r\n"
+				"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKed\r\n"
+				"From: <sip:alice@example.com>;tag=a1\r\n"
+				"To: <sip:bob@example.com>\r\n"
+				"Subject: replaced\r\n"
+				"Call-ID: edits\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 69\r\n"
+				"Content-Type: text/plain\r\nContent-Length: 2\r\n"
+				"X-Added: yes\r\n\r\nhi");
+	done(&r);
+}
+
+static void test_uri_headers_stripped(void **state)
+{
+	struct run r = run("MESSAGE sip:bob@example.com;transport=udp?Subject=x&Route=%3Csip:evil%3E "
+			   "SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKuh\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "Call-ID: uh\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n");
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_int_equal(strncmp(r.out, "MESSAGE sip:bob@example.com;transport=udp SIP/2.0\r\n", 51), 0);
+	done(&r);
+}
+
+static void test_too_big(void **state)
+{
+	/* a body that fits the input but not the output slot once our Via is added */
+	static char raw[TXN_RX_MAX];
+	const char *head = "MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKbig\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "Call-ID: big\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n";
+	const size_t hl = strlen(head);
+	memcpy(raw, head, hl);
+	memset(raw + hl, 'x', sizeof(raw) - hl);
+	struct run r = run_full(&g_chain, &g_cfg, raw, sizeof(raw), "192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_REPLY);
+	assert_int_equal(strncmp(r.out, "SIP/2.0 513 Message Too Large\r\n", 31), 0);
+	done(&r);
+}
+
+/* ---------------------------------------------------------------- responses */
+
+static void test_response_relayed(void **state)
+{
+	struct run f = run(invite_rport);
+	char branch[128], raw[2048], expected[2048];
+	branch_of(f.out, branch, sizeof(branch));
+	done(&f);
+	const char *rest = "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport=5062;"
+			   "received=192.0.2.10\r\n"
+			   "Record-Route: <sip:127.0.0.1:5060;lr>\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\n"
+			   "To: <sip:bob@example.com>;tag=b9\r\n"
+			   "Call-ID: fwd-1@192.0.2.10\r\nCSeq: 1 INVITE\r\n"
+			   "Contact: <sip:bob@192.0.2.40>\r\nContent-Length: 0\r\n\r\n";
+	snprintf(raw, sizeof(raw), "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=%s\r\n%s",
+		 branch, rest);
+	snprintf(expected, sizeof(expected), "SIP/2.0 180 Ringing\r\n%s", rest);
+	struct run r = run_full(&g_chain, &g_cfg, raw, strlen(raw), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_string_equal(r.out, expected);
+	assert_dst(r.t, "192.0.2.10", 5062); /* received + rport */
+	done(&r);
+	/* received without rport: sent-by port; compact Via names, two values on one line */
+	snprintf(raw, sizeof(raw),
+		 "SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 127.0.0.1:5060;branch=%s, SIP/2.0/UDP "
+		 "pc.example.net:5070;branch=z9hG4bKx;received=192.0.2.12\r\n"
+		 "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+		 "Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+		 branch);
+	r = run_full(&g_chain, &g_cfg, raw, strlen(raw), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "SIP/2.0 200 OK\r\nv: SIP/2.0/UDP pc.example.net:5070;"
+				      "branch=z9hG4bKx;received=192.0.2.12\r\nFrom:"));
+	assert_dst(r.t, "192.0.2.12", 5070);
+	done(&r);
+}
+
+static void test_response_dropped(void **state)
+{
+	/* top Via not ours */
+	const char *not_ours = "SIP/2.0 200 OK\r\n"
+			       "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsomeoneelse\r\n"
+			       "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123\r\n"
+			       "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+			       "Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+	struct run r = run_full(&g_chain, &g_cfg, not_ours, strlen(not_ours), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_DROP);
+	assert_int_equal(r.t->out_len, 0);
+	done(&r);
+	/* our branch prefix but another host */
+	const char *other_host = "SIP/2.0 200 OK\r\n"
+				 "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-rf-0123456789abcdef.0123456789abcdef\r\n"
+				 "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123\r\n"
+				 "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+				 "Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+	r = run_full(&g_chain, &g_cfg, other_host, strlen(other_host), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_DROP);
+	done(&r);
+	/* ours, but nothing after it */
+	const char *last = "SIP/2.0 200 OK\r\n"
+			   "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-rf-0123456789abcdef.0123456789abcdef\r\n"
+			   "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+			   "Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+	r = run_full(&g_chain, &g_cfg, last, strlen(last), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_DROP);
+	done(&r);
+	/* ours, then a broadcast / multicast sent-by */
+	const char *bcast = "SIP/2.0 200 OK\r\n"
+			    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-rf-0123456789abcdef.0123456789abcdef\r\n"
+			    "Via: SIP/2.0/UDP 255.255.255.255;branch=z9hG4bKabc123\r\n"
+			    "Via: SIP/2.0/UDP 224.0.0.1;branch=z9hG4bKabc122\r\n"
+			    "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+			    "Call-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+	r = run_full(&g_chain, &g_cfg, bcast, strlen(bcast), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_DROP);
+	assert_int_equal(r.t->out_len, 0);
+	done(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_invite_exact_bytes),
+		cmocka_unit_test(test_received_only_when_needed),
+		cmocka_unit_test(test_branch_stability),
+		cmocka_unit_test(test_rfc2543_request),
+		cmocka_unit_test(test_route_popping),
+		cmocka_unit_test(test_routing),
+		cmocka_unit_test(test_routing_routes),
+		cmocka_unit_test(test_no_route_configured),
+		cmocka_unit_test(test_signed_record_route),
+		cmocka_unit_test(test_record_route_order),
+		cmocka_unit_test(test_multi_value_via_line),
+		cmocka_unit_test(test_edits_applied),
+		cmocka_unit_test(test_uri_headers_stripped),
+		cmocka_unit_test(test_too_big),
+		cmocka_unit_test(test_response_relayed),
+		cmocka_unit_test(test_response_dropped),
+	};
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
