@@ -6,7 +6,7 @@
 #include "sip_priv.h"
 
 /* Both masks are constant expressions derived from SIP_HEADER_LIST. */
-#define X(e, name, c, f) | (((f) & SIP_HF_SINGLE) ? 1ull << SIP_HDR_##e : 0ull)
+#define X(e, name, c, f) | (((f)&SIP_HF_SINGLE) ? 1ull << SIP_HDR_##e : 0ull)
 static const uint64_t single_mask = 0ull SIP_HEADER_LIST(X);
 #undef X
 static const uint64_t required_mask = 1ull << SIP_HDR_VIA | 1ull << SIP_HDR_FROM |

@@ -8,6 +8,7 @@
 #include "sip_priv.h"
 
 /* Legend: TOKEN 0x01, WS 0x02, LWS 0x04, HEX 0x08, DIGIT 0x10, URI 0x20, HOST 0x40, PVAL 0x80. */
+/* clang-format off */
 const uint8_t sip_cc[256] = {
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x04, 0x00, 0x00, 0x04, 0x00, 0x00, /* 0x00 */
 	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 0x10 */
@@ -26,6 +27,7 @@ const uint8_t sip_cc[256] = {
 	0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, /* 0xe0 */
 	0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, 0xa0, /* 0xf0 */
 };
+/* clang-format on */
 
 /* ---------------------------------------------------------------- header table */
 
@@ -35,26 +37,25 @@ struct hdr_row {
 	unsigned flags;
 };
 
+/* clang-format off */
 static const struct hdr_row hdr_rows[SIP_HDR_COUNT] = {
 	[SIP_HDR_OTHER] = { { "", 0 }, 0, 0 },
 #define X(e, name, c, f) [SIP_HDR_##e] = { SLICE_LIT(name), (c), (f) },
 	SIP_HEADER_LIST(X)
 #undef X
 };
+/* clang-format on */
 
 /* Open addressing over (length, first, last byte), case folded. 128 slots for
  * < 64 ids keeps probe chains at one or two. Filled once before main(), then
  * read-only, so any thread may look up without synchronisation. */
 #define HDR_SLOTS 128u
-static uint8_t hdr_slot[HDR_SLOTS];   /* id, or SIP_HDR_OTHER for an empty slot */
-static uint8_t hdr_compact[128];      /* lower-case compact letter -> id */
+static uint8_t hdr_slot[HDR_SLOTS]; /* id, or SIP_HDR_OTHER for an empty slot */
+static uint8_t hdr_compact[128];    /* lower-case compact letter -> id */
 
 /* Header names are tokens; for token bytes OR 0x20 folds case exactly
  * (the only non-letter it could confuse, '_' vs DEL, is not a token byte). */
-static inline unsigned fold(char c)
-{
-	return (unsigned char)c | 0x20u;
-}
+static inline unsigned fold(char c) { return (unsigned char)c | 0x20u; }
 
 static inline unsigned hdr_hash(const char *p, size_t n)
 {
@@ -122,21 +123,21 @@ unsigned sip_hdr_flags(enum sip_hdr_id id)
 /* ---------------------------------------------------------------- methods */
 
 static const struct slice method_names[SIP_METHOD_COUNT] = {
-	[SIP_METHOD_OTHER] = { "", 0 },
-	[SIP_METHOD_INVITE] = SLICE_LIT("INVITE"),
-	[SIP_METHOD_ACK] = SLICE_LIT("ACK"),
-	[SIP_METHOD_BYE] = SLICE_LIT("BYE"),
-	[SIP_METHOD_CANCEL] = SLICE_LIT("CANCEL"),
-	[SIP_METHOD_OPTIONS] = SLICE_LIT("OPTIONS"),
-	[SIP_METHOD_REGISTER] = SLICE_LIT("REGISTER"),
-	[SIP_METHOD_REFER] = SLICE_LIT("REFER"),
-	[SIP_METHOD_SUBSCRIBE] = SLICE_LIT("SUBSCRIBE"),
-	[SIP_METHOD_NOTIFY] = SLICE_LIT("NOTIFY"),
-	[SIP_METHOD_MESSAGE] = SLICE_LIT("MESSAGE"),
-	[SIP_METHOD_INFO] = SLICE_LIT("INFO"),
-	[SIP_METHOD_PRACK] = SLICE_LIT("PRACK"),
-	[SIP_METHOD_UPDATE] = SLICE_LIT("UPDATE"),
-	[SIP_METHOD_PUBLISH] = SLICE_LIT("PUBLISH"),
+    [SIP_METHOD_OTHER] = {"", 0},
+    [SIP_METHOD_INVITE] = SLICE_LIT("INVITE"),
+    [SIP_METHOD_ACK] = SLICE_LIT("ACK"),
+    [SIP_METHOD_BYE] = SLICE_LIT("BYE"),
+    [SIP_METHOD_CANCEL] = SLICE_LIT("CANCEL"),
+    [SIP_METHOD_OPTIONS] = SLICE_LIT("OPTIONS"),
+    [SIP_METHOD_REGISTER] = SLICE_LIT("REGISTER"),
+    [SIP_METHOD_REFER] = SLICE_LIT("REFER"),
+    [SIP_METHOD_SUBSCRIBE] = SLICE_LIT("SUBSCRIBE"),
+    [SIP_METHOD_NOTIFY] = SLICE_LIT("NOTIFY"),
+    [SIP_METHOD_MESSAGE] = SLICE_LIT("MESSAGE"),
+    [SIP_METHOD_INFO] = SLICE_LIT("INFO"),
+    [SIP_METHOD_PRACK] = SLICE_LIT("PRACK"),
+    [SIP_METHOD_UPDATE] = SLICE_LIT("UPDATE"),
+    [SIP_METHOD_PUBLISH] = SLICE_LIT("PUBLISH"),
 };
 
 /* Methods are case-sensitive (RFC 3261 §7.1): "invite" is an unknown method.
@@ -147,18 +148,44 @@ enum sip_method sip_method_lookup(struct slice s)
 	if (s.len < 3)
 		return SIP_METHOD_OTHER;
 	switch (s.p[0]) {
-	case 'I': c1 = SIP_METHOD_INVITE; c2 = SIP_METHOD_INFO; break;
-	case 'A': c1 = SIP_METHOD_ACK; break;
-	case 'B': c1 = SIP_METHOD_BYE; break;
-	case 'C': c1 = SIP_METHOD_CANCEL; break;
-	case 'O': c1 = SIP_METHOD_OPTIONS; break;
-	case 'R': c1 = SIP_METHOD_REGISTER; c2 = SIP_METHOD_REFER; break;
-	case 'S': c1 = SIP_METHOD_SUBSCRIBE; break;
-	case 'N': c1 = SIP_METHOD_NOTIFY; break;
-	case 'M': c1 = SIP_METHOD_MESSAGE; break;
-	case 'P': c1 = SIP_METHOD_PRACK; c2 = SIP_METHOD_PUBLISH; break;
-	case 'U': c1 = SIP_METHOD_UPDATE; break;
-	default: return SIP_METHOD_OTHER;
+	case 'I':
+		c1 = SIP_METHOD_INVITE;
+		c2 = SIP_METHOD_INFO;
+		break;
+	case 'A':
+		c1 = SIP_METHOD_ACK;
+		break;
+	case 'B':
+		c1 = SIP_METHOD_BYE;
+		break;
+	case 'C':
+		c1 = SIP_METHOD_CANCEL;
+		break;
+	case 'O':
+		c1 = SIP_METHOD_OPTIONS;
+		break;
+	case 'R':
+		c1 = SIP_METHOD_REGISTER;
+		c2 = SIP_METHOD_REFER;
+		break;
+	case 'S':
+		c1 = SIP_METHOD_SUBSCRIBE;
+		break;
+	case 'N':
+		c1 = SIP_METHOD_NOTIFY;
+		break;
+	case 'M':
+		c1 = SIP_METHOD_MESSAGE;
+		break;
+	case 'P':
+		c1 = SIP_METHOD_PRACK;
+		c2 = SIP_METHOD_PUBLISH;
+		break;
+	case 'U':
+		c1 = SIP_METHOD_UPDATE;
+		break;
+	default:
+		return SIP_METHOD_OTHER;
 	}
 	if (slice_eq(s, method_names[c1]))
 		return c1;

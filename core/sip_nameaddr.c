@@ -137,7 +137,8 @@ int sip_nameaddr_parse(struct slice s, struct sip_nameaddr *na)
 	while ((rc = sip_param_next(p, &i, n, &k, &v)) == 1)
 		pe = i;
 	if (rc < 0 || i != n)
-		return -EBADMSG; /* junk after the URI, e.g. RFC 4475 baddn "Bell, Alexander <...>" */
+		return -EBADMSG; /* junk after the URI, e.g. RFC 4475 baddn "Bell, Alexander <...>"
+				  */
 	na->params = slice_make(p + ps, pe - ps);
 	return 0;
 }

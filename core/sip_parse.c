@@ -128,7 +128,7 @@ static int hdr_add(struct sip_msg *m, uint8_t id, struct slice name, struct slic
 	if (m->n_hdrs >= SIP_MAX_HDRS)
 		return -E2BIG;
 	const uint16_t idx = m->n_hdrs++;
-	m->hdrs[idx] = (struct sip_hdr){ id, name, value, line_off, line_len };
+	m->hdrs[idx] = (struct sip_hdr){id, name, value, line_off, line_len};
 	if (m->first[id] == SIP_NO_HDR)
 		m->first[id] = idx;
 	m->last[id] = idx;
@@ -193,8 +193,8 @@ static int scalar_decode(struct sip_msg *m, uint8_t id, struct slice v, bool is_
  * elements (as in "a,,b") are skipped, an all-empty value is kept once.
  * A value without any comma is taken whole: quote balance is then left to
  * the sub-parser (sip_nameaddr_parse rejects it). */
-static int comma_split(struct sip_msg *m, uint8_t id, struct slice name, const char *p,
-		       size_t vs, size_t ve, uint32_t off, uint32_t len, int *err)
+static int comma_split(struct sip_msg *m, uint8_t id, struct slice name, const char *p, size_t vs,
+		       size_t ve, uint32_t off, uint32_t len, int *err)
 {
 	size_t s = vs;
 	bool in_q = false, in_a = false, any = false;

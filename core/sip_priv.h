@@ -9,13 +9,13 @@
 /* Bits of sip_cc[] (one table lookup per byte, no function call). */
 enum sip_cc_bits {
 	SIP_CC_TOKEN = 1u << 0, /* RFC 3261 token: alphanum - . ! % * _ + ` ' ~ */
-	SIP_CC_WS = 1u << 1,    /* SP HTAB */
-	SIP_CC_LWS = 1u << 2,   /* SP HTAB CR LF (folded values keep their CRLFs) */
+	SIP_CC_WS = 1u << 1,	/* SP HTAB */
+	SIP_CC_LWS = 1u << 2,	/* SP HTAB CR LF (folded values keep their CRLFs) */
 	SIP_CC_HEX = 1u << 3,
 	SIP_CC_DIGIT = 1u << 4,
-	SIP_CC_URI = 1u << 5,   /* printable or 8-bit, not SP CTL DEL < > " (lenient URI byte) */
-	SIP_CC_HOST = 1u << 6,  /* hostname byte: alphanum - . _ */
-	SIP_CC_PVAL = 1u << 7,  /* unquoted parameter value byte: URI byte minus ; , = */
+	SIP_CC_URI = 1u << 5,  /* printable or 8-bit, not SP CTL DEL < > " (lenient URI byte) */
+	SIP_CC_HOST = 1u << 6, /* hostname byte: alphanum - . _ */
+	SIP_CC_PVAL = 1u << 7, /* unquoted parameter value byte: URI byte minus ; , = */
 };
 
 extern const uint8_t sip_cc[256];

@@ -113,7 +113,8 @@ int sip_hostport_scan(const char *p, size_t *ip, size_t n, struct slice *host, u
 
 bool sip_uri_is_sip(const struct sip_uri *u)
 {
-	return slice_caseeq(u->scheme, SLICE_LIT("sip")) || slice_caseeq(u->scheme, SLICE_LIT("sips"));
+	return slice_caseeq(u->scheme, SLICE_LIT("sip")) ||
+	       slice_caseeq(u->scheme, SLICE_LIT("sips"));
 }
 
 int sip_uri_parse(struct slice s, struct sip_uri *u)
@@ -183,8 +184,9 @@ static bool list_find(struct slice list, char sep, struct slice name, struct sli
 		const struct slice key = slice_make(item.p, eq < 0 ? item.len : (size_t)eq);
 		if (slice_caseeq(key, name)) {
 			if (value)
-				*value = eq < 0 ? slice_make(item.p + item.len, 0)
-						: slice_make(item.p + eq + 1, item.len - (size_t)eq - 1);
+				*value =
+				    eq < 0 ? slice_make(item.p + item.len, 0)
+					   : slice_make(item.p + eq + 1, item.len - (size_t)eq - 1);
 			return true;
 		}
 	}

@@ -17,10 +17,7 @@
 
 static struct sip_msg msg;
 
-static int parse(const char *s)
-{
-	return sip_parse(s, strlen(s), &msg);
-}
+static int parse(const char *s) { return sip_parse(s, strlen(s), &msg); }
 
 static bool eq(struct slice s, const char *lit)
 {
@@ -35,14 +32,14 @@ static int count_id(enum sip_hdr_id id)
 	return n;
 }
 
-#define INVITE_HEAD                                                                            \
-	"INVITE sip:bob@example.com SIP/2.0\r\n"                                               \
-	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n"                          \
-	"Max-Forwards: 70\r\n"                                                                 \
-	"To: Bob <sip:bob@example.com>\r\n"                                                    \
-	"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"                               \
-	"Call-ID: a84b4c76e66710@pc33.example.com\r\n"                                         \
-	"CSeq: 314159 INVITE\r\n"                                                              \
+#define INVITE_HEAD                                                                                \
+	"INVITE sip:bob@example.com SIP/2.0\r\n"                                                   \
+	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n"                              \
+	"Max-Forwards: 70\r\n"                                                                     \
+	"To: Bob <sip:bob@example.com>\r\n"                                                        \
+	"From: Alice <sip:alice@example.com>;tag=1928301774\r\n"                                   \
+	"Call-ID: a84b4c76e66710@pc33.example.com\r\n"                                             \
+	"CSeq: 314159 INVITE\r\n"                                                                  \
 	"Contact: <sip:alice@pc33.example.com>\r\n"
 
 static const char invite[] = INVITE_HEAD "Content-Type: application/sdp\r\n"
@@ -55,6 +52,7 @@ static const char invite[] = INVITE_HEAD "Content-Type: application/sdp\r\n"
 static void test_header_table_round_trip(void **state)
 {
 	int rows = 0;
+	/* clang-format off */
 #define X(e, name, compact, flags)                                                             \
 	do {                                                                                   \
 		char up[64], low[64];                                                          \
@@ -77,6 +75,7 @@ static void test_header_table_round_trip(void **state)
 	} while (0);
 	SIP_HEADER_LIST(X)
 #undef X
+	/* clang-format on */
 	assert_int_equal(rows, SIP_HDR_COUNT - 1);
 	assert_int_equal(sip_hdr_id_lookup(SLICE_LIT("X-Foo")), SIP_HDR_OTHER);
 	assert_int_equal(sip_hdr_id_lookup(SLICE_LIT("Viaa")), SIP_HDR_OTHER);
@@ -124,7 +123,8 @@ static void test_invite(void **state)
 	assert_non_null(h);
 	assert_true(eq(h->name, "To"));
 	assert_true(eq(h->value, "Bob <sip:bob@example.com>"));
-	assert_true(eq(slice_make(msg.buf + h->line_off, h->line_len), "To: Bob <sip:bob@example.com>\r\n"));
+	assert_true(eq(slice_make(msg.buf + h->line_off, h->line_len),
+		       "To: Bob <sip:bob@example.com>\r\n"));
 	assert_memory_equal(msg.buf + msg.hdr_end, "\r\n", 2);
 	assert_int_equal(sip_msg_check(&msg, NULL), SIP_CHECK_OK);
 }
@@ -208,13 +208,13 @@ static void test_compact_and_lws(void **state)
 
 static void test_comma_split(void **state)
 {
-	static const char s[] = INVITE_HEAD
-		"Contact: \"Doe, John\" <sip:j@x>, <sip:a@b;p=1,2>;q=0.5 ,sip:c@d\r\n"
-		"Supported: a,,b ,\r\n"
-		"Subject: not, split\r\n"
-		"Via: SIP/2.0/UDP h2;x=\"a,b\", SIP/2.0/TCP h3\r\n"
-		"Allow:\r\n"
-		"\r\n";
+	static const char s[] =
+	    INVITE_HEAD "Contact: \"Doe, John\" <sip:j@x>, <sip:a@b;p=1,2>;q=0.5 ,sip:c@d\r\n"
+			"Supported: a,,b ,\r\n"
+			"Subject: not, split\r\n"
+			"Via: SIP/2.0/UDP h2;x=\"a,b\", SIP/2.0/TCP h3\r\n"
+			"Allow:\r\n"
+			"\r\n";
 	assert_true(parse(s) >= 0);
 	assert_int_equal(count_id(SIP_HDR_CONTACT), 4); /* one from INVITE_HEAD */
 	const struct sip_hdr *c = &msg.hdrs[msg.first[SIP_HDR_CONTACT] + 1];
@@ -232,7 +232,8 @@ static void test_comma_split(void **state)
 	assert_int_equal(count_id(SIP_HDR_ALLOW), 1);
 	assert_int_equal(sip_msg_hdr(&msg, SIP_HDR_ALLOW)->value.len, 0);
 	/* an unbalanced quote is an error, but the message is still filled */
-	assert_int_equal(parse(INVITE_HEAD "Contact: \"open <sip:a@b>, <sip:c@d>\r\n\r\n"), -EBADMSG);
+	assert_int_equal(parse(INVITE_HEAD "Contact: \"open <sip:a@b>, <sip:c@d>\r\n\r\n"),
+			 -EBADMSG);
 	assert_non_null(sip_msg_hdr(&msg, SIP_HDR_CSEQ));
 }
 
@@ -249,7 +250,8 @@ static void test_folding_and_bare_lf(void **state)
 	const struct sip_hdr *h = sip_msg_hdr_by_name(&msg, SLICE_LIT("x-long"));
 	assert_non_null(h);
 	assert_true(eq(h->value, "one\n two\n\tthree"));
-	assert_true(eq(slice_make(msg.buf + h->line_off, h->line_len), "X-Long: one\n two\n\tthree\n"));
+	assert_true(
+	    eq(slice_make(msg.buf + h->line_off, h->line_len), "X-Long: one\n two\n\tthree\n"));
 	assert_true(eq(msg.body, "body"));
 	assert_int_equal(sip_msg_check(&msg, NULL), SIP_CHECK_OK);
 	struct sip_via v;
@@ -259,7 +261,8 @@ static void test_folding_and_bare_lf(void **state)
 
 static void test_structure_errors(void **state)
 {
-	assert_int_equal(parse("OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n"), -EBADMSG); /* no empty line */
+	assert_int_equal(parse("OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n"),
+			 -EBADMSG); /* no empty line */
 	assert_int_equal(parse("OPTIONS sip:a@b SIP/2.0\r\nVia x\r\n\r\n"), -EBADMSG);
 	assert_int_equal(parse("OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n"), -EBADMSG);
 	assert_int_equal(parse("OPTIONS sip:a@b SIP/2.0\r\n: x\r\n\r\n"), -EBADMSG);
@@ -283,7 +286,7 @@ static void test_content_length(void **state)
 	assert_true(eq(msg.body, "rest of datagram"));
 	snprintf(buf, sizeof(buf), "%sContent-Length: 30\r\n\r\nshort", h);
 	assert_int_equal(parse(buf), -EMSGSIZE);
-	const char *bad[] = { "-1", "12a", "", "99999999999", "4294967296", "1 2", "+5" };
+	const char *bad[] = {"-1", "12a", "", "99999999999", "4294967296", "1 2", "+5"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(buf, sizeof(buf), "%sContent-Length: %s\r\n\r\nabc", h, bad[i]);
 		assert_int_equal(parse(buf), -EBADMSG);
@@ -302,9 +305,16 @@ static void test_scalars(void **state)
 	assert_true(parse(buf) >= 0);
 	assert_int_equal(msg.cseq, 4294967295u);
 	assert_int_equal(msg.max_forwards, 70);
-	const char *bad[] = { "CSeq: 4294967296 OPTIONS", "CSeq: 1", "CSeq: OPTIONS", "CSeq: 1OPTIONS",
-			      "CSeq: -1 OPTIONS", "Max-Forwards: abc", "Max-Forwards: 99999999999",
-			      "Max-Forwards: ", "Call-ID: a b", "Call-ID:" };
+	const char *bad[] = {"CSeq: 4294967296 OPTIONS",
+			     "CSeq: 1",
+			     "CSeq: OPTIONS",
+			     "CSeq: 1OPTIONS",
+			     "CSeq: -1 OPTIONS",
+			     "Max-Forwards: abc",
+			     "Max-Forwards: 99999999999",
+			     "Max-Forwards: ",
+			     "Call-ID: a b",
+			     "Call-ID:"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(buf, sizeof(buf), "OPTIONS sip:a@b SIP/2.0\r\n%s\r\n\r\n", bad[i]);
 		if (parse(buf) != -EBADMSG)
@@ -389,7 +399,8 @@ static void test_check(void **state)
 	char buf[2048];
 	assert_int_equal(check_of(invite), SIP_CHECK_OK);
 	/* missing required headers */
-	assert_int_equal(check_of("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"), SIP_CHECK_BAD_REQUEST);
+	assert_int_equal(check_of("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"),
+			 SIP_CHECK_BAD_REQUEST);
 	/* a repeated single-value header */
 	snprintf(buf, sizeof(buf), "%sTo: <sip:x@y>\r\n\r\n", INVITE_HEAD);
 	assert_int_equal(check_of(buf), SIP_CHECK_BAD_REQUEST);
@@ -399,10 +410,11 @@ static void test_check(void **state)
 	assert_int_equal(check_of(buf), SIP_CHECK_BAD_REQUEST);
 	snprintf(buf, sizeof(buf), "NEWMETHOD%s", strchr(invite, ' '));
 	assert_int_equal(check_of(buf), SIP_CHECK_NOT_IMPL);
-	assert_int_equal(check_of("NEWMETHOD sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
-				  "To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\n"
-				  "CSeq: 1 NEWMETHOD\r\n\r\n"),
-			 SIP_CHECK_OK);
+	assert_int_equal(
+	    check_of("NEWMETHOD sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+		     "To: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\nCall-ID: x\r\n"
+		     "CSeq: 1 NEWMETHOD\r\n\r\n"),
+	    SIP_CHECK_OK);
 	/* bad Via, bad From, bad Request-URI */
 	snprintf(buf, sizeof(buf), "%s", invite);
 	memcpy(strstr(buf, "192.0.2.1:5060;"), "192.0.2.1:5060;;", 16);
@@ -439,23 +451,23 @@ static void test_baddn_display(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_table_round_trip),
-		cmocka_unit_test(test_method_table),
-		cmocka_unit_test(test_invite),
-		cmocka_unit_test(test_response),
-		cmocka_unit_test(test_request_line_errors),
-		cmocka_unit_test(test_leading_crlf_skipped),
-		cmocka_unit_test(test_compact_and_lws),
-		cmocka_unit_test(test_comma_split),
-		cmocka_unit_test(test_folding_and_bare_lf),
-		cmocka_unit_test(test_structure_errors),
-		cmocka_unit_test(test_content_length),
-		cmocka_unit_test(test_scalars),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_truncation),
-		cmocka_unit_test(test_reset),
-		cmocka_unit_test(test_check),
-		cmocka_unit_test(test_baddn_display),
+	    cmocka_unit_test(test_header_table_round_trip),
+	    cmocka_unit_test(test_method_table),
+	    cmocka_unit_test(test_invite),
+	    cmocka_unit_test(test_response),
+	    cmocka_unit_test(test_request_line_errors),
+	    cmocka_unit_test(test_leading_crlf_skipped),
+	    cmocka_unit_test(test_compact_and_lws),
+	    cmocka_unit_test(test_comma_split),
+	    cmocka_unit_test(test_folding_and_bare_lf),
+	    cmocka_unit_test(test_structure_errors),
+	    cmocka_unit_test(test_content_length),
+	    cmocka_unit_test(test_scalars),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_truncation),
+	    cmocka_unit_test(test_reset),
+	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_baddn_display),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

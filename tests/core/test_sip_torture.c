@@ -80,7 +80,8 @@ static bool action_holds(const char *file, const char *act, int rc, enum sip_che
 static void accepted_sane(const char *file, const struct blob *b, int rc)
 {
 	if (msg.call_id.len == 0 || msg.cseq_method.len == 0 || msg.n_hdrs < 5 ||
-	    (size_t)rc > b->len || msg.len < msg.hdr_end || msg.body.p + msg.body.len > msg.buf + msg.len)
+	    (size_t)rc > b->len || msg.len < msg.hdr_end ||
+	    msg.body.p + msg.body.len > msg.buf + msg.len)
 		fail_msg("%s: accepted but parsed facts are not sane", file);
 	if (msg.is_request && (msg.method.len == 0 || msg.ruri.len == 0))
 		fail_msg("%s: request without method or Request-URI", file);
@@ -91,7 +92,8 @@ static void accepted_sane(const char *file, const struct blob *b, int rc)
 static int col_index(char *hdr, const char *name)
 {
 	int i = 0;
-	for (char *save = NULL, *t = strtok_r(hdr, "\t\n", &save); t; t = strtok_r(NULL, "\t\n", &save), i++)
+	for (char *save = NULL, *t = strtok_r(hdr, "\t\n", &save); t;
+	     t = strtok_r(NULL, "\t\n", &save), i++)
 		if (!strcmp(t, name))
 			return i;
 	return -1;
@@ -151,13 +153,14 @@ static int run_manifest(const char *sub)
 		bool any = false, accept_row = false;
 		char acts[256];
 		snprintf(acts, sizeof(acts), "%s", cols[cact]);
-		for (char *save = NULL, *a = strtok_r(acts, "|", &save); a; a = strtok_r(NULL, "|", &save)) {
+		for (char *save = NULL, *a = strtok_r(acts, "|", &save); a;
+		     a = strtok_r(NULL, "|", &save)) {
 			accept_row |= !strncmp(a, "accept", 6);
 			any |= action_holds(file, a, rc, ck);
 		}
 		if (!any)
-			fail_msg("%s/%s: expected %s, got parse=%d check=%d (%s)", sub, file, cols[cact],
-				 rc, (int)ck, why);
+			fail_msg("%s/%s: expected %s, got parse=%d check=%d (%s)", sub, file,
+				 cols[cact], rc, (int)ck, why);
 		if (accept_row)
 			accepted_sane(file, &b, rc);
 		rows++;
@@ -166,15 +169,9 @@ static int run_manifest(const char *sub)
 	return rows;
 }
 
-static void test_manifest_rfc4475(void **state)
-{
-	assert_int_equal(run_manifest("rfc4475"), 49);
-}
+static void test_manifest_rfc4475(void **state) { assert_int_equal(run_manifest("rfc4475"), 49); }
 
-static void test_manifest_rfc5118(void **state)
-{
-	assert_int_equal(run_manifest("rfc5118"), 12);
-}
+static void test_manifest_rfc5118(void **state) { assert_int_equal(run_manifest("rfc5118"), 12); }
 
 /* ---------------------------------------------------------------- specific facts */
 
@@ -257,7 +254,7 @@ static void test_escnull(void **state)
 	/* two distinct Contacts: one NUL and two NULs */
 	assert_int_equal(msg.first[SIP_HDR_CONTACT] != msg.last[SIP_HDR_CONTACT], 1);
 	int lens[2];
-	const uint16_t idx[2] = { msg.first[SIP_HDR_CONTACT], msg.last[SIP_HDR_CONTACT] };
+	const uint16_t idx[2] = {msg.first[SIP_HDR_CONTACT], msg.last[SIP_HDR_CONTACT]};
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(sip_nameaddr_parse(msg.hdrs[idx[i]].value, &na), 0);
 		assert_int_equal(sip_uri_parse(na.uri, &u), 0);
@@ -372,18 +369,18 @@ static void test_longreq(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_manifest_rfc4475),
-		cmocka_unit_test(test_manifest_rfc5118),
-		cmocka_unit_test(test_dblreq),
-		cmocka_unit_test(test_mpart01),
-		cmocka_unit_test(test_esc01),
-		cmocka_unit_test(test_escnull),
-		cmocka_unit_test(test_semiuri),
-		cmocka_unit_test(test_ipv6_ports),
-		cmocka_unit_test(test_ipv6_bad),
-		cmocka_unit_test(test_via_received_no_delim),
-		cmocka_unit_test(test_wsinv),
-		cmocka_unit_test(test_longreq),
+	    cmocka_unit_test(test_manifest_rfc4475),
+	    cmocka_unit_test(test_manifest_rfc5118),
+	    cmocka_unit_test(test_dblreq),
+	    cmocka_unit_test(test_mpart01),
+	    cmocka_unit_test(test_esc01),
+	    cmocka_unit_test(test_escnull),
+	    cmocka_unit_test(test_semiuri),
+	    cmocka_unit_test(test_ipv6_ports),
+	    cmocka_unit_test(test_ipv6_bad),
+	    cmocka_unit_test(test_via_received_no_delim),
+	    cmocka_unit_test(test_wsinv),
+	    cmocka_unit_test(test_longreq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,14 +17,14 @@ static bool eq(struct slice s, const char *lit)
 	return s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
 }
 
-static struct slice S(const char *s)
-{
+static struct slice S(const char *s) {
 	return slice_make(s, strlen(s));
 }
 
 /* ---------------------------------------------------------------- URIs */
 
-static void test_uri_full(void **state)
+static void
+test_uri_full(void **state)
 {
 	struct sip_uri u;
 	const char *s = "sips:alice:secret@Example.COM:5061;transport=tcp;lr;maddr=10.0.0.1"
@@ -86,13 +86,36 @@ static void test_uri_simple_forms(void **state)
 
 static void test_uri_errors(void **state)
 {
-	const char *bad[] = { "", "sip", "sip:", "sip:@host", "sip:user@", "sip:host:", "sip:host:70000",
-			      "sip:host:123456", "sip:host:12a", "sip:a b@host", "<sip:a@b>", "1sip:a@b",
-			      "sip:host;lr>", "sip:a\"b@host", "tel:", "sip:2001:db8::10",
-			      "sip:[2001:db8::10", "sip:[2001:db8::10]x", "sip:[]", "sip:[::g]",
-			      "sip:[1:2:3:4:5:6:7:8:9]", "sip:[1:2:3:4:5:6:7]", "sip:[1::2::3]",
-			      "sip:[2001:db8:::1]", "sip:[:1::]", "sip:[1::2:]", "sip:[12345::]",
-			      "sip:[::1.2.3]", "sip:[::1.2.3.400]", "sip:[2001:db8::::1.2.3.4]" };
+	const char *bad[] = {"",
+			     "sip",
+			     "sip:",
+			     "sip:@host",
+			     "sip:user@",
+			     "sip:host:",
+			     "sip:host:70000",
+			     "sip:host:123456",
+			     "sip:host:12a",
+			     "sip:a b@host",
+			     "<sip:a@b>",
+			     "1sip:a@b",
+			     "sip:host;lr>",
+			     "sip:a\"b@host",
+			     "tel:",
+			     "sip:2001:db8::10",
+			     "sip:[2001:db8::10",
+			     "sip:[2001:db8::10]x",
+			     "sip:[]",
+			     "sip:[::g]",
+			     "sip:[1:2:3:4:5:6:7:8:9]",
+			     "sip:[1:2:3:4:5:6:7]",
+			     "sip:[1::2::3]",
+			     "sip:[2001:db8:::1]",
+			     "sip:[:1::]",
+			     "sip:[1::2:]",
+			     "sip:[12345::]",
+			     "sip:[::1.2.3]",
+			     "sip:[::1.2.3.400]",
+			     "sip:[2001:db8::::1.2.3.4]"};
 	struct sip_uri u;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (sip_uri_parse(S(bad[i]), &u) != -EBADMSG)
@@ -101,10 +124,15 @@ static void test_uri_errors(void **state)
 
 static void test_uri_ipv6(void **state)
 {
-	const char *good[] = { "sip:[::1]", "sip:[2001:db8::1]:5061", "sip:[::ffff:192.0.2.10]:19823",
-			       "sip:[2001:db8::192.0.2.1]", "sip:[2001:db8:::192.0.2.1]",
-			       "sip:[1:2:3:4:5:6:7:8]", "sip:[1:2:3:4:5:6::]", "sip:[::]",
-			       "sip:user@[2001:DB8::9:1];transport=udp" };
+	const char *good[] = {"sip:[::1]",
+			      "sip:[2001:db8::1]:5061",
+			      "sip:[::ffff:192.0.2.10]:19823",
+			      "sip:[2001:db8::192.0.2.1]",
+			      "sip:[2001:db8:::192.0.2.1]",
+			      "sip:[1:2:3:4:5:6:7:8]",
+			      "sip:[1:2:3:4:5:6::]",
+			      "sip:[::]",
+			      "sip:user@[2001:DB8::9:1];transport=udp"};
 	struct sip_uri u;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		if (sip_uri_parse(S(good[i]), &u) != 0)
@@ -164,7 +192,8 @@ static void test_nameaddr_forms(void **state)
 	assert_int_equal(sip_nameaddr_parse(S("<sip:a@b;unknownparam>"), &na), 0);
 	assert_true(eq(na.uri, "sip:a@b;unknownparam"));
 	/* folded LWS around params, quoted value with ';' and ',' */
-	assert_int_equal(sip_nameaddr_parse(S("<sip:a@b>\r\n ;\r\n q = 0.5 ; x=\"a;b,c\""), &na), 0);
+	assert_int_equal(sip_nameaddr_parse(S("<sip:a@b>\r\n ;\r\n q = 0.5 ; x=\"a;b,c\""), &na),
+			 0);
 	struct slice v;
 	assert_true(sip_param_find(na.params, SLICE_LIT("Q"), &v));
 	assert_true(eq(v, "0.5"));
@@ -182,10 +211,20 @@ static void test_nameaddr_forms(void **state)
 
 static void test_nameaddr_errors(void **state)
 {
-	const char *bad[] = { "", "   ", "\"Mr. J. User <sip:j.user@example.com>", "<sip:a@b",
-			      "Bell, Alexander <sip:a@b>", "\"x\" sip:a@b", "<>", "<sip:a@b> junk",
-			      "<sip:a@b>;;tag=1", "<sip:a@b>;tag=", "<sip:a@b>;=x", "sip:a@b c",
-			      "<sip:a@b>;x=\"open", "\"a\\" };
+	const char *bad[] = {"",
+			     "   ",
+			     "\"Mr. J. User <sip:j.user@example.com>",
+			     "<sip:a@b",
+			     "Bell, Alexander <sip:a@b>",
+			     "\"x\" sip:a@b",
+			     "<>",
+			     "<sip:a@b> junk",
+			     "<sip:a@b>;;tag=1",
+			     "<sip:a@b>;tag=",
+			     "<sip:a@b>;=x",
+			     "sip:a@b c",
+			     "<sip:a@b>;x=\"open",
+			     "\"a\\"};
 	struct sip_nameaddr na;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (sip_nameaddr_parse(S(bad[i]), &na) != -EBADMSG)
@@ -212,7 +251,10 @@ static void test_param_find(void **state)
 static void test_via(void **state)
 {
 	struct sip_via v;
-	assert_int_equal(sip_via_parse(S("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport;received=10.1.1.1"), &v), 0);
+	assert_int_equal(
+	    sip_via_parse(S("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport;received=10.1.1.1"),
+			  &v),
+	    0);
 	assert_true(eq(v.proto, "SIP/2.0/UDP"));
 	assert_true(eq(v.transport, "UDP"));
 	assert_true(eq(v.host, "192.0.2.1"));
@@ -222,12 +264,20 @@ static void test_via(void **state)
 	assert_true(v.has_rport);
 	assert_int_equal(v.rport.len, 0);
 	assert_true(eq(v.params, ";branch=z9hG4bK1;rport;received=10.1.1.1"));
-	assert_int_equal(sip_via_parse(S(" SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  "), &v), 0);
+	assert_int_equal(
+	    sip_via_parse(
+		S(" SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  "),
+		&v),
+	    0);
 	assert_true(eq(v.transport, "TCP"));
 	assert_true(eq(v.host, "spindle.example.com"));
 	assert_int_equal(v.port, 0);
 	assert_true(eq(v.branch, "z9hG4bK9ikj8"));
-	assert_int_equal(sip_via_parse(S("SIP/2.0/TLS [2001:db8::9:1]:6050;Branch=zz;RPORT=4321;received=[2001:db8::9:255]"), &v), 0);
+	assert_int_equal(
+	    sip_via_parse(S("SIP/2.0/TLS "
+			    "[2001:db8::9:1]:6050;Branch=zz;RPORT=4321;received=[2001:db8::9:255]"),
+			  &v),
+	    0);
 	assert_true(eq(v.host, "[2001:db8::9:1]"));
 	assert_int_equal(v.port, 6050);
 	assert_true(eq(v.branch, "zz"));
@@ -236,10 +286,18 @@ static void test_via(void **state)
 	assert_int_equal(sip_via_parse(S("SIP/2.0/UNKNOWN h"), &v), 0);
 	assert_int_equal(v.branch.len, 0);
 	assert_int_equal(v.params.len, 0);
-	const char *bad[] = { "", "SIP/2.0/UDP", "SIP/2.0/UDP ", "SIP/2.0 UDP h", "SIP/2.0/UDPh",
-			      "SIP/2.0/UDP h;;", "SIP/2.0/UDP h;branch", "SIP/2.0/UDP h;branch=",
-			      "SIP/2.0/UDP h:abc", "SIP/2.0/UDP 2001:db8::1", "SIP/2.0/UDP h x",
-			      "SIP//UDP h" };
+	const char *bad[] = {"",
+			     "SIP/2.0/UDP",
+			     "SIP/2.0/UDP ",
+			     "SIP/2.0 UDP h",
+			     "SIP/2.0/UDPh",
+			     "SIP/2.0/UDP h;;",
+			     "SIP/2.0/UDP h;branch",
+			     "SIP/2.0/UDP h;branch=",
+			     "SIP/2.0/UDP h:abc",
+			     "SIP/2.0/UDP 2001:db8::1",
+			     "SIP/2.0/UDP h x",
+			     "SIP//UDP h"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (sip_via_parse(S(bad[i]), &v) != -EBADMSG)
 			fail_msg("'%s' accepted", bad[i]);
@@ -257,8 +315,15 @@ static void test_cseq(void **state)
 	assert_true(eq(m, "INVITE"));
 	assert_int_equal(sip_cseq_parse(S("4294967295 X"), &n, &m), 0);
 	assert_int_equal(n, 4294967295u);
-	const char *bad[] = { "", "1", "INVITE", "1INVITE", "4294967296 INVITE",
-			      "36893488147419103232 REGISTER", "1 INVITE x", "-1 INVITE", "1 IN<VITE" };
+	const char *bad[] = {"",
+			     "1",
+			     "INVITE",
+			     "1INVITE",
+			     "4294967296 INVITE",
+			     "36893488147419103232 REGISTER",
+			     "1 INVITE x",
+			     "-1 INVITE",
+			     "1 IN<VITE"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (sip_cseq_parse(S(bad[i]), &n, &m) != -EBADMSG)
 			fail_msg("'%s' accepted", bad[i]);
@@ -267,16 +332,16 @@ static void test_cseq(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_uri_full),
-		cmocka_unit_test(test_uri_simple_forms),
-		cmocka_unit_test(test_uri_errors),
-		cmocka_unit_test(test_uri_ipv6),
-		cmocka_unit_test(test_unescape),
-		cmocka_unit_test(test_nameaddr_forms),
-		cmocka_unit_test(test_nameaddr_errors),
-		cmocka_unit_test(test_param_find),
-		cmocka_unit_test(test_via),
-		cmocka_unit_test(test_cseq),
+	    cmocka_unit_test(test_uri_full),
+	    cmocka_unit_test(test_uri_simple_forms),
+	    cmocka_unit_test(test_uri_errors),
+	    cmocka_unit_test(test_uri_ipv6),
+	    cmocka_unit_test(test_unescape),
+	    cmocka_unit_test(test_nameaddr_forms),
+	    cmocka_unit_test(test_nameaddr_errors),
+	    cmocka_unit_test(test_param_find),
+	    cmocka_unit_test(test_via),
+	    cmocka_unit_test(test_cseq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

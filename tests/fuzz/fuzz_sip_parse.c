@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uri_walk(m.ruri);
 	for (unsigned i = 0; i < m.n_hdrs; i++) {
 		const struct sip_hdr *h = &m.hdrs[i];
-		if (h->value.p < m.buf || h->value.p + h->value.len > m.buf + (size - (size_t)(m.buf - buf)))
+		if (h->value.p < m.buf ||
+		    h->value.p + h->value.len > m.buf + (size - (size_t)(m.buf - buf)))
 			abort();
 		struct sip_via v;
 		uint32_t n;
