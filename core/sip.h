@@ -146,6 +146,10 @@ struct sip_msg {
  * check required headers (see sip_msg_check).
  * Returns bytes consumed (>= 0) or a negative errno. On failure @m holds
  * whatever was parsed so far (enough, often, to answer 400).
+ * Notes: CRLFs before the start line are skipped (m->buf then points past
+ * them); a buffer over 65535 bytes is -EMSGSIZE; a start-line or scalar
+ * value error still parses all headers before returning -EBADMSG, and
+ * m->version is set only when it is well formed.
  */
 int sip_parse(const char *buf, size_t len, struct sip_msg *m);
 
@@ -162,6 +166,10 @@ enum sip_check {
  * (Via, From, To, Call-ID, CSeq; Max-Forwards optional), single-valued
  * headers appearing once, CSeq method equal to the request method, version
  * SIP/2.0, status code 100..699. @why (may be NULL) gets a static phrase.
+ * Also rejects (400) what a proxy cannot act on: a Request-URI that
+ * sip_uri_parse refuses or that carries ?headers (RFC 4475 escruri), From/To
+ * that sip_nameaddr_parse refuses, any Via that sip_via_parse refuses.
+ * For a response every failure is SIP_CHECK_DROP.
  */
 enum sip_check sip_msg_check(const struct sip_msg *m, const char **why);
 

@@ -63,9 +63,9 @@ static int status_line_parse(const char *p, size_t n, struct sip_msg *m)
 	size_t i = 0;
 	while (i < n && p[i] != ' ')
 		i++;
-	m->version = slice_make(p, i);
 	if (!version_is_valid(p, i) || i + 4 > n)
 		return -EBADMSG;
+	m->version = slice_make(p, i);
 	const char *code = p + i + 1;
 	if (!sip_cc_is(code[0], SIP_CC_DIGIT) || !sip_cc_is(code[1], SIP_CC_DIGIT) ||
 	    !sip_cc_is(code[2], SIP_CC_DIGIT))
@@ -99,8 +99,12 @@ static int request_line_parse(const char *p, size_t n, struct sip_msg *m)
 	if (i == u || i >= n || p[i] != ' ')
 		return -EBADMSG;
 	i++;
+	/* set only when well formed: a caller seeing "SIP/7.0" answers 505, while
+	 * "SIP/2.0  " (RFC 4475 trws) or "lr SIP/2.0" (lwsruri) is a plain 400 */
+	if (!version_is_valid(p + i, n - i))
+		return -EBADMSG;
 	m->version = slice_make(p + i, n - i);
-	return version_is_valid(p + i, n - i) ? 0 : -EBADMSG;
+	return 0;
 }
 
 /* Finds the start line's end and parses it. A grammar error inside the line

@@ -156,6 +156,7 @@ static void test_request_line_errors(void **state)
 {
 	assert_int_equal(parse("INVITE  sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"), -EBADMSG);
 	assert_int_equal(parse("INVITE sip:a@b SIP/2.0 \r\nCall-ID: x\r\n\r\n"), -EBADMSG);
+	assert_int_equal(msg.version.len, 0); /* not a 505 case */
 	assert_int_equal(parse("INVITE sip:a@b\r\nCall-ID: x\r\n\r\n"), -EBADMSG);
 	assert_int_equal(parse("INVITE sip:a@b HTTP/1.1\r\nCall-ID: x\r\n\r\n"), -EBADMSG);
 	assert_int_equal(parse("INVITE <sip:a@b> SIP/2.0\r\nCall-ID: x\r\n\r\n"), -EBADMSG);
