@@ -110,6 +110,7 @@ struct worker {
 	char *send_buf;          /* PIPELINE_SEND_SLOTS * PIPELINE_OUT_MAX */
 
 	struct worker_watch watch[WORKER_MAX_WATCH];
+	unsigned n_watch;        /* entries in use */
 	unsigned n_ticks;
 	struct {
 		void (*cb)(void *arg);

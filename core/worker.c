@@ -80,6 +80,7 @@ int worker_fd_watch(struct worker *w, int fd, unsigned events,
 	e->fd = fd;
 	e->cb = cb;
 	e->arg = arg;
+	w->n_watch++;
 	return 0;
 }
 
@@ -93,6 +94,7 @@ int worker_fd_unwatch(struct worker *w, int fd)
 			return -errno;
 		w->watch[i].fd = -1;
 		w->watch[i].gen++;
+		w->n_watch--;
 		return 0;
 	}
 	return -ENOENT;
@@ -270,10 +272,12 @@ static unsigned worker_drain_rings(struct worker *w)
 		worker_flush(w);
 		rcu_read_unlock();
 		total += n;
-		depth += ring_count(ring);
 	}
-	if (total)
+	if (total) {
+		for (unsigned r = 0; r < p->n_rx; r++)
+			depth += ring_count(p->rx[r].to_worker[w->id]);
 		metrics_set(pipeline_metrics.queue_depth + w->id, depth);
+	}
 	return total;
 }
 
@@ -352,8 +356,10 @@ static void worker_loop(struct worker *w)
 			worker_ticks(w, now);
 		if (n > 0) {
 			idle = 0;
-			/* keep store sockets serviced while the rings are busy */
-			worker_poll(w, 0);
+			/* keep store sockets serviced while the rings are busy (one
+			 * epoll_wait per batch, only when something is watched) */
+			if (w->n_watch > 0)
+				worker_poll(w, 0);
 			continue;
 		}
 		/* acquire pairs with the release store in pipeline_drain */
