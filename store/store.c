@@ -18,13 +18,14 @@
 struct store_settings store_conf;
 struct store_counters store_ctr;
 struct store_marks *store_nc_marks, *store_jti_marks;
-/* Published with rcu_assign_pointer (init/reload, main thread), read with rcu_dereference. */
+/* Published with rcu_assign_pointer (init/reload, main thread), read with
+ * rcu_dereference (store_rcu_* in store_priv.h: the same under TSan). */
 static struct store_users *users_cur;
 static bool store_started;
 
 struct store_users *store_users_current_rcu(void)
 {
-	return rcu_dereference(users_cur);
+	return store_rcu_deref(users_cur);
 }
 
 /* ================================================================ helpers */
@@ -166,10 +167,10 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 		rc = tb ? -ENOMEM : -EINVAL;
 		goto fail;
 	}
-	rcu_assign_pointer(users_cur, tb);
+	store_rcu_assign(users_cur, tb);
 	if (c->store.backend == CFG_STORE_REDIS && (rc = store_redis_start()) < 0) {
 		snprintf(err, errlen, "store: cannot start the Redis subscriber: %s", strerror(-rc));
-		rcu_assign_pointer(users_cur, NULL);
+		store_rcu_assign(users_cur, NULL);
 		store_users_free(tb);
 		goto fail;
 	}
@@ -196,7 +197,7 @@ int store_reload(const struct cfg *c, char *err, size_t errlen)
 	if (!tb)
 		return -EINVAL;
 	/* Readers see the old table or the new one, never a mix. */
-	struct store_users *old = rcu_xchg_pointer(&users_cur, tb);
+	struct store_users *old = store_rcu_xchg(users_cur, tb);
 	synchronize_rcu();
 	store_users_free(old);
 	log_info("store", "users file reloaded users=%lu", store_users_count(tb));
@@ -209,7 +210,7 @@ void store_fini(void)
 		return;
 	if (store_conf.backend == CFG_STORE_REDIS)
 		store_redis_stop();
-	struct store_users *old = rcu_xchg_pointer(&users_cur, NULL);
+	struct store_users *old = store_rcu_xchg(users_cur, NULL);
 	synchronize_rcu();
 	store_users_free(old);
 	store_marks_free(store_nc_marks);
@@ -237,7 +238,7 @@ enum store_rc store_user_get(struct txn *t, struct store_op *op, struct slice id
 	if (store_conf.backend == CFG_STORE_REDIS)
 		return store_redis_user_get(store_tls_conn, t, op, slice_make(buf, len), out);
 	rcu_read_lock();
-	struct store_users *tb = rcu_dereference(users_cur);
+	struct store_users *tb = store_rcu_deref(users_cur);
 	int rc = tb ? store_users_get_rcu(tb, slice_make(buf, len), out, NULL) : -ENOENT;
 	rcu_read_unlock();
 	if (rc > 0)
@@ -296,7 +297,7 @@ void store_invalidate(struct slice id)
 	if (store_id_norm(id, buf, &len) < 0)
 		return;
 	rcu_read_lock();
-	struct store_users *tb = rcu_dereference(users_cur);
+	struct store_users *tb = store_rcu_deref(users_cur);
 	if (tb && store_conf.backend == CFG_STORE_REDIS)
 		store_users_del(tb, slice_make(buf, len));
 	rcu_read_unlock();
@@ -325,7 +326,7 @@ void store_sweep_maybe(void)
 	/* Cache entries past max-age go, except while Redis is down (they keep serving). */
 	if (store_conf.backend == CFG_STORE_REDIS && store_redis_is_up()) {
 		rcu_read_lock();
-		struct store_users *tb = rcu_dereference(users_cur);
+		struct store_users *tb = store_rcu_deref(users_cur);
 		if (tb)
 			store_users_expire(tb, store_conf.cache_max_age);
 		rcu_read_unlock();
@@ -343,7 +344,7 @@ void store_stats_get(struct store_stats *out)
 	out->unavailable = atomic_load_explicit(&store_ctr.unavailable, memory_order_relaxed);
 	out->bad_data = atomic_load_explicit(&store_ctr.bad_data, memory_order_relaxed);
 	rcu_read_lock();
-	struct store_users *tb = rcu_dereference(users_cur);
+	struct store_users *tb = store_rcu_deref(users_cur);
 	out->users = tb ? store_users_count(tb) : 0;
 	rcu_read_unlock();
 	out->nc_marks = store_nc_marks ? store_marks_count(store_nc_marks) : 0;

@@ -30,6 +30,11 @@
 
 #include "store_priv.h"
 
+/* TSan only: stands for "a grace period separates the reads from the free". */
+#ifdef STORE_TSAN
+static char tsan_gp;
+#endif
+
 uint64_t store_now_sec(void)
 {
 	struct timespec ts;
@@ -59,6 +64,7 @@ struct store_users {
 
 static int user_match(struct cds_lfht_node *node, const void *key)
 {
+	STORE_TSAN_ACQUIRE(node); /* pairs with the release before the node was linked */
 	const struct user_ent *e = caa_container_of(node, struct user_ent, node);
 	const struct slice *id = key;
 	return e->idlen == id->len && memcmp(e->u.id, id->p, id->len) == 0;
@@ -66,6 +72,7 @@ static int user_match(struct cds_lfht_node *node, const void *key)
 
 static void user_free_rcu(struct rcu_head *head)
 {
+	STORE_TSAN_ACQUIRE(&tsan_gp);
 	free(caa_container_of(head, struct user_ent, rcu));
 }
 
@@ -87,6 +94,7 @@ void store_users_free(struct store_users *tb)
 	if (!tb)
 		return;
 	store_users_clear(tb);
+	STORE_TSAN_ACQUIRE(&tsan_gp); /* the caller waited for a grace period */
 	/* Not inside a read-side section, not on a call_rcu thread (main thread). */
 	cds_lfht_destroy(tb->ht, NULL);
 	free(tb);
@@ -103,8 +111,10 @@ int store_users_put(struct store_users *tb, const struct store_user *u, bool fou
 	e->u = *u;
 	e->idlen = strnlen(u->id, sizeof(u->id));
 	struct slice key = slice_make(e->u.id, e->idlen);
+	STORE_TSAN_RELEASE(&e->node);
 	rcu_read_lock();
 	struct cds_lfht_node *old = cds_lfht_add_replace(tb->ht, slice_hash(key), user_match, &key, &e->node);
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	if (old)
 		call_rcu(&caa_container_of(old, struct user_ent, node)->rcu, user_free_rcu);
@@ -116,16 +126,18 @@ int store_users_get_rcu(struct store_users *tb, struct slice id, struct store_us
 	struct cds_lfht_iter it;
 	cds_lfht_lookup(tb->ht, slice_hash(id), user_match, &id, &it);
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-	if (!node)
+	if (!node) {
+		STORE_TSAN_RELEASE(&tsan_gp);
 		return -ENOENT;
+	}
 	const struct user_ent *e = caa_container_of(node, struct user_ent, node);
 	if (age_sec)
 		*age_sec = store_now_sec() - e->loaded;
-	if (!e->found)
-		return 0;
-	if (out)
+	int rc = e->found ? 1 : 0;
+	if (rc && out)
 		*out = e->u;
-	return 1;
+	STORE_TSAN_RELEASE(&tsan_gp); /* our reads of the node come before its free */
+	return rc;
 }
 
 bool store_users_del(struct store_users *tb, struct slice id)
@@ -140,6 +152,7 @@ bool store_users_del(struct store_users *tb, struct slice id)
 		call_rcu(&caa_container_of(node, struct user_ent, node)->rcu, user_free_rcu);
 		removed = true;
 	}
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	return removed;
 }
@@ -151,11 +164,13 @@ static void users_remove_if(struct store_users *tb, bool all, uint64_t min_loade
 	rcu_read_lock();
 	cds_lfht_for_each(tb->ht, &it, node) {
 		struct user_ent *e = caa_container_of(node, struct user_ent, node);
+		STORE_TSAN_ACQUIRE(node);
 		if (!all && e->loaded >= min_loaded)
 			continue;
 		if (cds_lfht_del(tb->ht, node) == 0)
 			call_rcu(&e->rcu, user_free_rcu);
 	}
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 }
 
@@ -208,12 +223,14 @@ static int mark_match(struct cds_lfht_node *node, const void *key)
 {
 	struct mark_ent *e = caa_container_of(node, struct mark_ent, node);
 	const struct slice *k = key;
+	STORE_TSAN_ACQUIRE(node); /* pairs with the release before the node was linked */
 	return e->keylen == k->len && memcmp(e->data, k->p, k->len) == 0 &&
 	       MARK_EXP(atomic_load_explicit(&e->state, memory_order_acquire)) != 0;
 }
 
 static void mark_free_rcu(struct rcu_head *head)
 {
+	STORE_TSAN_ACQUIRE(&tsan_gp);
 	free(caa_container_of(head, struct mark_ent, rcu));
 }
 
@@ -241,6 +258,7 @@ void store_marks_free(struct store_marks *m)
 		if (cds_lfht_del(m->ht, node) == 0)
 			call_rcu(&caa_container_of(node, struct mark_ent, node)->rcu, mark_free_rcu);
 	}
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	cds_lfht_destroy(m->ht, NULL);
 	free(m);
@@ -278,6 +296,7 @@ static struct mark_ent *mark_get_or_add(struct store_marks *m, struct slice key,
 	memcpy(e->data, key.p, key.len);
 	if (val.len)
 		memcpy(e->data + key.len, val.p, val.len);
+	STORE_TSAN_RELEASE(&e->node);
 	node = cds_lfht_add_unique(m->ht, hash, mark_match, &key, &e->node);
 	if (node == &e->node) {
 		*added = true;
@@ -322,6 +341,7 @@ enum store_rc store_marks_nc(struct store_marks *m, struct slice nonce, uint32_t
 		}
 	}
 out:
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	return rc;
 }
@@ -352,6 +372,7 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 			     : STORE_REJECT;
 		break;
 	}
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	return rc;
 }
@@ -365,12 +386,14 @@ unsigned store_marks_sweep(struct store_marks *m)
 	rcu_read_lock();
 	cds_lfht_for_each(m->ht, &it, node) {
 		struct mark_ent *e = caa_container_of(node, struct mark_ent, node);
+		STORE_TSAN_ACQUIRE(node);
 		uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
 		if (MARK_EXP(s) != 0 && MARK_EXP(s) <= now) {
 			mark_kill(m, e, s);
 			n++;
 		}
 	}
+	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	return n;
 }
