@@ -167,6 +167,10 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 		auth_count_failure(t, AUTH_REASON_FORGED_NONCE);
 		return NULL;
 	}
+	if (c->auth.check_uri && !slice_eq(cr.uri, t->msg.ruri)) {
+		auth_count_failure(t, AUTH_REASON_BAD_HEADER); /* credentials made for another request */
+		return NULL;
+	}
 	if (!algo_enabled(c, cr.algo)) {
 		auth_count_failure(t, AUTH_REASON_BAD_HEADER);
 		return NULL;
