@@ -168,8 +168,7 @@ static void receiver_push(struct receiver *rx)
 			continue;
 		unsigned ok = ring_push_batch(rx->to_worker[w], (void *const *)rx->staged[w], n);
 		if (ok < n) {
-			metrics_add(pipeline_metrics.queue_drops + (w < pipeline_metrics.n_worker_labels ? w : 0),
-				    n - ok);
+			metrics_add(pipeline_metrics.queue_drops + pipeline_worker_label(w), n - ok);
 			for (unsigned i = ok; i < n; i++)
 				rx->free_txns[rx->n_free++] = rx->staged[w][i];
 		}
@@ -384,6 +383,7 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 			  CFG_MAX_LISTEN);
 		return -EINVAL;
 	}
+	pipeline_metrics_register(p->n_workers);
 	p->rx = calloc(p->n_rx, sizeof(*p->rx));
 	p->workers = aligned_alloc(64, p->n_workers * sizeof(*p->workers));
 	p->rx_stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -496,8 +496,6 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 		cfg_free((struct cfg *)c); /* owned from the call on, even on failure */
 		goto out;
 	}
-	pipeline_metrics_register(c->threads.workers <= PIPELINE_MAX_WORKERS ? c->threads.workers
-									     : PIPELINE_MAX_WORKERS);
 	cfg_publish_ptr((struct cfg *)c); /* owned from now on */
 	rc = pipeline_setup(p, c, st);
 	if (rc == 0)

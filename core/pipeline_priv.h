@@ -59,6 +59,15 @@ struct pipeline_metrics {
 };
 extern struct pipeline_metrics pipeline_metrics;
 
+/* pipeline_worker_label - series offset of worker @w in the {worker} families.
+ * Labels are registered once, for the worker count of the first
+ * pipeline_run; a later run with more workers counts the extra ones under the
+ * last label rather than in another family's series. */
+static inline unsigned pipeline_worker_label(unsigned w)
+{
+	return w < pipeline_metrics.n_worker_labels ? w : pipeline_metrics.n_worker_labels - 1;
+}
+
 struct pipeline;
 
 struct receiver {

@@ -183,7 +183,9 @@ static void worker_slot_prepare(struct worker *w, struct txn *t)
 static void worker_complete(struct worker *w, struct txn *t)
 {
 	if (t->out_len == 0 || t->out_len > t->out_cap || t->dstlen == 0) {
-		if (t->parse_rc < 0)
+		if (t->out_len > 0) /* a builder bug: never send past the slot */
+			metrics_inc(pipeline_metrics.tx_errors);
+		else if (t->parse_rc < 0)
 			metrics_inc(pipeline_metrics.rx_drops + PIPELINE_DROP_MALFORMED);
 		worker_return(w, t);
 		return;
@@ -276,7 +278,7 @@ static unsigned worker_drain_rings(struct worker *w)
 	if (total) {
 		for (unsigned r = 0; r < p->n_rx; r++)
 			depth += ring_count(p->rx[r].to_worker[w->id]);
-		metrics_set(pipeline_metrics.queue_depth + w->id, depth);
+		metrics_set(pipeline_metrics.queue_depth + pipeline_worker_label(w->id), depth);
 	}
 	return total;
 }
@@ -410,9 +412,14 @@ void *worker_main(void *arg)
 		if (p->st->hooks[i].fini)
 			p->st->hooks[i].fini(w, p->st->hooks[i].arg);
 	worker_flush(w);
-	if (w->n_parked > 0) {
-		log_warn("worker", "drain timeout: parked requests abandoned id=%u count=%u", w->id, w->n_parked);
-		metrics_add(pipeline_metrics.rx_drops + PIPELINE_DROP_SHUTDOWN, w->n_parked);
+	/* after a drain timeout: whatever is still queued or parked is counted */
+	unsigned queued = 0;
+	for (unsigned r = 0; r < p->n_rx; r++)
+		queued += ring_count(p->rx[r].to_worker[w->id]);
+	if (w->n_parked > 0 || queued > 0) {
+		log_warn("worker", "drain timeout: requests abandoned id=%u parked=%u queued=%u", w->id,
+			 w->n_parked, queued);
+		metrics_add(pipeline_metrics.rx_drops + PIPELINE_DROP_SHUTDOWN, (uint64_t)w->n_parked + queued);
 	}
 	rcu_unregister_thread();
 	return NULL;

@@ -6,6 +6,7 @@
  * datagrams, a SIGHUP reload (RCU config swap) and a drain that still answers
  * parked requests after pipeline_stop. Named _mt: also runs under TSan. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -334,10 +335,48 @@ static void test_pipeline_end_to_end(void **state)
 	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
 }
 
+static atomic_uint failing_fini;
+
+static int hook_init_fails_on_1(struct worker *w, void *arg)
+{
+	(void)arg;
+	return worker_id(w) == 1 ? -EIO : 0;
+}
+
+static void hook_fini_count(struct worker *w, void *arg)
+{
+	(void)arg;
+	assert_int_equal(worker_id(w), 0); /* only hooks whose init succeeded are finished */
+	atomic_fetch_add(&failing_fini, 1);
+}
+
+/* errors come back as negative errno, with the cfg freed (ASan: no leak) */
+static void test_pipeline_startup_errors(void **state)
+{
+	(void)state;
+	struct stage_table st = { 0 };
+	assert_int_equal(stage_add(&st, "test", test_stage, false), 0);
+	struct cfg *c = cfg_make(free_port(), "x");
+	c->threads.workers = 0;
+	assert_int_equal(pipeline_run(c, &st, NULL, NULL), -EINVAL);
+
+	c = cfg_make(5060, "x");
+	struct sockaddr_in *a = (struct sockaddr_in *)&c->listen[0].sa;
+	a->sin_addr.s_addr = inet_addr("192.0.2.1"); /* TEST-NET-1: not ours, bind fails */
+	assert_true(pipeline_run(c, &st, NULL, NULL) < 0);
+	assert_false(pipeline_is_serving());
+
+	assert_int_equal(stage_add_worker_hooks(&st, hook_init_fails_on_1, hook_fini_count, NULL), 0);
+	c = cfg_make(free_port(), "x");
+	assert_int_equal(pipeline_run(c, &st, NULL, NULL), -EIO);
+	assert_int_equal(atomic_load(&failing_fini), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pipeline_end_to_end),
+		cmocka_unit_test(test_pipeline_startup_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
