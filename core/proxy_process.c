@@ -379,7 +379,11 @@ static bool malformed_handle(struct txn *t, enum stage_rc *verdict)
 	enum sip_check chk;
 	if (t->parse_rc < 0) {
 		chk = SIP_CHECK_BAD_REQUEST;
-		if (m->version.len && !slice_eq(m->version, SLICE_LIT("SIP/2.0")))
+		/* "SIP/7.0" is a version we do not speak; "SIP/2.0  " (RFC 4475
+		 * trws) is a syntax error of a version we do speak */
+		const struct slice ver = slice_trim(m->version);
+		if (slice_has_caseprefix(ver, SLICE_LIT("SIP/")) &&
+		    !slice_eq(ver, SLICE_LIT("SIP/2.0")))
 			chk = SIP_CHECK_BAD_VERSION;
 	} else {
 		chk = sip_msg_check(m, &why);

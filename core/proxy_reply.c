@@ -210,7 +210,10 @@ static int reply_plan(struct txn *t, const struct sip_via *v, struct proxy_hdr_p
 		plan->repl[via] = fixed;
 	}
 	const unsigned to = m->first[SIP_HDR_TO];
-	if (to != SIP_NO_HDR && proxy_hdr_tag(m, SIP_HDR_TO).len == 0) {
+	struct sip_nameaddr na;
+	/* a To we cannot parse is echoed as it came: a tag glued to it means nothing */
+	if (to != SIP_NO_HDR && sip_nameaddr_parse(m->hdrs[to].value, &na) == 0 &&
+	    !sip_param_find(na.params, SLICE_LIT("tag"), &(struct slice){ 0 })) {
 		const struct slice tv = m->hdrs[to].value;
 		char *buf = txn_alloc(t, tv.len + 5 + PROXY_TAG_LEN);
 		if (!buf)

@@ -27,8 +27,13 @@ bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage 
 	char buf[PROXY_IP_TEXT_MAX];
 	if (host.len == 0 || host.len >= sizeof(buf))
 		return false;
-	memcpy(buf, host.p, host.len);
-	buf[host.len] = '\0';
+	/* NUL-terminated copy for inet_pton; RFC 5118 §4.10: a third colon in a
+	 * row ("2001:db8:::192.0.2.1") is an ABNF bug to tolerate, so it is skipped */
+	size_t n = 0;
+	for (size_t i = 0; i < host.len; i++)
+		if (!(host.p[i] == ':' && n >= 2 && buf[n - 1] == ':' && buf[n - 2] == ':'))
+			buf[n++] = host.p[i];
+	buf[n] = '\0';
 	memset(ss, 0, sizeof(*ss));
 	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
