@@ -88,6 +88,8 @@ static void hook_fini(struct worker *w, void *arg)
 
 /* ---------------------------------------------------------------- config, reload */
 
+static uint16_t test_port, test_port6; /* test_port6 0: IPv4 only */
+
 static struct cfg *cfg_make(uint16_t port, const char *realm)
 {
 	struct cfg *c = calloc(1, sizeof(*c));
@@ -99,6 +101,16 @@ static struct cfg *cfg_make(uint16_t port, const char *realm)
 	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	c->listen[0].salen = sizeof(*a);
 	snprintf(c->listen[0].text, sizeof(c->listen[0].text), "127.0.0.1:%u", port);
+	if (test_port6) {
+		/* a second listen socket, IPv6: one socket per address per receiver */
+		c->n_listen = 2;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&c->listen[1].sa;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(test_port6);
+		a6->sin6_addr = in6addr_loopback;
+		c->listen[1].salen = sizeof(*a6);
+		snprintf(c->listen[1].text, sizeof(c->listen[1].text), "[::1]:%u", test_port6);
+	}
 	c->n_domains = 1;
 	snprintf(c->domains[0], sizeof(c->domains[0]), "example.com");
 	snprintf(c->realm, sizeof(c->realm), "%s", realm);
@@ -106,8 +118,6 @@ static struct cfg *cfg_make(uint16_t port, const char *realm)
 	c->threads.workers = N_WORKERS;
 	return c;
 }
-
-static uint16_t test_port;
 
 static int test_reload(void *arg)
 {
@@ -139,18 +149,33 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int client_open(struct sockaddr_in *server, uint16_t *my_port)
+/* a UDP socket on the loopback of @family, connected to the pipeline's @port */
+static int client_open(int family, uint16_t port, uint16_t *my_port)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	int size = 4 << 20;
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	socklen_t len = sizeof(me);
+	struct sockaddr_storage me = { 0 }, server = { 0 };
+	socklen_t len;
+	if (family == AF_INET) {
+		*(struct sockaddr_in *)&me = (struct sockaddr_in){ .sin_family = AF_INET,
+								    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		server = me;
+		((struct sockaddr_in *)&server)->sin_port = htons(port);
+		len = sizeof(struct sockaddr_in);
+	} else {
+		*(struct sockaddr_in6 *)&me = (struct sockaddr_in6){ .sin6_family = AF_INET6,
+								      .sin6_addr = in6addr_loopback };
+		server = me;
+		((struct sockaddr_in6 *)&server)->sin6_port = htons(port);
+		len = sizeof(struct sockaddr_in6);
+	}
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, len), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
-	*my_port = ntohs(me.sin_port);
-	assert_int_equal(connect(fd, (struct sockaddr *)server, sizeof(*server)), 0);
+	*my_port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&me)->sin_port
+					   : ((struct sockaddr_in6 *)&me)->sin6_port);
+	assert_int_equal(connect(fd, (struct sockaddr *)&server, len), 0);
 	return fd;
 }
 
@@ -205,13 +230,18 @@ static long long metric(const char *line_prefix)
 
 static uint16_t free_port(void)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	uint16_t port;
+	int fd = client_open(AF_INET, 9, &port); /* bound to an ephemeral port */
 	close(fd);
-	return ntohs(a.sin_port);
+	return port;
+}
+
+static uint16_t free_port6(void)
+{
+	uint16_t port;
+	int fd = client_open(AF_INET6, 9, &port);
+	close(fd);
+	return port;
 }
 
 /* ---------------------------------------------------------------- the test */
@@ -258,6 +288,7 @@ static void test_pipeline_end_to_end(void **state)
 	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 
 	test_port = free_port();
+	test_port6 = free_port6();
 	static struct run r;
 	r.c = cfg_make(test_port, "first");
 	assert_int_equal(stage_add(&r.st, "test", test_stage, false), 0);
@@ -270,11 +301,14 @@ static void test_pipeline_end_to_end(void **state)
 	assert_true(pipeline_is_serving());
 	assert_int_equal(atomic_load(&hooks_init), N_WORKERS);
 
-	struct sockaddr_in server = { .sin_family = AF_INET, .sin_port = htons(test_port),
-				      .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	uint16_t my_port;
-	int fd = client_open(&server, &my_port);
+	int fd = client_open(AF_INET, test_port, &my_port);
 	exchange(fd, my_port, N_REQUESTS, "first");
+	/* the same over the IPv6 listen address: replies leave from that socket */
+	uint16_t my_port6;
+	int fd6 = client_open(AF_INET6, test_port6, &my_port6);
+	exchange(fd6, my_port6, 200, "first");
+	close(fd6);
 
 	/* a datagram larger than TXN_RX_MAX and one that is not SIP at all */
 	static char big[TXN_RX_MAX + 100];
@@ -294,7 +328,7 @@ static void test_pipeline_end_to_end(void **state)
 	/* the worker observes the latency right after sendmmsg: it may trail the reply */
 	while ((metric("referee_rx_drops_total{reason=\"truncated\"} ") < 1 ||
 		metric("referee_rx_drops_total{reason=\"malformed\"} ") < 1 ||
-		metric("referee_request_duration_seconds_count ") < N_REQUESTS + 100) && now_ms() < until)
+		metric("referee_request_duration_seconds_count ") < N_REQUESTS + 300) && now_ms() < until)
 		usleep(1000);
 	assert_int_equal(metric("referee_rx_drops_total{reason=\"truncated\"} "), 1);
 	assert_int_equal(metric("referee_rx_drops_total{reason=\"malformed\"} "), 1);
@@ -304,10 +338,10 @@ static void test_pipeline_end_to_end(void **state)
 		fputs(text, stderr);
 	}
 	assert_int_equal(metric("referee_rx_drops_total{reason=\"pool_empty\"} "), 0);
-	assert_int_equal(metric("referee_requests_total{method=\"OPTIONS\"} "), N_REQUESTS + 100);
+	assert_int_equal(metric("referee_requests_total{method=\"OPTIONS\"} "), N_REQUESTS + 300);
 	assert_int_equal(metric("referee_queue_drops_total{worker=\"0\"} "), 0);
 	assert_int_equal(metric("referee_queue_drops_total{worker=\"1\"} "), 0);
-	assert_int_equal(metric("referee_request_duration_seconds_count "), N_REQUESTS + 100);
+	assert_int_equal(metric("referee_request_duration_seconds_count "), N_REQUESTS + 300);
 
 	/* drain: parked requests received before the stop are still answered */
 	for (unsigned i = 0; i < 20; i++) {
@@ -316,7 +350,7 @@ static void test_pipeline_end_to_end(void **state)
 		send_options(fd, my_port, id);
 	}
 	until = now_ms() + 5000;
-	while (metric("referee_requests_total{method=\"OPTIONS\"} ") < N_REQUESTS + 120 && now_ms() < until)
+	while (metric("referee_requests_total{method=\"OPTIONS\"} ") < N_REQUESTS + 320 && now_ms() < until)
 		usleep(1000);
 	pipeline_stop();
 	assert_int_equal(pthread_join(th, NULL), 0);
