@@ -30,6 +30,8 @@ static struct stage_table g_chain;
 static char g_out[TXN_RX_MAX + 4096];
 static char g_text[TXN_RX_MAX + 4097];
 
+static struct txn *g_live; /* freed by the teardown when an assertion jumps out */
+
 struct run {
 	struct txn *t;
 	enum stage_rc rc;
@@ -62,6 +64,8 @@ static struct run run_from(const char *raw, size_t n, const char *ip, uint16_t p
 {
 	struct run r = { calloc(1, sizeof(struct txn)), STAGE_DROP, g_text };
 	assert_non_null(r.t);
+	free(g_live);
+	g_live = r.t;
 	memcpy(r.t->rx, raw, n);
 	r.t->rx_len = (uint32_t)n;
 	r.t->parse_rc = sip_parse(r.t->rx, n, &r.t->msg);
@@ -87,7 +91,16 @@ static struct run run(const char *raw)
 static void done(struct run *r)
 {
 	free(r->t);
+	if (g_live == r->t)
+		g_live = NULL;
 	r->t = NULL;
+}
+
+static int test_teardown(void **state)
+{
+	free(g_live);
+	g_live = NULL;
+	return 0;
 }
 
 static void assert_dst(const struct txn *t, const char *ip, uint16_t port)
@@ -437,19 +450,19 @@ static void test_metrics_counted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_483_exact_reply),
-		cmocka_unit_test(test_reply_retransmission_identical),
-		cmocka_unit_test(test_reply_rport_and_received),
-		cmocka_unit_test(test_options_to_us),
-		cmocka_unit_test(test_416),
-		cmocka_unit_test(test_420_unsupported),
-		cmocka_unit_test(test_482_loop),
-		cmocka_unit_test(test_400_missing_call_id),
-		cmocka_unit_test(test_505_501),
-		cmocka_unit_test(test_ack_of_our_reply_absorbed),
-		cmocka_unit_test(test_never_reply_to_ack),
-		cmocka_unit_test(test_next_hop_trust),
-		cmocka_unit_test(test_metrics_counted),
+		cmocka_unit_test_teardown(test_483_exact_reply, test_teardown),
+		cmocka_unit_test_teardown(test_reply_retransmission_identical, test_teardown),
+		cmocka_unit_test_teardown(test_reply_rport_and_received, test_teardown),
+		cmocka_unit_test_teardown(test_options_to_us, test_teardown),
+		cmocka_unit_test_teardown(test_416, test_teardown),
+		cmocka_unit_test_teardown(test_420_unsupported, test_teardown),
+		cmocka_unit_test_teardown(test_482_loop, test_teardown),
+		cmocka_unit_test_teardown(test_400_missing_call_id, test_teardown),
+		cmocka_unit_test_teardown(test_505_501, test_teardown),
+		cmocka_unit_test_teardown(test_ack_of_our_reply_absorbed, test_teardown),
+		cmocka_unit_test_teardown(test_never_reply_to_ack, test_teardown),
+		cmocka_unit_test_teardown(test_next_hop_trust, test_teardown),
+		cmocka_unit_test_teardown(test_metrics_counted, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -30,6 +30,8 @@ static struct stage_table g_chain_edit;  /* checks, edits, forward */
 static char g_out[TXN_RX_MAX + 4096];
 static char g_text[TXN_RX_MAX + 4097];   /* g_out as a C string */
 
+static struct txn *g_live; /* freed by the teardown when an assertion jumps out */
+
 struct run {
 	struct txn *t;
 	enum stage_rc rc;
@@ -103,6 +105,8 @@ static struct run run_full(const struct stage_table *st, const struct cfg *c, co
 {
 	struct run r = { calloc(1, sizeof(struct txn)), STAGE_DROP, g_text };
 	assert_non_null(r.t);
+	free(g_live);
+	g_live = r.t;
 	assert_true(n <= TXN_RX_MAX);
 	memcpy(r.t->rx, raw, n);
 	r.t->rx_len = (uint32_t)n;
@@ -125,7 +129,16 @@ static struct run run(const char *raw)
 static void done(struct run *r)
 {
 	free(r->t);
+	if (g_live == r->t)
+		g_live = NULL;
 	r->t = NULL;
+}
+
+static int test_teardown(void **state)
+{
+	free(g_live);
+	g_live = NULL;
+	return 0;
 }
 
 static void assert_dst(const struct txn *t, const char *ip, uint16_t port)
@@ -670,22 +683,22 @@ static void test_response_dropped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_invite_exact_bytes),
-		cmocka_unit_test(test_received_only_when_needed),
-		cmocka_unit_test(test_branch_stability),
-		cmocka_unit_test(test_rfc2543_request),
-		cmocka_unit_test(test_route_popping),
-		cmocka_unit_test(test_routing),
-		cmocka_unit_test(test_routing_routes),
-		cmocka_unit_test(test_no_route_configured),
-		cmocka_unit_test(test_signed_record_route),
-		cmocka_unit_test(test_record_route_order),
-		cmocka_unit_test(test_multi_value_via_line),
-		cmocka_unit_test(test_edits_applied),
-		cmocka_unit_test(test_uri_headers_stripped),
-		cmocka_unit_test(test_too_big),
-		cmocka_unit_test(test_response_relayed),
-		cmocka_unit_test(test_response_dropped),
+		cmocka_unit_test_teardown(test_invite_exact_bytes, test_teardown),
+		cmocka_unit_test_teardown(test_received_only_when_needed, test_teardown),
+		cmocka_unit_test_teardown(test_branch_stability, test_teardown),
+		cmocka_unit_test_teardown(test_rfc2543_request, test_teardown),
+		cmocka_unit_test_teardown(test_route_popping, test_teardown),
+		cmocka_unit_test_teardown(test_routing, test_teardown),
+		cmocka_unit_test_teardown(test_routing_routes, test_teardown),
+		cmocka_unit_test_teardown(test_no_route_configured, test_teardown),
+		cmocka_unit_test_teardown(test_signed_record_route, test_teardown),
+		cmocka_unit_test_teardown(test_record_route_order, test_teardown),
+		cmocka_unit_test_teardown(test_multi_value_via_line, test_teardown),
+		cmocka_unit_test_teardown(test_edits_applied, test_teardown),
+		cmocka_unit_test_teardown(test_uri_headers_stripped, test_teardown),
+		cmocka_unit_test_teardown(test_too_big, test_teardown),
+		cmocka_unit_test_teardown(test_response_relayed, test_teardown),
+		cmocka_unit_test_teardown(test_response_dropped, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
