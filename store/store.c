@@ -284,8 +284,13 @@ enum store_rc store_jti_bind(struct txn *t, struct store_op *op, struct slice jt
 		return rc;
 	if (!store_jti_marks)
 		return STORE_UNAVAILABLE;
-	rc = store_marks_jti(store_jti_marks, jti, dialog, ttl);
-	if (rc != STORE_OK || store_conf.backend != CFG_STORE_REDIS)
+	if (store_conf.backend != CFG_STORE_REDIS)
+		return store_marks_jti(store_jti_marks, jti, dialog, ttl, true);
+	/* With Redis only Redis binds (a local binding that Redis then refused
+	 * would be wrong); the local table learns the answer afterwards, and a
+	 * local binding to another dialog is final. */
+	rc = store_marks_jti(store_jti_marks, jti, dialog, ttl, false);
+	if (rc != STORE_OK)
 		return rc;
 	return store_redis_mark(store_tls_conn, t, op, false, jti, 0, dialog, ttl);
 }

@@ -98,8 +98,10 @@ void store_marks_free(struct store_marks *m);
  * thread, lock-free, atomic against concurrent callers (see store_tables.c).
  */
 enum store_rc store_marks_nc(struct store_marks *m, struct slice nonce, uint32_t nc, unsigned ttl);
-/* store_marks_jti - first use binds @jti to @dialog; same dialog OK; other STORE_REJECT. */
-enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct slice dialog, unsigned ttl);
+/* store_marks_jti - first use binds @jti to @dialog; same dialog OK; other
+ * STORE_REJECT. With !@bind only looks (an unbound JTI is OK, nothing stored). */
+enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct slice dialog, unsigned ttl,
+			      bool bind);
 /* store_marks_sweep - delete expired entries. Returns how many. */
 unsigned store_marks_sweep(struct store_marks *m);
 unsigned long store_marks_count(struct store_marks *m);

@@ -63,7 +63,7 @@ struct store_conn {
 };
 
 _Thread_local struct store_conn *store_tls_conn;
-static _Atomic int conns_up; /* connections in CONN_UP, all threads */
+static _Atomic int conns_up; /* command connections (not the subscriber) in CONN_UP, all threads */
 static struct log_limit lim_conn, lim_data, lim_err;
 
 static uint64_t now_ms(void)
@@ -155,7 +155,7 @@ static void limited(struct log_limit *l, enum cfg_log_level lvl, const char *wha
 /* conn_mark_down - the context is gone or going: stop using it, plan a retry. Idempotent. */
 static void conn_mark_down(struct store_conn *c)
 {
-	if (c->state == CONN_UP)
+	if (c->state == CONN_UP && !c->subscriber)
 		atomic_fetch_sub_explicit(&conns_up, 1, memory_order_relaxed);
 	if (c->state != CONN_DOWN) {
 		c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -178,7 +178,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	c->state = CONN_UP;
 	c->backoff_ms = 0;
 	c->last_reply_ms = now_ms();
-	atomic_fetch_add_explicit(&conns_up, 1, memory_order_relaxed);
+	if (!c->subscriber)
+		atomic_fetch_add_explicit(&conns_up, 1, memory_order_relaxed);
 	/* Invalidations may have been missed while we were away (SPEC §6). */
 	rcu_read_lock();
 	struct store_users *tb = store_users_current_rcu();
@@ -518,6 +519,16 @@ static int mark_send(struct store_conn *c, struct store_req *r, redisCallbackFn 
 	return redisAsyncCommandArgv(c->ac, fn, r, n, argv, argl) == REDIS_OK ? 0 : -EIO;
 }
 
+/* mark_local - the local table's say: nc was recorded before asking Redis;
+ * a JTI is bound locally only once Redis agreed, or when Redis is away. */
+static enum store_rc mark_local(const struct store_req *r)
+{
+	if (r->kind == REQ_NC)
+		return STORE_OK;
+	return store_marks_jti(store_jti_marks, slice_make(r->key, r->keylen), slice_make(r->dialog, r->dlglen),
+			       r->ttl, true);
+}
+
 static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct store_req *r = priv;
@@ -525,12 +536,14 @@ static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 	const redisReply *rep = reply;
 	if (!rep) {
 		conn_mark_down(c);
-		STORE_COUNT(degraded); /* the local table already said yes */
-		req_done(r, STORE_OK);
+		STORE_COUNT(degraded);
+		req_done(r, mark_local(r));
 		return;
 	}
 	c->last_reply_ms = now_ms();
 	if (rep->type == REDIS_REPLY_INTEGER) {
+		if (rep->integer == 1)
+			mark_local(r); /* remember Redis's binding for when it is away */
 		req_done(r, rep->integer == 1 ? STORE_OK : STORE_REJECT);
 		return;
 	}
@@ -542,15 +555,15 @@ static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 	STORE_COUNT(errors);
 	STORE_COUNT(degraded);
 	limited(&lim_err, CFG_LOG_ERROR, "nc/jti script failed", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
-	req_done(r, STORE_OK);
+	req_done(r, mark_local(r));
 }
 
 enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store_op *op, bool is_nc,
 			       struct slice key, uint32_t nc, struct slice dialog, unsigned ttl)
 {
 	if (!conn_ready(c)) {
-		STORE_COUNT(degraded); /* local table decided (SPEC §6) */
-		return STORE_OK;
+		STORE_COUNT(degraded); /* the local table decides (SPEC §6) */
+		return is_nc ? STORE_OK : store_marks_jti(store_jti_marks, key, dialog, ttl, true);
 	}
 	struct store_req *r = req_get(c);
 	if (!r) {
@@ -569,10 +582,11 @@ enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store
 		memcpy(r->dialog, dialog.p, dialog.len);
 	int klen = is_nc ? store_key_nc(r->rkey, sizeof(r->rkey), key) : store_key_jti(r->rkey, sizeof(r->rkey), key);
 	if (klen < 0 || mark_send(c, r, on_mark_reply) < 0) {
+		enum store_rc rc = mark_local(r);
 		req_release(c, r);
 		STORE_COUNT(errors);
 		STORE_COUNT(degraded);
-		return STORE_OK;
+		return rc;
 	}
 	op->state = STORE_OP_WAIT;
 	op->priv = r;

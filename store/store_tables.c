@@ -346,7 +346,7 @@ out:
 	return rc;
 }
 
-enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct slice dialog, unsigned ttl)
+enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct slice dialog, unsigned ttl, bool bind)
 {
 	if (jti.len == 0 || jti.len > STORE_KEY_MAX || dialog.len > STORE_DIALOG_MAX)
 		return STORE_REJECT;
@@ -354,8 +354,20 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 	enum store_rc rc = STORE_REJECT;
 	rcu_read_lock();
 	for (;;) {
-		bool added;
-		struct mark_ent *e = mark_get_or_add(m, jti, MARK_PACK(now + (ttl ? ttl : 1), 0), dialog, &added);
+		bool added = false;
+		struct mark_ent *e;
+		if (bind) {
+			e = mark_get_or_add(m, jti, MARK_PACK(now + (ttl ? ttl : 1), 0), dialog, &added);
+		} else {
+			struct cds_lfht_iter it;
+			cds_lfht_lookup(m->ht, slice_hash(jti), mark_match, &jti, &it);
+			struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+			if (!node) {
+				rc = STORE_OK; /* unbound: a peek binds nothing */
+				break;
+			}
+			e = caa_container_of(node, struct mark_ent, node);
+		}
 		if (!e || added) {
 			rc = e ? STORE_OK : STORE_REJECT;
 			break;

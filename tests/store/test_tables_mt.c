@@ -252,11 +252,11 @@ static void *jti_binder(void *arg)
 		char jti[16];
 		int len = snprintf(jti, sizeof(jti), "jti-%u", j);
 		struct slice k = slice_make(jti, (size_t)len), d = slice_make(dialog, (size_t)dlen);
-		if (store_marks_jti(marks, k, d, 600) == STORE_OK) {
+		if (store_marks_jti(marks, k, d, 600, true) == STORE_OK) {
 			atomic_fetch_add(&jti_wins[j], 1);
 			atomic_store(&jti_winner[j], me);
 			/* the winner's dialog passes again (retransmission / re-INVITE) */
-			if (store_marks_jti(marks, k, d, 600) != STORE_OK)
+			if (store_marks_jti(marks, k, d, 600, true) != STORE_OK)
 				atomic_fetch_add(&bad_reads, 1);
 		}
 	}
@@ -293,13 +293,18 @@ static void test_expiry_sweep(void **state)
 	marks = store_marks_new();
 	assert_int_equal(store_marks_nc(marks, SLICE_LIT("old"), 5, 1), STORE_OK);
 	assert_int_equal(store_marks_nc(marks, SLICE_LIT("old"), 5, 1), STORE_REJECT);
-	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d1"), 1), STORE_OK);
-	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d2"), 1), STORE_REJECT);
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d1"), 1, true), STORE_OK);
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d2"), 1, true), STORE_REJECT);
+	/* a peek judges without binding */
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d2"), 1, false), STORE_REJECT);
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d1"), 1, false), STORE_OK);
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("free"), SLICE_LIT("d1"), 1, false), STORE_OK);
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("free"), SLICE_LIT("d2"), 1, false), STORE_OK);
 	assert_int_equal(store_marks_nc(marks, SLICE_LIT("young"), 5, 600), STORE_OK);
 	sleep(3); /* coarse clock: past a 1 s ttl for sure */
 	assert_int_equal(store_marks_sweep(marks), 2);
 	assert_int_equal(store_marks_count(marks), 1);
-	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d2"), 1), STORE_OK);
+	assert_int_equal(store_marks_jti(marks, SLICE_LIT("j"), SLICE_LIT("d2"), 1, true), STORE_OK);
 	assert_int_equal(store_marks_nc(marks, SLICE_LIT("young"), 5, 600), STORE_REJECT);
 	/* bounds: fail closed */
 	char big[STORE_KEY_MAX + 2];
