@@ -1,7 +1,8 @@
 /* test_pipeline_mt.c - pipeline_run end to end over 127.0.0.1 (core/pipeline.c,
  * core/worker.c) with the real sip_parse and proxy_process and a test stage:
  * OPTIONS get 200 whose reason is the config's realm; Call-IDs starting with
- * "park-" are parked first and resumed from a worker tick (txn_resume). Checks
+ * "park-" are parked first and resumed from a worker tick (txn_resume), or
+ * from inside the chain of a "kick-" request (deferred resume). Checks
  * that every request is answered once, the counters, truncated and malformed
  * datagrams, a SIGHUP reload (RCU config swap) and a drain that still answers
  * parked requests after pipeline_stop. Named _mt: also runs under TSan. */
@@ -45,6 +46,16 @@ static struct parked_list parked[N_WORKERS]; /* each touched by its own worker o
 static atomic_uint hooks_init, hooks_fini, reloads;
 static char park_marker;
 
+static void tick_resume(void *arg)
+{
+	struct worker *w = arg;
+	struct parked_list *pl = &parked[worker_id(w)];
+	unsigned n = pl->n;
+	pl->n = 0;
+	for (unsigned i = 0; i < n; i++)
+		txn_resume(pl->t[i]);
+}
+
 static enum stage_rc test_stage(struct txn *t)
 {
 	if (!t->msg.is_request || t->msg.method_id != SIP_METHOD_OPTIONS)
@@ -58,18 +69,12 @@ static enum stage_rc test_stage(struct txn *t)
 			return STAGE_PARK;
 		}
 	}
+	/* "kick-": resume this worker's parked txns from inside a chain (the
+	 * worker defers them until this chain is done) */
+	if (slice_has_caseprefix(t->msg.call_id, SLICE_LIT("kick-")))
+		tick_resume(t->worker);
 	txn_reply(t, 200, slice_from_cstr(t->cfg->realm));
 	return STAGE_REPLY;
-}
-
-static void tick_resume(void *arg)
-{
-	struct worker *w = arg;
-	struct parked_list *pl = &parked[worker_id(w)];
-	unsigned n = pl->n;
-	pl->n = 0;
-	for (unsigned i = 0; i < n; i++)
-		txn_resume(pl->t[i]);
 }
 
 static int hook_init(struct worker *w, void *arg)
@@ -259,7 +264,8 @@ static void exchange(int fd, uint16_t my_port, unsigned n, const char *realm)
 	while (got < n) {
 		while (sent < n && sent - got < WINDOW) {
 			char id[64];
-			snprintf(id, sizeof(id), "%s%u", sent % 10 == 3 ? "park-" : "call-", sent);
+			const char *kind = sent % 10 == 3 ? "park-" : sent % 10 == 7 ? "kick-" : "call-";
+			snprintf(id, sizeof(id), "%s%u", kind, sent);
 			send_options(fd, my_port, id);
 			sent++;
 		}
