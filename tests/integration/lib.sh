@@ -234,15 +234,16 @@ it_sanitizer_clean() {
 # into its current directory): stat.csv (-trace_stat), *_counts.csv (-trace_counts),
 # errors.log (-trace_err), screen.txt, cmd (the exact command), out/err.
 
-# sipp_uas_start NAME PORT SCENARIO SECONDS: a SIPp UAS on 127.0.0.1:PORT, killed by `timeout`
-# after SECONDS at the latest (and by the EXIT trap). Sets IT_LAST_PID.
+# sipp_uas_start NAME PORT SCENARIO SECONDS [SIPP_ARGS...]: a SIPp UAS on 127.0.0.1:PORT,
+# killed by `timeout` after SECONDS at the latest (and by the EXIT trap). Sets IT_LAST_PID.
 sipp_uas_start() {
 	local name=$1 port=$2 xml=$3 secs=$4 d=$IT_WORK/$1
+	shift 4
 	mkdir -p "$d"
 	echo "timeout $secs sipp -sf $xml -i 127.0.0.1 -p $port" >"$d/cmd"
 	(cd "$d" && exec timeout "$secs" sipp -sf "$xml" -i 127.0.0.1 -p "$port" -nostdin \
 		-buff_size 1048576 -trace_err -error_file "$d/errors.log" \
-		-trace_stat -stf "$d/stat.csv" -fd 1 -trace_counts \
+		-trace_stat -stf "$d/stat.csv" -fd 1 -trace_counts "$@" \
 		</dev/null >"$d/out" 2>"$d/err") &
 	IT_LAST_PID=$!
 	IT_PIDS+=("$IT_LAST_PID")
@@ -290,18 +291,21 @@ sipp_uac_run() {
 		-trace_counts -trace_screen -screen_file "$d/screen.txt" "$@" \
 		</dev/null >"$d/out" 2>"$d/err")
 	SIPP_RC=$?
+	SIPP_DIR=$d
 	SIPP_OK=$(sipp_stat_last "$d/stat.csv" 'SuccessfulCall(C)')
 	SIPP_FAILED=$(sipp_stat_last "$d/stat.csv" 'FailedCall(C)')
 	it_log "sipp $name: rc=$SIPP_RC successful=$SIPP_OK failed=$SIPP_FAILED unexpected=$(sipp_unexpected "$name") ($(cat "$d/cmd"))"
 }
 
-# sipp_uac_expect NAME CALLS: record check NAME: SIPp exit 0, CALLS successful, 0 failed.
+# sipp_uac_expect CHECK CALLS: record CHECK for the last sipp_uac_run: SIPp exit 0, CALLS
+# successful, 0 failed.
 sipp_uac_expect() {
 	local name=$1 calls=$2
 	if [ "$SIPP_RC" -eq 0 ] && [ "$SIPP_OK" = "$calls" ] && [ "$SIPP_FAILED" = 0 ]; then
 		it_check "$name ($SIPP_OK/$calls calls, 0 failed)"
 	else
-		it_fail "$name" "sipp exit $SIPP_RC, successful $SIPP_OK of $calls, failed $SIPP_FAILED (see $IT_WORK/$name/)"
-		tail -n 20 "$IT_WORK/$name/errors.log" 2>/dev/null
+		it_fail "$name" "sipp exit $SIPP_RC, successful $SIPP_OK of $calls, failed $SIPP_FAILED (see $SIPP_DIR/)"
+		tail -n 20 "$SIPP_DIR/errors.log" 2>/dev/null
+		tail -n 5 "$SIPP_DIR/err" 2>/dev/null
 	fi
 }

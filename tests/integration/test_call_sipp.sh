@@ -19,7 +19,7 @@ UAS_PORT=$(it_free_udp_port)
 [ "$PORT" != "$UAS_PORT" ] || UAS_PORT=$(it_free_udp_port)
 
 # ---- the UAS behind referee -------------------------------------------------------------
-sipp_uas_start uas "$UAS_PORT" "$IT_SIPP_DIR/uas.xml" 120
+sipp_uas_start uas "$UAS_PORT" "$IT_SIPP_DIR/uas.xml" 120 -trace_msg -message_file "$IT_WORK/uas/messages.log"
 UAS_PID=$IT_LAST_PID
 
 # ---- referee ----------------------------------------------------------------------------
@@ -58,6 +58,21 @@ if [ "$uas_ok" = "$CALLS" ] && [ "$uas_inv" = "$CALLS" ]; then
 	it_check "uas_completed_every_call ($uas_ok calls, $uas_inv INVITEs)"
 else
 	it_fail uas_completed_every_call "UAS completed $uas_ok of $CALLS calls, received $uas_inv INVITEs"
+fi
+
+# what referee relayed (SPEC §1): a signed Record-Route (;lr;ra=) on every INVITE, Max-Forwards
+# decremented, its own Via above the caller's, and the Route pointing at referee popped from
+# ACK/BYE (they reach the UAS with no Route left)
+tr -d '\r' <"$IT_WORK/uas/messages.log" >"$IT_WORK/uas/messages.txt"
+n_rr=$(awk '/^INVITE /{inv = 1} inv && /^Record-Route:.*;lr.*ra=/{n++; inv = 0} END {print n + 0}' "$IT_WORK/uas/messages.txt")
+n_mf=$(grep -c '^Max-Forwards: 69$' "$IT_WORK/uas/messages.txt")
+n_via=$(awk '/^(INVITE|ACK|BYE) /{req = 1; nv = 0; next} req && /^Via:/{nv++} req && /^$/{if (nv >= 2) n++; req = 0} END {print n + 0}' "$IT_WORK/uas/messages.txt")
+n_route=$(grep -c '^Route:' "$IT_WORK/uas/messages.txt")
+n_req=$(grep -cE '^(INVITE|ACK|BYE) ' "$IT_WORK/uas/messages.txt")
+if [ "$n_rr" -ge "$CALLS" ] && [ "$n_via" -eq "$n_req" ] && [ "$n_mf" -eq "$n_req" ] && [ "$n_route" -eq 0 ]; then
+	it_check "relayed_requests_well_formed ($n_req requests: $n_rr signed Record-Routes, 2 Vias, Max-Forwards 69, no Route)"
+else
+	it_fail relayed_requests_well_formed "of $n_req requests at the UAS: $n_rr INVITEs with ;lr;ra= Record-Route, $n_via with 2+ Vias, $n_mf with Max-Forwards 69, $n_route with a Route left"
 fi
 
 # ---- a number that needs a permission is challenged for the anonymous caller ---------------
