@@ -26,7 +26,10 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-#define _LGPL_SOURCE /* inline read-side fast paths (urcu static API) */
+/* rcu_dereference inline (a C11 consume load that TSan sees); rcu_read_lock
+ * and unlock stay calls into liburcu (once per batch; TSan does not model
+ * urcu's own volatile-based internals, so they must not be inlined). */
+#define URCU_INLINE_SMALL_FUNCTIONS
 #include <urcu.h>
 
 #include "log.h"
