@@ -137,7 +137,7 @@ static struct txn *fx_txn(const struct cfg *c, const char *src_ip, const char *t
 }
 
 /* fx_login - what auth_identity_stage does after a good Proxy-Authorization. */
-static void fx_login(struct txn *t, const char *id)
+static inline void fx_login(struct txn *t, const char *id)
 {
 	struct store_op op = { 0 };
 	struct store_user u;
@@ -151,14 +151,14 @@ static void fx_login(struct txn *t, const char *id)
 }
 
 /* fx_identity - the identity stage in slot 0 */
-static enum stage_rc fx_identity(struct txn *t)
+static inline enum stage_rc fx_identity(struct txn *t)
 {
 	t->stage_idx = 0;
 	return auth_identity_stage(t);
 }
 
 /* fx_transfer - the transfer stage in slot 1 (the file backend never parks) */
-static enum stage_rc fx_transfer(struct txn *t)
+static inline enum stage_rc fx_transfer(struct txn *t)
 {
 	t->stage_idx = 1;
 	enum stage_rc rc = transfer_stage(t);
@@ -166,12 +166,12 @@ static enum stage_rc fx_transfer(struct txn *t)
 	return rc;
 }
 
-static int64_t fx_grants(enum transfer_grant_metric m)
+static inline int64_t fx_grants(enum transfer_grant_metric m)
 {
 	return metrics_value(transfer_metrics.grants + m);
 }
 
-static bool fx_any_edit(const struct txn *t)
+static inline bool fx_any_edit(const struct txn *t)
 {
 	for (unsigned i = 0; i < SIP_MAX_HDRS; i++)
 		if (t->edits.removed[i] || t->edits.replaced[i].p)
@@ -180,7 +180,7 @@ static bool fx_any_edit(const struct txn *t)
 }
 
 /* fx_reason - reply reason as a C string (static buffer) */
-static const char *fx_reason(const struct txn *t)
+static inline const char *fx_reason(const struct txn *t)
 {
 	static char buf[256];
 	snprintf(buf, sizeof(buf), "%.*s", SLICE_FMT(t->reply_reason));
