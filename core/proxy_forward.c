@@ -56,9 +56,12 @@ static int request_plan(struct txn *t, const struct sip_via *top, const struct p
 	plan->repl[via] = fixed;
 	const unsigned mf = m->first[SIP_HDR_MAX_FORWARDS];
 	if (mf != SIP_NO_HDR) {
-		const struct slice v = txn_printf(t, "%u", m->max_forwards ? m->max_forwards - 1 : 0);
-		if (!v.p)
+		char *buf = txn_alloc(t, 10);
+		if (!buf)
 			return -ENOSPC;
+		struct proxy_out num = { buf, 0, 10, false };
+		proxy_out_u32(&num, m->max_forwards ? m->max_forwards - 1 : 0);
+		const struct slice v = slice_make(buf, num.len);
 		plan->action[mf] = PROXY_HDR_REPLACE;
 		plan->repl[mf] = v;
 	}

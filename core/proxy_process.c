@@ -4,6 +4,7 @@
  * Via branch, the To tag of stateless replies and the signed Record-Route MAC
  * (RFC 3261 §16.6 item 8, §16.11). Malformed requests: 400 when the top Via
  * can route a reply, 505/501 from sip_msg_check, else a counted drop. */
+#include <endian.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
@@ -155,16 +156,24 @@ void proxy_hash_init(struct proxy_hash *h, const uint64_t key[2])
 void proxy_hash_add(struct proxy_hash *h, const void *p, size_t n)
 {
 	const uint8_t *b = p;
+	size_t i = 0;
 	h->total += n;
-	for (size_t i = 0; i < n; i++) {
-		/* little-endian word assembly, byte at a time: inputs are short */
-		h->tail |= (uint64_t)b[i] << (8 * h->ntail);
+	/* top up a partial word byte by byte, then whole little-endian words */
+	while (i < n && h->ntail) {
+		h->tail |= (uint64_t)b[i++] << (8 * h->ntail);
 		if (++h->ntail == 8) {
 			sip_compress(h, h->tail);
 			h->tail = 0;
 			h->ntail = 0;
 		}
 	}
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, sizeof(w));
+		sip_compress(h, le64toh(w));
+	}
+	for (; i < n; i++)
+		h->tail |= (uint64_t)b[i] << (8 * h->ntail++);
 }
 
 void proxy_hash_field(struct proxy_hash *h, struct slice s)

@@ -447,6 +447,24 @@ static void test_metrics_counted(void **state)
 	assert_non_null(strstr(buf, "referee_acks_absorbed_total"));
 }
 
+/* SipHash-2-4 reference vectors (key 00..0f, message 00..n-1), whole and in pieces. */
+static void test_siphash_vectors(void **state)
+{
+	const uint64_t k[2] = { 0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull };
+	uint8_t in[16];
+	for (unsigned i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)i;
+	assert_int_equal(proxy_siphash(k, in, 0), 0x726fdb47dd0e0e31ull);
+	assert_int_equal(proxy_siphash(k, in, 8), 0x93f5f5799a932462ull);
+	assert_int_equal(proxy_siphash(k, in, 15), 0xa129ca6149be45e5ull);
+	struct proxy_hash h;
+	proxy_hash_init(&h, k);
+	proxy_hash_add(&h, in, 3);
+	proxy_hash_add(&h, in + 3, 9);
+	proxy_hash_add(&h, in + 12, 3);
+	assert_int_equal(proxy_hash_final(&h), 0xa129ca6149be45e5ull);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +481,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_never_reply_to_ack, test_teardown),
 		cmocka_unit_test_teardown(test_next_hop_trust, test_teardown),
 		cmocka_unit_test_teardown(test_metrics_counted, test_teardown),
+		cmocka_unit_test(test_siphash_vectors),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
