@@ -31,6 +31,31 @@ struct auth_rules {
  * time); read by workers under rcu_read_lock (rcu_dereference). */
 static struct auth_rules *rules_cur;
 
+/* ThreadSanitizer cannot see the ordering inside liburcu (not instrumented).
+ * Under TSan the pointer uses the compiler's atomics (same orderings as
+ * rcu_xchg_pointer / rcu_dereference) and the grace period is annotated:
+ * readers release rules_gp after their last read, the free acquires it. */
+#if defined(__SANITIZE_THREAD__)
+#define AUTH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AUTH_TSAN 1
+#endif
+#endif
+#ifdef AUTH_TSAN
+#include <sanitizer/tsan_interface.h>
+static char rules_gp;
+#define rules_xchg(v) __atomic_exchange_n(&rules_cur, (v), __ATOMIC_ACQ_REL)
+#define rules_deref() __atomic_load_n(&rules_cur, __ATOMIC_ACQUIRE)
+#define rules_reads_done() __tsan_release(&rules_gp)
+#define rules_gp_passed() __tsan_acquire(&rules_gp)
+#else
+#define rules_xchg(v) rcu_xchg_pointer(&rules_cur, (v))
+#define rules_deref() rcu_dereference(rules_cur)
+#define rules_reads_done() ((void)0)
+#define rules_gp_passed() ((void)0)
+#endif
+
 /* ---------------------------------------------------------------- compile */
 
 static void rules_free(struct auth_rules *r)
@@ -50,6 +75,7 @@ static void rules_free(struct auth_rules *r)
 
 static void rules_free_rcu(struct rcu_head *h)
 {
+	rules_gp_passed();
 	rules_free(caa_container_of(h, struct auth_rules, rcu));
 }
 
@@ -156,19 +182,29 @@ int auth_rules_install(const struct cfg *c, char *err, size_t errlen)
 	struct auth_rules *next = rules_compile(c, err, errlen);
 	if (!next)
 		return -EINVAL;
-	/* pairs with rcu_dereference in auth_rules_check / auth_rules_explain */
-	struct auth_rules *old = rcu_xchg_pointer(&rules_cur, next);
-	if (old)
-		call_rcu(&old->rcu, rules_free_rcu);
+	/* pairs with rules_deref (rcu_dereference) in auth_rules_check / auth_rules_explain */
+	struct auth_rules *old = rules_xchg(next);
+	if (!old)
+		return 0;
+#ifdef AUTH_TSAN
+	/* liburcu's call_rcu thread and rcu_barrier are invisible to TSan: wait here instead. */
+	synchronize_rcu();
+	rules_free_rcu(&old->rcu);
+#else
+	call_rcu(&old->rcu, rules_free_rcu);
+#endif
 	return 0;
 }
 
 void auth_rules_uninstall(void)
 {
-	struct auth_rules *old = rcu_xchg_pointer(&rules_cur, NULL);
+	struct auth_rules *old = rules_xchg(NULL);
 	synchronize_rcu();
+	rules_gp_passed();
 	rules_free(old);
+#ifndef AUTH_TSAN
 	rcu_barrier(); /* earlier call_rcu frees have run */
+#endif
 }
 
 /* ---------------------------------------------------------------- match and decide */
@@ -226,8 +262,9 @@ enum auth_rules_verdict auth_rules_check(const struct sip_uri *target, bool anon
 					 char *missing, size_t cap)
 {
 	rcu_read_lock();
-	const struct auth_rules *r = rcu_dereference(rules_cur);
+	const struct auth_rules *r = rules_deref();
 	enum auth_rules_verdict v = rule_verdict(rule_match_rcu(r, target), anonymous, perms, missing, cap);
+	rules_reads_done();
 	rcu_read_unlock();
 	return v;
 }
@@ -248,7 +285,7 @@ int auth_rules_explain(const char *uri, const uint64_t perms[2], bool anonymous,
 	char missing[512], needs[512] = "nothing";
 	size_t off = explain_put(buf, cap, 0, "target: %s%s\n", uri, "");
 	rcu_read_lock();
-	const struct auth_rules *r = rcu_dereference(rules_cur);
+	const struct auth_rules *r = rules_deref();
 	const struct auth_rule *ru = rule_match_rcu(r, &u);
 	off = explain_put(buf, cap, off, "rule: %s%s\n", ru ? ru->text : "none matches", "");
 	if (ru && ru->n_perms) {
@@ -260,6 +297,7 @@ int auth_rules_explain(const char *uri, const uint64_t perms[2], bool anonymous,
 		}
 	}
 	enum auth_rules_verdict v = rule_verdict(ru, anonymous, perms, missing, sizeof(missing));
+	rules_reads_done();
 	rcu_read_unlock();
 	off = explain_put(buf, cap, off, "requires: %s%s\n", needs, "");
 	if (v == AUTH_RULES_ALLOW)
