@@ -143,7 +143,7 @@ static unsigned receiver_pick(const struct pipeline *p, const struct txn *t)
 static void receiver_refill(struct receiver *rx)
 {
 	for (unsigned w = 0; w < rx->p->n_workers; w++)
-		rx->n_free += ring_pop_batch(rx->from_worker[w], (void **)rx->free_txns + rx->n_free,
+		rx->n_free += ring_pop_batch(rx->from_worker[w], rx->free_txns + rx->n_free,
 					     PIPELINE_POOL_TXNS - rx->n_free);
 }
 
@@ -169,7 +169,7 @@ static void receiver_push(struct receiver *rx)
 		unsigned n = rx->n_staged[w];
 		if (n == 0)
 			continue;
-		unsigned ok = ring_push_batch(rx->to_worker[w], (void *const *)rx->staged[w], n);
+		unsigned ok = ring_push_batch(rx->to_worker[w], rx->staged[w], n);
 		if (ok < n) {
 			metrics_add(pipeline_metrics.queue_drops + pipeline_worker_label(w), n - ok);
 			for (unsigned i = ok; i < n; i++)
@@ -220,11 +220,11 @@ static int receiver_read(struct receiver *rx, unsigned i)
 	unsigned k = rx->n_free < PIPELINE_RX_BATCH ? rx->n_free : PIPELINE_RX_BATCH;
 	if (k == 0)
 		return receiver_discard(rx, rx->fds[i]);
-	struct txn **top = rx->free_txns + rx->n_free - k;
+	void **top = rx->free_txns + rx->n_free - k;
 	for (unsigned j = 0; j < k; j++) {
-		iov[j] = (struct iovec){ .iov_base = top[j]->rx, .iov_len = TXN_RX_MAX };
-		msgs[j] = (struct mmsghdr){ .msg_hdr = { .msg_name = &top[j]->src,
-							 .msg_namelen = sizeof(top[j]->src),
+		struct txn *t = top[j];
+		iov[j] = (struct iovec){ .iov_base = t->rx, .iov_len = TXN_RX_MAX };
+		msgs[j] = (struct mmsghdr){ .msg_hdr = { .msg_name = &t->src, .msg_namelen = sizeof(t->src),
 							 .msg_iov = &iov[j], .msg_iovlen = 1 } };
 	}
 	int n = recvmmsg(rx->fds[i], msgs, k, MSG_DONTWAIT, NULL);
@@ -239,7 +239,7 @@ static int receiver_read(struct receiver *rx, unsigned i)
 		return 0;
 	}
 	/* the first n entries of top[] are taken; keep the unused ones on the stack */
-	struct txn *taken[PIPELINE_RX_BATCH];
+	void *taken[PIPELINE_RX_BATCH];
 	memcpy(taken, top, (size_t)n * sizeof(*taken));
 	memmove(top, top + n, (k - (unsigned)n) * sizeof(*top));
 	rx->n_free -= (unsigned)n;

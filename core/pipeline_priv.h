@@ -77,11 +77,11 @@ struct receiver {
 	int fds[CFG_MAX_LISTEN];
 	struct txn *pool;         /* PIPELINE_POOL_TXNS txns, one allocation */
 	struct txn *scratch;      /* receive buffer when the pool is empty (counted drop) */
-	struct txn **free_txns;   /* stack of free txns */
+	void **free_txns;         /* stack of free txns (void *: what rings carry) */
 	unsigned n_free;
 	struct ring *to_worker[PIPELINE_MAX_WORKERS];   /* producer: this receiver */
 	struct ring *from_worker[PIPELINE_MAX_WORKERS]; /* consumer: this receiver */
-	struct txn *staged[PIPELINE_MAX_WORKERS][PIPELINE_RX_BATCH];
+	void *staged[PIPELINE_MAX_WORKERS][PIPELINE_RX_BATCH]; /* txns per worker, this batch */
 	unsigned n_staged[PIPELINE_MAX_WORKERS];
 };
 
@@ -126,7 +126,7 @@ struct worker {
 		void *arg;
 	} ticks[WORKER_MAX_TICKS];
 	uint64_t next_tick_ns;
-	struct txn *popped[PIPELINE_WORKER_BATCH];
+	void *popped[PIPELINE_WORKER_BATCH]; /* txns of the batch being processed */
 };
 
 struct pipeline {

@@ -261,7 +261,7 @@ static unsigned worker_drain_rings(struct worker *w)
 	uint32_t depth = 0;
 	for (unsigned r = 0; r < p->n_rx; r++) {
 		struct ring *ring = p->rx[r].to_worker[w->id];
-		unsigned n = ring_pop_batch(ring, (void **)w->popped, PIPELINE_WORKER_BATCH);
+		unsigned n = ring_pop_batch(ring, w->popped, PIPELINE_WORKER_BATCH);
 		if (n == 0)
 			continue;
 		rcu_read_lock();
