@@ -4,7 +4,6 @@
  * helpers (id normalisation, HA1, hex). SPEC §3 (HA1), §6. Not here: table
  * internals (store_tables.c), the YAML file, Redis I/O. */
 #include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,28 +106,14 @@ void store_hex_encode(const uint8_t *in, size_t n, char *out)
 
 /* ================================================================ lifecycle */
 
-/* users_path - store.file, relative to the config file's folder. */
-static int users_path(const struct cfg *c, char *out, size_t cap)
-{
-	if (c->store.file[0] == '/' || !c->path[0])
-		return snprintf(out, cap, "%s", c->store.file) < (int)cap ? 0 : -ENAMETOOLONG;
-	char dir[sizeof(c->path)];
-	snprintf(dir, sizeof(dir), "%s", c->path);
-	return snprintf(out, cap, "%s/%s", dirname(dir), c->store.file) < (int)cap ? 0 : -ENAMETOOLONG;
-}
-
 static struct store_users *users_load(const struct cfg *c, char *err, size_t errlen)
 {
 	if (!c->store.file[0]) {
 		log_warn("store", "store.file not set: no users");
 		return store_users_new();
 	}
-	char path[8192];
-	if (users_path(c, path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "%s:1: store.file path too long", c->path);
-		return NULL;
-	}
-	return store_users_file_load(path, c->realm, err, errlen);
+	/* cfg_load already made store.file relative to the config's folder */
+	return store_users_file_load(c->store.file, c->realm, err, errlen);
 }
 
 static int settings_load(const struct cfg *c, char *err, size_t errlen)

@@ -80,6 +80,8 @@ int store_users_get_rcu(struct store_users *tb, struct slice id, struct store_us
 bool store_users_del(struct store_users *tb, struct slice id);
 /* store_users_clear - remove every entry (cache flush). Any registered thread. */
 void store_users_clear(struct store_users *tb);
+/* store_users_each - call @fn on every known user (referee-admin; takes the read lock). */
+void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg);
 /* store_users_count - number of entries (tests, logs). */
 unsigned long store_users_count(struct store_users *tb);
 /* store_users_expire - drop entries older than @max_age seconds. */

@@ -186,6 +186,21 @@ void store_users_expire(struct store_users *tb, unsigned max_age)
 		users_remove_if(tb, false, now - max_age);
 }
 
+void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+	rcu_read_lock();
+	cds_lfht_for_each(tb->ht, &it, node) {
+		const struct user_ent *e = caa_container_of(node, struct user_ent, node);
+		STORE_TSAN_ACQUIRE(node);
+		if (e->found)
+			fn(&e->u, arg);
+	}
+	STORE_TSAN_RELEASE(&tsan_gp);
+	rcu_read_unlock();
+}
+
 static unsigned long table_count(struct cds_lfht *ht)
 {
 	long before, after;

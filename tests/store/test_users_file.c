@@ -166,7 +166,7 @@ static void test_store_file_backend(void **state)
 	assert_non_null(c);
 	snprintf(c->path, sizeof(c->path), "%s/referee.yaml", dir);
 	snprintf(c->realm, sizeof(c->realm), "example.com");
-	snprintf(c->store.file, sizeof(c->store.file), "users.yaml"); /* relative to the config's folder */
+	snprintf(c->store.file, sizeof(c->store.file), "%s/users.yaml", dir); /* as cfg_load resolves it */
 	c->store.backend = CFG_STORE_FILE;
 	char err[256] = "";
 	assert_int_equal(store_init(c, err, sizeof(err)), 0);
