@@ -1,9 +1,9 @@
-/* sip_parse.c - one-pass, zero-copy parse of a SIP datagram: start line, header
- * section (CRLF or bare LF, folding, compact names, comma lists split outside
- * quotes and <>), Content-Length framing and the scalars CSeq, Max-Forwards,
- * Call-ID (RFC 3261 §7, §7.3.1, §7.4, §18.3, §20). No URI/Via/name-addr parsing
- * here (sub-parsers do that lazily) and no allocation: every output is a slice
- * of the datagram. Invariant: every byte read is preceded by an index < n check. */
+/* sip_parse.c - one-pass, zero-copy parse of a SIP datagram: start line, headers
+ * (CRLF or bare LF, folding, compact names, comma lists split outside quotes and
+ * <>), Content-Length framing, CSeq/Max-Forwards/Call-ID (RFC 3261 §7, §18.3, §20).
+ * Not here: URI/Via/name-addr grammar (lazy sub-parsers); nothing is allocated.
+ * Start-line and value errors are returned only after all headers are read (so a
+ * 400 can be routed); structural ones stop at once. Every read checks index < n. */
 #include <errno.h>
 #include <stddef.h>
 
