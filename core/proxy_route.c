@@ -68,10 +68,24 @@ bool proxy_sa_is_bad_destination(const struct sockaddr *sa)
 	return true;
 }
 
+/* The IPv4 address inside an IPv4-mapped IPv6 one (a dual-stack socket's
+ * view of an IPv4 peer), or NULL. */
+static const void *v4_mapped(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return NULL;
+	return in6->sin6_addr.s6_addr + 12;
+}
+
 static bool sa_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	if (a->ss_family != b->ss_family)
-		return false;
+	if (a->ss_family != b->ss_family) {
+		const struct sockaddr_storage *v4 = a->ss_family == AF_INET ? a : b;
+		const void *mapped = v4_mapped(v4 == a ? b : a);
+		return v4->ss_family == AF_INET && mapped &&
+		       memcmp(&((const struct sockaddr_in *)v4)->sin_addr, mapped, 4) == 0;
+	}
 	if (a->ss_family == AF_INET)
 		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
 		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
@@ -128,14 +142,18 @@ bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri
 
 size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
 {
-	const void *addr;
-	if (t->src.ss_family == AF_INET)
+	/* received= carries an IPv4 peer as a.b.c.d, not ::ffff:a.b.c.d */
+	const void *addr = v4_mapped(&t->src);
+	int family = AF_INET;
+	if (!addr && t->src.ss_family == AF_INET) {
 		addr = &((const struct sockaddr_in *)&t->src)->sin_addr;
-	else if (t->src.ss_family == AF_INET6)
+	} else if (!addr && t->src.ss_family == AF_INET6) {
 		addr = &((const struct sockaddr_in6 *)&t->src)->sin6_addr;
-	else
+		family = AF_INET6;
+	} else if (!addr) {
 		return 0;
-	if (!inet_ntop(t->src.ss_family, addr, out, PROXY_IP_TEXT_MAX))
+	}
+	if (!inet_ntop(family, addr, out, PROXY_IP_TEXT_MAX))
 		return 0;
 	return strnlen(out, PROXY_IP_TEXT_MAX);
 }

@@ -60,7 +60,8 @@ static int group_setup(void **state)
 	return 0;
 }
 
-static struct run run_from(const char *raw, size_t n, const char *ip, uint16_t port)
+/* A fresh txn holding @raw, parsed; the source is left to the caller. */
+static struct run prepare(const char *raw, size_t n)
 {
 	struct run r = { calloc(1, sizeof(struct txn)), STAGE_DROP, g_text };
 	assert_non_null(r.t);
@@ -69,17 +70,41 @@ static struct run run_from(const char *raw, size_t n, const char *ip, uint16_t p
 	memcpy(r.t->rx, raw, n);
 	r.t->rx_len = (uint32_t)n;
 	r.t->parse_rc = sip_parse(r.t->rx, n, &r.t->msg);
+	r.t->cfg = &g_cfg;
+	r.t->out = g_out;
+	r.t->out_cap = sizeof(g_out);
+	return r;
+}
+
+static void process(struct run *r)
+{
+	r->rc = proxy_process(&g_chain, r->t);
+	memcpy(g_text, g_out, r->t->out_len);
+	g_text[r->t->out_len] = '\0';
+}
+
+static struct run run_from(const char *raw, size_t n, const char *ip, uint16_t port)
+{
+	struct run r = prepare(raw, n);
 	struct sockaddr_in *in = (struct sockaddr_in *)&r.t->src;
 	in->sin_family = AF_INET;
 	in->sin_port = htons(port);
 	assert_int_equal(inet_pton(AF_INET, ip, &in->sin_addr), 1);
 	r.t->srclen = sizeof(*in);
-	r.t->cfg = &g_cfg;
-	r.t->out = g_out;
-	r.t->out_cap = sizeof(g_out);
-	r.rc = proxy_process(&g_chain, r.t);
-	memcpy(g_text, g_out, r.t->out_len);
-	g_text[r.t->out_len] = '\0';
+	process(&r);
+	return r;
+}
+
+/* From an IPv6 source (@ip may be IPv4-mapped, as a dual-stack socket sees it). */
+static struct run run_from6(const char *raw, const char *ip, uint16_t port)
+{
+	struct run r = prepare(raw, strlen(raw));
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&r.t->src;
+	in6->sin6_family = AF_INET6;
+	in6->sin6_port = htons(port);
+	assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+	r.t->srclen = sizeof(*in6);
+	process(&r);
 	return r;
 }
 
@@ -211,6 +236,28 @@ static void test_reply_rport_and_received(void **state)
 				      "received=192.0.2.10\r\n"));
 	assert_non_null(strstr(r.out, "\r\nTo: <sip:bob@example.com>;tag=b1\r\n")); /* kept */
 	assert_dst(r.t, "192.0.2.10", 5066);
+	done(&r);
+}
+
+static void test_ipv6_and_mapped_sources(void **state)
+{
+	const char *raw = "MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK6\r\n"
+			  "Max-Forwards: 0\r\n"
+			  "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			  "Call-ID: six\r\nCSeq: 1 MESSAGE\r\n\r\n";
+	/* an IPv4 peer seen through a dual-stack socket is still 192.0.2.10: no received */
+	struct run r = run_from6(raw, "::ffff:192.0.2.10", 5062);
+	assert_reply(&r, 483);
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK6\r\n"));
+	done(&r);
+	r = run_from6(raw, "2001:db8::5", 5062);
+	assert_reply(&r, 483);
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bK6;"
+				      "received=2001:db8::5\r\n"));
+	const struct sockaddr_in6 *d = (const struct sockaddr_in6 *)&r.t->dst;
+	assert_int_equal(d->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(d->sin6_port), 5062);
 	done(&r);
 }
 
@@ -471,6 +518,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_483_exact_reply, test_teardown),
 		cmocka_unit_test_teardown(test_reply_retransmission_identical, test_teardown),
 		cmocka_unit_test_teardown(test_reply_rport_and_received, test_teardown),
+		cmocka_unit_test_teardown(test_ipv6_and_mapped_sources, test_teardown),
 		cmocka_unit_test_teardown(test_options_to_us, test_teardown),
 		cmocka_unit_test_teardown(test_416, test_teardown),
 		cmocka_unit_test_teardown(test_420_unsupported, test_teardown),
