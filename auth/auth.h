@@ -38,7 +38,9 @@ enum auth_rules_verdict {
 enum auth_rules_verdict auth_rules_check(const struct sip_uri *target, bool anonymous,
 					 const uint64_t perms[2], char *missing, size_t cap);
 
-/* auth_challenge - make t's reply a 407 with one Proxy-Authenticate per algorithm. */
+/* auth_challenge - make t's reply a 407 with one Proxy-Authenticate per algorithm.
+ * stale=true is also added when the identity stage saw a genuine expired nonce
+ * with a correct response on @t (auth_identity_stage keeps that). */
 void auth_challenge(struct txn *t, bool stale);
 
 /**

@@ -67,17 +67,23 @@ void auth_count_failure(struct txn *t, enum auth_reason r)
 	 * nonce does not either: honest clients meet it every nonce_ttl. */
 	if (r != AUTH_REASON_BAD_HEADER && r != AUTH_REASON_FORGED_NONCE && r != AUTH_REASON_WRONG_RESPONSE)
 		return;
-	if (auth_limit_fail(t->cfg, (const struct sockaddr *)&t->src)) {
+	/* true once per source and window: the transition to "limited" */
+	static struct log_limit limit_log;
+	uint64_t suppressed;
+	if (auth_limit_fail(t->cfg, (const struct sockaddr *)&t->src) && log_limit_pass(&limit_log, &suppressed)) {
 		char ip[INET6_ADDRSTRLEN];
 		addr_text(&t->src, ip, sizeof(ip));
-		log_warn("auth", "too many failed credentials, refusing the source for this window src=%s limit=%u window=%u",
-			 ip, t->cfg->auth.failure_limit.count, t->cfg->auth.failure_limit.window);
+		log_warn("auth", "too many failed credentials, refusing the source until the window ends src=%s "
+				 "limit=%u window=%u suppressed=%llu",
+			 ip, t->cfg->auth.failure_limit.count, t->cfg->auth.failure_limit.window,
+			 (unsigned long long)suppressed);
 	}
 }
 
 void auth_challenge(struct txn *t, bool stale)
 {
 	const struct cfg *c = t->cfg;
+	stale = stale || auth_identity_stale(t); /* also for challenges made by other stages (transfer) */
 	char nonce[AUTH_NONCE_LEN];
 	auth_nonce_make(auth_g.nonce_key, slice_from_cstr(c->realm), auth_now(), nonce);
 	txn_reply(t, 407, SLICE_NULL);
