@@ -158,7 +158,8 @@ struct proxy_route {
  * never send to (broadcast, multicast, unspecified).
  */
 int proxy_route(const struct txn *t, struct proxy_route *r);
-/* proxy_route_is_ours - the Route value @h (name-addr) points at one of our listen addresses. */
+/* proxy_route_is_ours - the Route @value (name-addr) points at one of our listen addresses;
+ * @u receives its URI. */
 bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri *u);
 
 /* ---------------------------------------------------------------- output (proxy_reply.c) */
