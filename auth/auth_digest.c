@@ -1,44 +1,17 @@
 /* auth_digest.c - the digest arithmetic of RFC 7616 §3.4.1 / RFC 2617 §3.2.2
- * for qop=auth with MD5 and SHA-256 (RFC 8760), through OpenSSL EVP.
- * Digests are fetched once per process; each thread reuses one EVP_MD_CTX, so
- * nothing is allocated per request. Responses are compared with CRYPTO_memcmp.
- * Not here: parsing (auth_params.c), nonces (auth_nonce.c), policy (auth_identity.c). */
+ * for qop=auth with MD5 and SHA-256 (RFC 8760). Responses are compared with
+ * CRYPTO_memcmp. OpenSSL's low-level MD5/SHA256 calls are used instead of EVP:
+ * on OpenSSL 3.0 every EVP_DigestInit allocates a provider context (measured:
+ * one malloc per init, even on a reused EVP_MD_CTX), and this runs for every
+ * credential and challenge (STYLE.md §12: no malloc per message). Same choice
+ * as core/secret.c. Not here: parsing (auth_params.c), nonces (auth_nonce.c). */
+#define OPENSSL_SUPPRESS_DEPRECATED 1 /* MD5_Init & co.: deprecated, allocation-free */
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <pthread.h>
+#include <openssl/md5.h>
+#include <openssl/sha.h>
 
 #include "auth_priv.h"
-
-static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
-static EVP_MD *digest_md[2];      /* [CFG_ALGO_SHA256], [CFG_ALGO_MD5]; written once under digest_once */
-static pthread_key_t digest_ctx_key; /* per-thread EVP_MD_CTX, freed at thread exit */
-
-static void ctx_destroy(void *p)
-{
-	EVP_MD_CTX_free(p);
-}
-
-static void digest_setup(void)
-{
-	digest_md[CFG_ALGO_SHA256] = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-	digest_md[CFG_ALGO_MD5] = EVP_MD_fetch(NULL, "MD5", NULL);
-	pthread_key_create(&digest_ctx_key, ctx_destroy);
-}
-
-static EVP_MD_CTX *thread_ctx(void)
-{
-	pthread_once(&digest_once, digest_setup);
-	EVP_MD_CTX *ctx = pthread_getspecific(digest_ctx_key);
-	if (!ctx) {
-		ctx = EVP_MD_CTX_new(); /* once per thread */
-		if (ctx && pthread_setspecific(digest_ctx_key, ctx) != 0) {
-			EVP_MD_CTX_free(ctx);
-			ctx = NULL;
-		}
-	}
-	return ctx;
-}
 
 size_t auth_algo_len(enum cfg_algo a)
 {
@@ -59,23 +32,35 @@ void auth_hex(const uint8_t *in, size_t n, char *out)
 	}
 }
 
-/* hash_parts - H(parts[0] ":" parts[1] ":" ...) into @out. */
+/* hash_parts - H(parts[0] ":" parts[1] ":" ...) into @out. Returns the length. */
 static int hash_parts(enum cfg_algo a, const struct slice *parts, unsigned n, uint8_t out[AUTH_HASH_MAX])
 {
-	EVP_MD_CTX *ctx = thread_ctx();
-	const EVP_MD *md = digest_md[a == CFG_ALGO_SHA256 ? CFG_ALGO_SHA256 : CFG_ALGO_MD5];
-	if (!ctx || !md || EVP_DigestInit_ex2(ctx, md, NULL) != 1)
+	if (a == CFG_ALGO_SHA256) {
+		SHA256_CTX ctx;
+		if (SHA256_Init(&ctx) != 1)
+			return -EIO;
+		for (unsigned i = 0; i < n; i++) {
+			if (i)
+				SHA256_Update(&ctx, ":", 1);
+			if (parts[i].len)
+				SHA256_Update(&ctx, parts[i].p, parts[i].len);
+		}
+		SHA256_Final(out, &ctx);
+		OPENSSL_cleanse(&ctx, sizeof(ctx));
+		return SHA256_DIGEST_LENGTH;
+	}
+	MD5_CTX ctx;
+	if (MD5_Init(&ctx) != 1)
 		return -EIO;
 	for (unsigned i = 0; i < n; i++) {
-		if (i && EVP_DigestUpdate(ctx, ":", 1) != 1)
-			return -EIO;
-		if (parts[i].len && EVP_DigestUpdate(ctx, parts[i].p, parts[i].len) != 1)
-			return -EIO;
+		if (i)
+			MD5_Update(&ctx, ":", 1);
+		if (parts[i].len)
+			MD5_Update(&ctx, parts[i].p, parts[i].len);
 	}
-	unsigned len = 0;
-	if (EVP_DigestFinal_ex(ctx, out, &len) != 1)
-		return -EIO;
-	return (int)len;
+	MD5_Final(out, &ctx);
+	OPENSSL_cleanse(&ctx, sizeof(ctx));
+	return MD5_DIGEST_LENGTH;
 }
 
 int auth_digest_ha1(enum cfg_algo a, struct slice user, struct slice realm, struct slice password,

@@ -102,7 +102,7 @@ int auth_digest_ha1(enum cfg_algo a, struct slice user, struct slice realm, stru
 /**
  * auth_digest_response - RFC 7616 §3.4.1 response for qop=auth:
  * H(hex(HA1) ":" nonce ":" nc ":" cnonce ":" qop ":" hex(H(method ":" uri))).
- * Returns the length written or -EIO. Uses a per-thread EVP context.
+ * Returns the length written or -EIO. Allocation-free, any thread.
  */
 int auth_digest_response(enum cfg_algo a, const uint8_t *ha1, struct slice method, const struct auth_creds *c,
 			 uint8_t out[AUTH_HASH_MAX]);
