@@ -10,8 +10,9 @@
  * (see worker.c), pipeline_cfg_rcu (main publishes with cfg_publish_ptr,
  * workers read with rcu_dereference inside rcu_read_lock).
  * Signals: SIGTERM/SIGINT/SIGHUP are blocked in every pipeline thread and read
- * by the main thread from a signalfd; SIGTERM = stop reading, drain the rings
- * and parked txns (bounded), join, return 0. */
+ * by the main thread from a signalfd (a handler covers threads we did not
+ * create); SIGTERM = stop reading, drain the rings and parked txns (bounded),
+ * join, return 0. SIGHUP = @reload on the main thread. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -37,7 +38,8 @@
 struct pipeline_metrics pipeline_metrics;
 struct cfg *pipeline_cfg_rcu;
 
-static atomic_bool pipeline_stop_requested;
+static atomic_bool pipeline_stop_requested; /* pipeline_stop or a SIGTERM handled off-thread */
+static atomic_bool pipeline_hup_requested;  /* a SIGHUP handled off-thread */
 /* Wakes the main thread for pipeline_stop. Created once and never closed, so
  * a pipeline_stop racing with the end of pipeline_run never writes into a
  * reused descriptor. */
@@ -434,30 +436,58 @@ static int pipeline_start(struct pipeline *p, unsigned *n_workers_started, unsig
 	return 0;
 }
 
+/* Threads that pipeline_run did not create (libmicrohttpd's, a test's) may
+ * not block our signals: the kernel may hand SIGTERM/SIGHUP to one of them.
+ * This handler turns that into the same request as the signalfd path, so the
+ * process never dies of a default action while the pipeline runs.
+ * Async-signal-safe: lock-free atomic stores and write(2). */
+static void pipeline_on_signal(int sig)
+{
+	int saved = errno;
+	atomic_store_explicit(sig == SIGHUP ? &pipeline_hup_requested : &pipeline_stop_requested, true,
+			      memory_order_relaxed);
+	uint64_t one = 1;
+	ssize_t n = write(pipeline_main_efd, &one, sizeof(one));
+	(void)n;
+	errno = saved;
+}
+
+static void pipeline_reload(int (*reload)(void *arg), void *arg)
+{
+	int rc = reload ? reload(arg) : 0;
+	if (rc < 0)
+		log_error("pipeline", "reload failed, keeping the running configuration: %s", strerror(-rc));
+	else
+		log_info("pipeline", "configuration reloaded");
+}
+
 /* wait for SIGTERM/SIGINT or pipeline_stop; run @reload on SIGHUP */
 static void pipeline_wait(int sfd, int (*reload)(void *arg), void *arg)
 {
-	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
-				 { .fd = pipeline_main_efd,
-				   .events = POLLIN } };
-	/* relaxed: the eventfd wakes us; the flag is re-read after every wakeup */
-	while (!atomic_load_explicit(&pipeline_stop_requested, memory_order_relaxed)) {
+	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = pipeline_main_efd, .events = POLLIN } };
+	for (;;) {
+		/* relaxed: the signalfd or the eventfd wakes us and the flags are
+		 * re-read after every wakeup; they order nothing else */
+		if (atomic_load_explicit(&pipeline_stop_requested, memory_order_relaxed))
+			return;
+		if (atomic_exchange_explicit(&pipeline_hup_requested, false, memory_order_relaxed)) {
+			pipeline_reload(reload, arg);
+			continue;
+		}
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			return;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		struct signalfd_siginfo si;
-		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-			continue;
-		if (si.ssi_signo != SIGHUP) {
-			log_info("pipeline", "signal %u: draining", si.ssi_signo);
+		uint64_t v;
+		if ((pfd[1].revents & POLLIN) && read(pipeline_main_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			return;
+		struct signalfd_siginfo si;
+		if (!(pfd[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			pipeline_reload(reload, arg);
+			continue;
 		}
-		int rc = reload ? reload(arg) : 0;
-		if (rc < 0)
-			log_error("pipeline", "reload failed, keeping the running configuration: %s", strerror(-rc));
-		else
-			log_info("pipeline", "configuration reloaded");
+		log_info("pipeline", "signal %u: draining", si.ssi_signo);
+		return;
 	}
 }
 
@@ -492,6 +522,11 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	pthread_once(&pipeline_main_efd_once, main_efd_create);
 	int efd = pipeline_main_efd;
+	static const int sigs[3] = { SIGTERM, SIGINT, SIGHUP };
+	struct sigaction sa = { .sa_handler = pipeline_on_signal, .sa_flags = SA_RESTART }, old_sa[3];
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &old_sa[i]);
 	struct pipeline *p = calloc(1, sizeof(*p));
 	unsigned n_workers_started = 0, n_rx_started = 0;
 	int rc = (sfd < 0 || efd < 0) ? -errno : (!p || !c || !st) ? -EINVAL : 0;
@@ -518,7 +553,13 @@ out:
 		ssize_t n = read(efd, &v, sizeof(v)); /* forget the stop we served */
 		(void)n;
 	}
+	struct signalfd_siginfo si; /* consume signals still pending, then unblock */
+	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		;
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &old_sa[i], NULL);
 	atomic_store_explicit(&pipeline_stop_requested, false, memory_order_relaxed);
+	atomic_store_explicit(&pipeline_hup_requested, false, memory_order_relaxed);
 	if (p)
 		pipeline_free(p);
 	free(p);

@@ -4,7 +4,8 @@
  * "park-" are parked first and resumed from a worker tick (txn_resume), or
  * from inside the chain of a "kick-" request (deferred resume). Checks
  * that every request is answered once, the counters, truncated and malformed
- * datagrams, a SIGHUP reload (RCU config swap) and a drain that still answers
+ * datagrams, SIGHUP reloads (RCU config swap; through the signalfd and through
+ * the handler for threads that do not block it) and a drain that still answers
  * parked requests after pipeline_stop. Named _mt: also runs under TSan. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -329,6 +330,14 @@ static void test_pipeline_end_to_end(void **state)
 		usleep(1000);
 	assert_int_equal(atomic_load(&reloads), 1);
 	exchange(fd, my_port, 100, "second");
+	/* a SIGHUP taken by a thread the pipeline did not create (this one,
+	 * unblocked) goes through pipeline_run's handler to the same reload */
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+	kill(getpid(), SIGHUP);
+	until = now_ms() + 5000;
+	while (atomic_load(&reloads) < 2 && now_ms() < until)
+		usleep(1000);
+	assert_int_equal(atomic_load(&reloads), 2);
 
 	until = now_ms() + 5000;
 	/* the worker observes the latency right after sendmmsg: it may trail the reply */
