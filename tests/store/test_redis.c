@@ -1,6 +1,6 @@
 /* test_redis.c - the Redis backend without a server (URL parsing, key names,
  * Redis unreachable: uncached users UNAVAILABLE, nc/jti fall back to the local
- * tables, not usable) and, as "store_test_redis driver CFG < commands", the
+ * tables, not usable) and, as "store_test_redis driver URL [PERM...] < commands", the
  * client that tests/integration/test_store_redis.sh runs against a real
  * redis-server: one store instance on this thread driven by store_poll(). */
 #include <errno.h>
@@ -144,8 +144,9 @@ static enum store_rc drv_jti(const char *jti, const char *dialog)
 	return rc;
 }
 
-/* drv_line - one command: get ID | until STATE ID MS | nc NONCE FROM TO | jti JTI DIALOG |
- * poll MS | wait-file PATH | touch PATH | usable. One result line each. */
+/* drv_line - one command: get ID | until STATE ID MS | expect-perms ID A,B MS |
+ * nc NONCE FROM TO | nc-many PREFIX FROM TO NC | jti JTI DIALOG | poll MS | wait-file PATH | touch PATH |
+ * usable. One result line each (touch prints nothing). */
 static void drv_line(char *line)
 {
 	char *argv[6] = { 0 };
@@ -170,6 +171,20 @@ static void drv_line(char *line)
 			rc = drv_get(argv[2], &u);
 		}
 		printf("until %s %s %s\n", argv[1], argv[2], rc_name(rc));
+	} else if (strcmp(argv[0], "expect-perms") == 0 && argc == 4) {
+		/* retry get until the permissions read back equal LIST (invalidation reached us) */
+		uint64_t end = ms_now() + (uint64_t)atoi(argv[3]);
+		char perms[512] = "";
+		for (;;) {
+			enum store_rc rc = drv_get(argv[1], &u);
+			perms[0] = '\0';
+			if (rc == STORE_OK)
+				store_perms_format(u.perms, perms, sizeof(perms));
+			if (strcmp(perms, argv[2]) == 0 || ms_now() >= end)
+				break;
+			store_poll(50);
+		}
+		printf("expect-perms %s %s\n", argv[1], strcmp(perms, argv[2]) == 0 ? "ok" : perms);
 	} else if (strcmp(argv[0], "nc") == 0 && argc == 4) {
 		unsigned ok = 0;
 		for (long n = atol(argv[2]); n <= atol(argv[3]); n++) {
@@ -179,6 +194,21 @@ static void drv_line(char *line)
 			}
 		}
 		printf("nc %s accepted=%u\n", argv[1], ok);
+	} else if (strcmp(argv[0], "nc-many") == 0 && argc == 5) {
+		/* nonces PREFIX-i for i from FROM to TO (either direction), each with count NC */
+		long from = atol(argv[2]), to = atol(argv[3]), step = from <= to ? 1 : -1;
+		unsigned ok = 0;
+		for (long i = from;; i += step) {
+			char nonce[64];
+			snprintf(nonce, sizeof(nonce), "%s-%ld", argv[1], i);
+			if (drv_nc(nonce, (uint32_t)atol(argv[4])) == STORE_OK) {
+				ok++;
+				printf("nc-accepted %s\n", nonce);
+			}
+			if (i == to)
+				break;
+		}
+		printf("nc-many %s accepted=%u\n", argv[1], ok);
 	} else if (strcmp(argv[0], "jti") == 0 && argc == 3) {
 		printf("jti %s %s %s\n", argv[1], argv[2], rc_name(drv_jti(argv[1], argv[2])));
 	} else if (strcmp(argv[0], "poll") == 0 && argc == 2) {
@@ -230,7 +260,10 @@ int main(int argc, char **argv)
 {
 	rcu_register_thread();
 	int rc;
-	if (argc == 3 && strcmp(argv[1], "driver") == 0) {
+	if (argc >= 3 && strcmp(argv[1], "driver") == 0) {
+		/* "driver URL [PERMISSION...]": the names referee would intern from its rules */
+		for (int i = 3; i < argc; i++)
+			store_perm_intern(argv[i], strlen(argv[i]));
 		rc = driver(argv[2]);
 	} else {
 		log_set_level(CFG_LOG_ERROR);
