@@ -15,7 +15,10 @@
 #include "store_priv.h"
 
 struct store_settings store_conf;
-struct store_counters store_ctr;
+unsigned store_metric_base;
+static const char *const store_event_names[STORE_EV_COUNT] = {
+	"hit", "miss", "error", "degraded", "overload", "unavailable", "bad_data",
+};
 struct store_marks *store_nc_marks, *store_jti_marks;
 /* Published with rcu_assign_pointer (init/reload, main thread), read with
  * rcu_dereference (store_rcu_* in store_priv.h: the same under TSan). */
@@ -141,7 +144,14 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 	int rc = settings_load(c, err, errlen);
 	if (rc < 0)
 		return rc;
-	memset(&store_ctr, 0, sizeof(store_ctr));
+	static bool registered; /* families are per process; store_init may run again (tests) */
+	if (!registered) {
+		store_metric_base = metrics_counter("referee_store_events_total",
+						    "Store lookups and checks by outcome (degraded: decided by the "
+						    "local table while Redis was away)",
+						    "event", store_event_names, STORE_EV_COUNT);
+		registered = true;
+	}
 	store_script_sha(); /* computed once, before threads */
 	store_nc_marks = store_marks_new();
 	store_jti_marks = store_marks_new();
@@ -227,9 +237,9 @@ enum store_rc store_user_get(struct txn *t, struct store_op *op, struct slice id
 	int rc = tb ? store_users_get_rcu(tb, slice_make(buf, len), out, NULL) : -ENOENT;
 	rcu_read_unlock();
 	if (rc > 0)
-		STORE_COUNT(hits);
+		STORE_COUNT(HIT);
 	else
-		STORE_COUNT(misses);
+		STORE_COUNT(MISS);
 	return rc > 0 ? STORE_OK : STORE_NOT_FOUND;
 }
 
@@ -326,13 +336,15 @@ void store_sweep_maybe(void)
 void store_stats_get(struct store_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->hits = atomic_load_explicit(&store_ctr.hits, memory_order_relaxed);
-	out->misses = atomic_load_explicit(&store_ctr.misses, memory_order_relaxed);
-	out->errors = atomic_load_explicit(&store_ctr.errors, memory_order_relaxed);
-	out->degraded = atomic_load_explicit(&store_ctr.degraded, memory_order_relaxed);
-	out->overload = atomic_load_explicit(&store_ctr.overload, memory_order_relaxed);
-	out->unavailable = atomic_load_explicit(&store_ctr.unavailable, memory_order_relaxed);
-	out->bad_data = atomic_load_explicit(&store_ctr.bad_data, memory_order_relaxed);
+	if (!store_started)
+		return;
+	out->hits = (uint64_t)metrics_value(store_metric_base + STORE_EV_HIT);
+	out->misses = (uint64_t)metrics_value(store_metric_base + STORE_EV_MISS);
+	out->errors = (uint64_t)metrics_value(store_metric_base + STORE_EV_ERROR);
+	out->degraded = (uint64_t)metrics_value(store_metric_base + STORE_EV_DEGRADED);
+	out->overload = (uint64_t)metrics_value(store_metric_base + STORE_EV_OVERLOAD);
+	out->unavailable = (uint64_t)metrics_value(store_metric_base + STORE_EV_UNAVAILABLE);
+	out->bad_data = (uint64_t)metrics_value(store_metric_base + STORE_EV_BAD_DATA);
 	rcu_read_lock();
 	struct store_users *tb = store_rcu_deref(users_cur);
 	out->users = tb ? store_users_count(tb) : 0;

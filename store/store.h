@@ -119,5 +119,5 @@ struct store_stats {
 	uint64_t hits, misses, errors, degraded, overload, unavailable, bad_data;
 	unsigned long users, nc_marks, jti_marks;
 };
-/* store_stats_get - counters since store_init (any thread; summing is approximate). */
+/* store_stats_get - counters since the process started (any thread; a snapshot), table sizes. */
 void store_stats_get(struct store_stats *out);

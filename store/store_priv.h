@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "store.h"
 
 /* ThreadSanitizer cannot see the ordering done inside liburcu (not
@@ -184,12 +185,20 @@ extern const struct store_loop_ops store_poll_ops; /* impl = struct store_poll_l
 /* store_poll_loop_run - one epoll_wait of up to @timeout_ms, then @c's tick when due. */
 int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_conn *c);
 
-/* ---- statistics (store.c), relaxed atomics */
-struct store_counters {
-	_Atomic uint64_t hits, misses, errors, degraded, overload, unavailable, bad_data;
+/* ---- statistics (store.c): referee_store_events_total{event}, per-thread
+ * metric shards (no shared cache line on the lookup path). */
+enum store_event {
+	STORE_EV_HIT,
+	STORE_EV_MISS,
+	STORE_EV_ERROR,
+	STORE_EV_DEGRADED,
+	STORE_EV_OVERLOAD,
+	STORE_EV_UNAVAILABLE,
+	STORE_EV_BAD_DATA,
+	STORE_EV_COUNT
 };
-extern struct store_counters store_ctr;
-#define STORE_COUNT(field) atomic_fetch_add_explicit(&store_ctr.field, 1, memory_order_relaxed)
+extern unsigned store_metric_base;
+#define STORE_COUNT(ev) metrics_inc(store_metric_base + STORE_EV_##ev)
 
 /* store_sweep_maybe - once a second at most across threads: sweep marks, expire cache. */
 void store_sweep_maybe(void);

@@ -402,7 +402,7 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 	enum store_rc rc = STORE_UNAVAILABLE;
 	if (!rep) {
 		conn_mark_down(c); /* the context is being freed: nothing more goes out on it */
-		STORE_COUNT(unavailable);
+		STORE_COUNT(UNAVAILABLE);
 		req_done(r, rc);
 		return;
 	}
@@ -415,7 +415,7 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 		const char *bad = rep->elements ? user_parse(rep, &u, why, sizeof(why)) : "";
 		if (bad && *bad) {
 			uint64_t suppressed = 0;
-			STORE_COUNT(bad_data);
+			STORE_COUNT(BAD_DATA);
 			if (log_limit_pass(&lim_data, &suppressed))
 				log_warn("store", "bad user data key=%s: %s suppressed=%llu", r->rkey, bad,
 					 (unsigned long long)suppressed);
@@ -429,7 +429,7 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 		rc = bad ? STORE_NOT_FOUND : STORE_OK;
 		memset(&u, 0, sizeof(u));
 	} else {
-		STORE_COUNT(errors);
+		STORE_COUNT(ERROR);
 		limited(&lim_err, CFG_LOG_ERROR, "HGETALL failed", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
 	}
 	req_done(r, rc);
@@ -454,19 +454,19 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	rcu_read_unlock();
 	/* stale entries keep serving while Redis is down (SPEC §6) */
 	if (rc >= 0 && (just_fetched || age < store_conf.cache_max_age || !conn_ready(c))) {
-		STORE_COUNT(hits);
+		STORE_COUNT(HIT);
 		return rc > 0 ? STORE_OK : STORE_NOT_FOUND;
 	}
 	if (just_fetched) /* fetched, then dropped at once (invalidation or no memory): retry later */
 		return STORE_UNAVAILABLE;
-	STORE_COUNT(misses);
+	STORE_COUNT(MISS);
 	if (!conn_ready(c)) {
-		STORE_COUNT(unavailable);
+		STORE_COUNT(UNAVAILABLE);
 		return STORE_UNAVAILABLE;
 	}
 	struct store_req *r = req_get(c);
 	if (!r) {
-		STORE_COUNT(overload);
+		STORE_COUNT(OVERLOAD);
 		return STORE_OVERLOAD;
 	}
 	r->kind = REQ_USER;
@@ -479,7 +479,7 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	size_t argl[2] = { 7, klen > 0 ? (size_t)klen : 0 };
 	if (klen < 0 || redisAsyncCommandArgv(c->ac, on_user_reply, r, 2, argv, argl) != REDIS_OK) {
 		req_release(c, r);
-		STORE_COUNT(errors);
+		STORE_COUNT(ERROR);
 		return STORE_UNAVAILABLE;
 	}
 	op->state = STORE_OP_WAIT;
@@ -536,7 +536,7 @@ static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 	const redisReply *rep = reply;
 	if (!rep) {
 		conn_mark_down(c);
-		STORE_COUNT(degraded);
+		STORE_COUNT(DEGRADED);
 		req_done(r, mark_local(r));
 		return;
 	}
@@ -552,8 +552,8 @@ static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 		if (mark_send(c, r, on_mark_reply) == 0)
 			return;
 	}
-	STORE_COUNT(errors);
-	STORE_COUNT(degraded);
+	STORE_COUNT(ERROR);
+	STORE_COUNT(DEGRADED);
 	limited(&lim_err, CFG_LOG_ERROR, "nc/jti script failed", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
 	req_done(r, mark_local(r));
 }
@@ -562,12 +562,12 @@ enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store
 			       struct slice key, uint32_t nc, struct slice dialog, unsigned ttl)
 {
 	if (!conn_ready(c)) {
-		STORE_COUNT(degraded); /* the local table decides (SPEC §6) */
+		STORE_COUNT(DEGRADED); /* the local table decides (SPEC §6) */
 		return is_nc ? STORE_OK : store_marks_jti(store_jti_marks, key, dialog, ttl, true);
 	}
 	struct store_req *r = req_get(c);
 	if (!r) {
-		STORE_COUNT(overload);
+		STORE_COUNT(OVERLOAD);
 		return STORE_OVERLOAD;
 	}
 	r->kind = is_nc ? REQ_NC : REQ_JTI;
@@ -584,8 +584,8 @@ enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store
 	if (klen < 0 || mark_send(c, r, on_mark_reply) < 0) {
 		enum store_rc rc = mark_local(r);
 		req_release(c, r);
-		STORE_COUNT(errors);
-		STORE_COUNT(degraded);
+		STORE_COUNT(ERROR);
+		STORE_COUNT(DEGRADED);
 		return rc;
 	}
 	op->state = STORE_OP_WAIT;

@@ -203,6 +203,29 @@ expect D "jti jx dialog-D REJECT"
 expect D "jti jx dialog-B OK"
 expect D "nc shared accepted=0"
 
+# ---- bounded in-flight, and a Redis that stops answering (SIGSTOP) without closing
+cat >"$W/E.cmd" <<CMD
+burst 100 ghost
+touch $W/E-1
+wait-file $W/stopped
+get 1004@example.com
+touch $W/E-2
+wait-file $W/continued
+until OK 1004@example.com 15000
+CMD
+driver E
+wait_for "$W/E-1" 10 || it_fail "driver E step 1"
+kill -STOP "$REDIS_PID"
+touch "$W/stopped"
+wait_for "$W/E-2" 10 || it_fail "driver E step 2"
+kill -CONT "$REDIS_PID"
+touch "$W/continued"
+wait_exit "$PID_E" 30 || it_fail "driver E finished"
+expect E "burst parked=64 overload=36 answered=64"
+expect E "get 1004@example.com UNAVAILABLE"
+expect E "until OK 1004@example.com OK"
+grep -q "Redis not answering" "$W/E.err" && it_check "hung Redis detected" || it_fail "hung Redis detected"
+
 for f in "$W"/*.err; do
 	it_sanitizer_clean "$f" || it_fail "sanitizer report in $(basename "$f")"
 done

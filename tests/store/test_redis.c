@@ -145,7 +145,7 @@ static enum store_rc drv_jti(const char *jti, const char *dialog)
 }
 
 /* drv_line - one command: get ID | until STATE ID MS | expect-perms ID A,B MS |
- * nc NONCE FROM TO | nc-many PREFIX FROM TO NC | jti JTI DIALOG | poll MS | wait-file PATH | touch PATH |
+ * nc NONCE FROM TO | nc-many PREFIX FROM TO NC | burst N PREFIX | jti JTI DIALOG | poll MS | wait-file PATH | touch PATH |
  * usable. One result line each (touch prints nothing). */
 static void drv_line(char *line)
 {
@@ -209,6 +209,28 @@ static void drv_line(char *line)
 				break;
 		}
 		printf("nc-many %s accepted=%u\n", argv[1], ok);
+	} else if (strcmp(argv[0], "burst") == 0 && argc == 3) {
+		/* N uncached lookups started before any reply can arrive: max_inflight park, the rest overload */
+		static struct store_op ops[1000];
+		static char ids[1000][64];
+		int n = atoi(argv[1]) < 1000 ? atoi(argv[1]) : 1000, parked = 0, overload = 0, done = 0;
+		for (int i = 0; i < n; i++) {
+			snprintf(ids[i], sizeof(ids[i]), "%s-%d@example.com", argv[2], i);
+			memset(&ops[i], 0, sizeof(ops[i]));
+			enum store_rc rc = store_user_get(NULL, &ops[i], slice_from_cstr(ids[i]), &u);
+			parked += rc == STORE_PARKED;
+			overload += rc == STORE_OVERLOAD;
+		}
+		uint64_t end = ms_now() + 3000;
+		while (ms_now() < end) {
+			done = 0;
+			for (int i = 0; i < n; i++)
+				done += store_op_is_done(&ops[i]);
+			if (done == parked)
+				break;
+			store_poll(20);
+		}
+		printf("burst parked=%d overload=%d answered=%d\n", parked, overload, done);
 	} else if (strcmp(argv[0], "jti") == 0 && argc == 3) {
 		printf("jti %s %s %s\n", argv[1], argv[2], rc_name(drv_jti(argv[1], argv[2])));
 	} else if (strcmp(argv[0], "poll") == 0 && argc == 2) {
