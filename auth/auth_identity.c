@@ -62,6 +62,12 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap)
 void auth_count_failure(struct txn *t, enum auth_reason r)
 {
 	metrics_inc(auth_g.m_failures + (unsigned)r);
+	if (log_enabled(CFG_LOG_DEBUG)) {
+		char ip[INET6_ADDRSTRLEN];
+		addr_text(&t->src, ip, sizeof(ip));
+		log_debug("auth", "credentials refused reason=%s src=%s call_id=%.*s", auth_reason_names[r], ip,
+			  SLICE_FMT(t->msg.call_id));
+	}
 	/* Guess-like failures feed the limiter. A replay does not: a UDP
 	 * retransmission of an accepted request repeats its nonce-count. A stale
 	 * nonce does not either: honest clients meet it every nonce_ttl. */
