@@ -68,8 +68,8 @@ void auth_count_failure(struct txn *t, enum auth_reason r)
 		log_debug("auth", "credentials refused reason=%s src=%s call_id=%.*s", auth_reason_names[r], ip,
 			  SLICE_FMT(t->msg.call_id));
 	}
-	/* Guess-like failures feed the limiter. A replay does not: a UDP
-	 * retransmission of an accepted request repeats its nonce-count. A stale
+	/* Guess-like failures feed the limiter. A replay does not: it proves the
+	 * sender once knew the password (or copied a packet). A stale
 	 * nonce does not either: honest clients meet it every nonce_ttl. */
 	if (r != AUTH_REASON_BAD_HEADER && r != AUTH_REASON_FORGED_NONCE && r != AUTH_REASON_WRONG_RESPONSE)
 		return;
@@ -281,7 +281,9 @@ enum stage_rc auth_identity_stage(struct txn *t)
 		if (src == STORE_UNAVAILABLE || src == STORE_OVERLOAD)
 			return reply_unavailable(t);
 		x->phase = ID_DONE;
-		if (src != STORE_OK) {
+		if (src == STORE_OK) {
+			auth_retx_remember(t, &x->creds);
+		} else if (!auth_retx_is_known(t, &x->creds)) {
 			auth_count_failure(t, AUTH_REASON_REPLAY);
 			return STAGE_CONTINUE;
 		}

@@ -123,6 +123,14 @@ bool auth_limit_fail(const struct cfg *c, const struct sockaddr *sa);
 /* auth_limit_reset - forget every counter (tests, reload). */
 void auth_limit_reset(void);
 
+/* ---------------------------------------------------------------- retransmissions */
+
+/* auth_retx_remember - @c was accepted on @t: its retransmissions (same top Via,
+ * CSeq, Call-ID, method and credential) pass for 32 s on this worker thread. */
+void auth_retx_remember(const struct txn *t, const struct auth_creds *c);
+/* auth_retx_is_known - @t with @c is a retransmission of a request accepted on this thread. */
+bool auth_retx_is_known(const struct txn *t, const struct auth_creds *c);
+
 /* ---------------------------------------------------------------- patterns and rules */
 
 enum auth_host_kind { AUTH_HOST_EXACT = 0, AUTH_HOST_ANY, AUTH_HOST_WILDCARD, AUTH_HOST_CIDR, AUTH_HOST_IP };

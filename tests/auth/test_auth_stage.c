@@ -151,13 +151,14 @@ static enum stage_rc run(const char *raw, const char *src)
 }
 
 static char msgbuf[8192];
+static unsigned branch_no; /* every request gets its own transaction unless resent */
 
 /* req - a request; @extra is more header lines, each ending in CRLF. */
 static const char *req(const char *method, const char *ruri, const char *from, const char *to_tag, const char *extra)
 {
 	snprintf(msgbuf, sizeof(msgbuf),
 		 "%s %s SIP/2.0\r\n"
-		 "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-test-1\r\n"
+		 "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-test-%u\r\n"
 		 "Max-Forwards: 70\r\n"
 		 "From: <%s>;tag=from-tag-1\r\n"
 		 "To: <%s>%s%s\r\n"
@@ -165,7 +166,7 @@ static const char *req(const char *method, const char *ruri, const char *from, c
 		 "CSeq: 2 %s\r\n"
 		 "%s"
 		 "Content-Length: 0\r\n\r\n",
-		 method, ruri, from, ruri, to_tag ? ";tag=" : "", to_tag ? to_tag : "", method, extra ? extra : "");
+		 method, ruri, ++branch_no, from, ruri, to_tag ? ";tag=" : "", to_tag ? to_tag : "", method, extra ? extra : "");
 	return msgbuf;
 }
 
@@ -337,7 +338,12 @@ static void test_nc_replay(void **state)
 	const char *r = req("INVITE", "sip:1001@example.com", "sip:1002@example.com", NULL, pa);
 	assert_int_equal(run(r, "192.0.2.11"), STAGE_CONTINUE);
 	assert_int_equal(T->id_source, TXN_ID_DIGEST);
-	/* the same nonce-count again, or a lower one: refused, and the request is anonymous */
+	/* a retransmission (the same bytes) is forwarded again with its identity */
+	static char first[sizeof(msgbuf)];
+	memcpy(first, msgbuf, sizeof(first));
+	assert_int_equal(run(first, "192.0.2.11"), STAGE_CONTINUE);
+	assert_int_equal(T->id_source, TXN_ID_DIGEST);
+	/* the same nonce-count on another request, or a lower one: refused, and the request is anonymous */
 	r = req("INVITE", "sip:1001@example.com", "sip:1002@example.com", NULL, pa);
 	assert_int_equal(run(r, "192.0.2.11"), STAGE_REPLY);
 	assert_int_equal(T->reply_code, 407);

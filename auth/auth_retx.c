@@ -1,0 +1,85 @@
+/* auth_retx.c - tell a UDP retransmission from a replay. A stateless proxy sees
+ * every retransmission of an accepted request again, with the same
+ * nonce-count, and the store rightly refuses that count a second time; answering
+ * 407 to a retransmission would end a call that is going well. So each worker
+ * remembers, for 32 s (64*T1, RFC 3261 §17.1.1.2), a MAC of the accepted
+ * credential together with the request's transaction (top Via, CSeq, Call-ID,
+ * method): the same bytes again are forwarded like any retransmission, while the
+ * same credential on any other request stays a replay. Retransmissions reach
+ * the worker that saw the original (workers are chosen by Call-ID), so the table
+ * is per thread: no sharing, no lock. A lost entry (slot reused) only means the
+ * retransmission is challenged, as without this table. SPEC §3. */
+#include <string.h>
+
+#include "auth_priv.h"
+#include "secret.h"
+
+#define RETX_SLOTS 2048 /* power of two; 48 KB per worker */
+#define RETX_TTL 32     /* seconds */
+#define RETX_INPUT_MAX 4096
+
+struct retx_ent {
+	uint8_t mac[16];
+	uint64_t until; /* unix seconds; 0 = empty */
+};
+
+/* Owned by the calling (worker) thread only. */
+static _Thread_local struct retx_ent retx_tab[RETX_SLOTS];
+
+/* put - append a length-prefixed part; false when it does not fit. */
+static bool put(uint8_t *buf, size_t *off, struct slice s)
+{
+	if (s.len > 0xffff || *off + 2 + s.len > RETX_INPUT_MAX)
+		return false;
+	buf[(*off)++] = (uint8_t)(s.len >> 8);
+	buf[(*off)++] = (uint8_t)s.len;
+	if (s.len)
+		memcpy(buf + *off, s.p, s.len);
+	*off += s.len;
+	return true;
+}
+
+/* retx_mac - MAC over the credential and the transaction identity of @t. */
+static bool retx_mac(const struct txn *t, const struct auth_creds *c, uint8_t mac[32])
+{
+	const struct sip_msg *m = &t->msg;
+	const struct sip_hdr *via = sip_msg_hdr(m, SIP_HDR_VIA);
+	const struct sip_hdr *cseq = sip_msg_hdr(m, SIP_HDR_CSEQ);
+	if (!via || !cseq)
+		return false;
+	const struct slice parts[] = {
+		c->username, c->nonce, c->nc_text, c->cnonce, c->response, via->value, cseq->value, m->call_id, m->method,
+	};
+	uint8_t buf[RETX_INPUT_MAX];
+	size_t off = 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (!put(buf, &off, parts[i]))
+			return false;
+	secret_hmac(auth_g.nonce_key, buf, off, mac);
+	return true;
+}
+
+static struct retx_ent *slot_of(const uint8_t mac[32])
+{
+	uint32_t h = (uint32_t)mac[16] | (uint32_t)mac[17] << 8 | (uint32_t)mac[18] << 16;
+	return &retx_tab[h & (RETX_SLOTS - 1)];
+}
+
+void auth_retx_remember(const struct txn *t, const struct auth_creds *c)
+{
+	uint8_t mac[32];
+	if (!retx_mac(t, c, mac))
+		return;
+	struct retx_ent *e = slot_of(mac);
+	memcpy(e->mac, mac, sizeof(e->mac));
+	e->until = auth_now() + RETX_TTL;
+}
+
+bool auth_retx_is_known(const struct txn *t, const struct auth_creds *c)
+{
+	uint8_t mac[32];
+	if (!retx_mac(t, c, mac))
+		return false;
+	const struct retx_ent *e = slot_of(mac);
+	return e->until >= auth_now() && memcmp(e->mac, mac, sizeof(e->mac)) == 0;
+}
