@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "secret.h"
 #include "stage.h"
@@ -54,6 +55,13 @@ static int reload(void *arg)
 	pipeline_cfg_publish(next);
 	log_info("main", "configuration reloaded from %s", d->path);
 	return 0;
+}
+
+/* healthy - /health: 200 while serving with a usable store, 503 when draining
+ * or when the store cannot answer (SPEC §8). */
+static bool healthy(void)
+{
+	return pipeline_is_serving() && store_is_usable();
 }
 
 static int build_stages(struct stage_table *st)
@@ -146,9 +154,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "referee: too many stages\n");
 		goto out_store;
 	}
+	if (c->metrics.enabled && metrics_http_start(&c->metrics.listen, healthy) < 0) {
+		fprintf(stderr, "%s: metrics.listen: cannot serve on %s\n", d.path, c->metrics.listen.text);
+		goto out_store;
+	}
 	/* pipeline_run owns c from here on (it may replace it on SIGHUP). */
 	rc = pipeline_run(c, &stages, reload, &d) == 0 ? 0 : 1;
 	c = NULL;
+	metrics_http_stop();
 out_store:
 	store_fini();
 out_auth:
