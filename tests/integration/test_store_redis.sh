@@ -226,6 +226,94 @@ expect E "get 1004@example.com UNAVAILABLE"
 expect E "until OK 1004@example.com OK"
 grep -q "Redis not answering" "$W/E.err" && it_check "hung Redis detected" || it_fail "hung Redis detected"
 
+# ---- referee itself on the Redis backend: worker connections, parked lookups, txn_resume
+cat >"$W/sipcall.py" <<'PY'
+# sipcall.py RPORT SINKPORT USER PASSWORD TARGET: INVITE, answer the 407 with digest MD5,
+# print "forwarded" when the INVITE reaches the sink, else the final reply code.
+import hashlib, random, re, select, socket, sys
+rport, sport, user, pw, target = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); cli.bind(("127.0.0.1", 0))
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sink.bind(("127.0.0.1", sport))
+lport = cli.getsockname()[1]
+callid, tag = "%x@it" % random.getrandbits(64), "%x" % random.getrandbits(32)
+ruri = "sip:%s@example.com" % target
+md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+def invite(cseq, auth):
+    msg = ("INVITE %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%x;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:%s@example.com>;tag=%s\r\nTo: <%s>\r\nCall-ID: %s\r\n"
+           "CSeq: %d INVITE\r\nContact: <sip:%s@127.0.0.1:%d>\r\n%sContent-Length: 0\r\n\r\n") % (
+        ruri, lport, random.getrandbits(48), user, tag, ruri, callid, cseq, user, lport,
+        ("Proxy-Authorization: %s\r\n" % auth) if auth else "")
+    cli.sendto(msg.encode(), ("127.0.0.1", rport))
+    r, _, _ = select.select([cli, sink], [], [], 3.0)
+    if sink in r:
+        return "forwarded", ""
+    if cli in r:
+        data = cli.recv(65535).decode(errors="replace")
+        return data.split(" ", 2)[1], data
+    return "timeout", ""
+code, reply = invite(1, None)
+if code == "407":
+    ch = [l for l in reply.split("\r\n") if l.lower().startswith("proxy-authenticate:") and "MD5" in l][0]
+    p = dict(re.findall(r'(\w+)="?([^",]*)"?', ch.split(":", 1)[1]))
+    ha1 = md5("%s:%s:%s" % (user, p["realm"], pw))
+    resp = md5("%s:%s:00000001:c0ffee:auth:%s" % (ha1, p["nonce"], md5("INVITE:" + ruri)))
+    auth = ('Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=MD5, '
+            'qop=auth, nc=00000001, cnonce="c0ffee"%s') % (user, p["realm"], p["nonce"], ruri, resp,
+            (', opaque="%s"' % p["opaque"]) if "opaque" in p else "")
+    code, reply = invite(2, auth)
+print(code)
+PY
+[ -x "$REFEREE_BIN" ] || it_die "no $REFEREE_BIN (build the referee target)"
+SIP_PORT=$(it_free_udp_port)
+SINK_PORT=$(it_free_udp_port)
+cat >"$W/referee-sip.yaml" <<YAML
+listen: [udp://127.0.0.1:$SIP_PORT]
+domains: [example.com]
+secret_file: $W/secret
+threads: {receivers: 1, workers: 2}
+routes:
+  local: udp://127.0.0.1:$SINK_PORT
+store:
+  backend: redis
+  redis: redis://127.0.0.1:$RPORT
+rules:
+  - hosts: [example.com]
+    users: ["9xxx"]
+    permissions: [LocalDialing]
+YAML
+"$ADMIN" -c "$W/referee-sip.yaml" user add 2001@example.com --password pw1 --permission LocalDialing >/dev/null 2>&1
+"$ADMIN" -c "$W/referee-sip.yaml" user add 2002@example.com --password pw2 >/dev/null 2>&1
+"$ADMIN" -c "$W/referee-sip.yaml" user add 2003@example.com --password pw3 --permission LocalDialing >/dev/null 2>&1
+referee_start "$W/referee-sip.yaml" "$SIP_PORT"
+call() { python3 "$W/sipcall.py" "$SIP_PORT" "$SINK_PORT" "$@" 2>>"$W/sipcall.err"; }
+# call_until WANT USER PW TARGET: retry (bounded) until the outcome is WANT; prints the last one.
+call_until() {
+	local want=$1 got
+	shift
+	for _ in $(seq 15); do
+		got=$(call "$@")
+		[ "$got" = "$want" ] && break
+		sleep 0.3
+	done
+	echo "$got"
+}
+sip_expect() { # sip_expect NAME WANT GOT
+	[ "$3" = "$2" ] && it_check "referee: $1 ($2)" || it_fail "referee: $1" "want $2, got $3"
+}
+sip_expect "digest user from Redis reaches the target" forwarded "$(call_until forwarded 2001 pw1 9123)"
+sip_expect "wrong password" 407 "$(call 2001 nope 9123)"
+sip_expect "user without the permission" 403 "$(call 2002 pw2 9123)"
+"$ADMIN" -c "$W/referee-sip.yaml" permission grant 2002@example.com LocalDialing >/dev/null 2>&1
+sip_expect "grant seen through referee:invalidate" forwarded "$(call_until forwarded 2002 pw2 9123)"
+it_kill "$REDIS_PID"
+sip_expect "Redis down: cached user still authenticates" forwarded "$(call 2001 pw1 9123)"
+sip_expect "Redis down: uncached user gets 503" 503 "$(call 2003 pw3 9123)"
+redis_start 3
+"$ADMIN" -c "$W/referee-sip.yaml" user add 2003@example.com --password pw3 --permission LocalDialing >/dev/null 2>&1
+sip_expect "Redis back: recovered by itself" forwarded "$(call_until forwarded 2003 pw3 9123)"
+referee_stop_check 10
+
 for f in "$W"/*.err; do
 	it_sanitizer_clean "$f" || it_fail "sanitizer report in $(basename "$f")"
 done
