@@ -3,7 +3,7 @@
  * and retired with call_rcu on reload. First rule whose host and user patterns
  * both match decides; its permissions are OR'ed; none, or an empty list,
  * requires nothing. ValidUser is held by every identity, NoAccess by nobody.
- * Also auth_rules_explain for referee-admin. The stage itself is in auth_stage.c. */
+ * Also auth_rules_explain for referee-admin. The stage itself is in auth_rules_stage.c. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* auth_stage.c - the rules stage (SPEC §1 relaying, §4): after identity and
+/* auth_rules_stage.c - the rules stage (SPEC §1 relaying, §4): after identity and
  * transfer, decide allow / 407 / 403 for requests other than ACK and CANCEL.
  * Trusted sources and authorized dialogs skip it. Also the caller-ID
  * anti-spoofing challenge (auth.challenge_local_from), whose user lookup may
