@@ -35,6 +35,30 @@ static void nameaddr_walk(struct slice s)
 	uri_walk(na.uri);
 }
 
+/* Invariants of a successful parse; any breach aborts (a finding). */
+static void msg_invariants(const struct sip_msg *m, size_t avail)
+{
+	if (m->len > avail || m->hdr_end > m->len || m->start_line_len > m->hdr_end ||
+	    m->body.p != m->buf + m->len - m->body.len)
+		abort();
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < m->n_hdrs; i++) {
+		const struct sip_hdr *h = &m->hdrs[i];
+		const char *line = m->buf + h->line_off;
+		if (h->id >= SIP_HDR_COUNT || h->line_off < m->start_line_len ||
+		    h->line_off + h->line_len > m->hdr_end || h->name.p != line ||
+		    h->value.p < line || h->value.p + h->value.len > line + h->line_len ||
+		    m->first[h->id] > i || m->last[h->id] < i)
+			abort();
+		seen |= 1ull << h->id;
+	}
+	if (seen != m->seen)
+		abort();
+	for (unsigned id = 0; id < SIP_HDR_COUNT; id++)
+		if ((m->first[id] == SIP_NO_HDR) != !(seen >> id & 1u))
+			abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -48,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc >= 0) {
 		if ((size_t)rc > size || m.len > size || m.n_hdrs > SIP_MAX_HDRS)
 			abort();
+		msg_invariants(&m, size - (size_t)(m.buf - buf));
 		const char *why;
 		(void)sip_msg_check(&m, &why);
 	}
