@@ -17,7 +17,8 @@ struct auth_rule {
 	unsigned n_hosts, n_users, n_perms;
 	struct auth_host_pat *hosts;
 	struct auth_user_pat *users;
-	uint16_t perms[CFG_MAX_RULE_ITEMS];
+	uint16_t perms[CFG_MAX_RULE_ITEMS];   /* config order */
+	uint16_t by_name[CFG_MAX_RULE_ITEMS]; /* the same ids sorted by name: "Requires A|B" as sipXecs (reference §3.3) */
 	char *text; /* "file:line hosts=[..] users=[..] permissions=[..]" for explain */
 };
 
@@ -111,6 +112,27 @@ static char *rule_text(const struct cfg *c, const struct cfg_rule *cr)
 	return buf;
 }
 
+/* sort_by_name - insertion sort of the rule's permission ids by name (byte order). */
+static const char *perm_name(unsigned id)
+{
+	const char *name = store_perm_name(id);
+	return name ? name : "";
+}
+
+static void sort_by_name(struct auth_rule *ru)
+{
+	for (unsigned i = 0; i < ru->n_perms; i++) {
+		uint16_t id = ru->perms[i];
+		const char *name = perm_name(id);
+		unsigned j = i;
+		while (j > 0 && strcmp(perm_name(ru->by_name[j - 1]), name) > 0) {
+			ru->by_name[j] = ru->by_name[j - 1];
+			j--;
+		}
+		ru->by_name[j] = id;
+	}
+}
+
 static int rule_compile(const struct cfg *c, const struct cfg_rule *cr, struct auth_rule *ru, char *err,
 			size_t errlen)
 {
@@ -156,6 +178,7 @@ static int rule_compile(const struct cfg *c, const struct cfg_rule *cr, struct a
 		if (!dup)
 			ru->perms[ru->n_perms++] = (uint16_t)id;
 	}
+	sort_by_name(ru);
 	return 0;
 }
 
@@ -251,7 +274,7 @@ static enum auth_rules_verdict rule_verdict(const struct auth_rule *ru, bool ano
 	}
 	size_t off = 0;
 	for (unsigned k = 0; missing && k < ru->n_perms && off + 1 < cap; k++) {
-		const char *name = store_perm_name(ru->perms[k]);
+		const char *name = store_perm_name(ru->by_name[k]);
 		int w = snprintf(missing + off, cap - off, "%s%s", k ? "|" : "", name ? name : "?");
 		off += w > 0 ? (size_t)w : 0;
 	}
