@@ -46,8 +46,9 @@ static const struct hdr_row hdr_rows[SIP_HDR_COUNT] = {
 };
 /* clang-format on */
 
-/* Open addressing over (length, first, last byte), case folded. 128 slots for
- * < 64 ids keeps probe chains at one or two. Filled once before main(), then
+/* Open addressing over (length, first, last byte), case folded; with the
+ * current list every known name lands in its own slot (no probing), and a
+ * new row at worst adds a short probe chain. Filled once before main(), then
  * read-only, so any thread may look up without synchronisation. */
 #define HDR_SLOTS 128u
 static uint8_t hdr_slot[HDR_SLOTS]; /* id, or SIP_HDR_OTHER for an empty slot */
@@ -59,7 +60,7 @@ static inline unsigned fold(char c) { return (unsigned char)c | 0x20u; }
 
 static inline unsigned hdr_hash(const char *p, size_t n)
 {
-	return (unsigned)(n * 31u + fold(p[0]) * 7u + fold(p[n - 1])) & (HDR_SLOTS - 1);
+	return (unsigned)(n + fold(p[0]) * 13u + fold(p[n - 1])) & (HDR_SLOTS - 1);
 }
 
 static inline bool name_caseeq(const char *a, const char *b, size_t n)
