@@ -177,6 +177,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	}
 	c->state = CONN_UP;
 	c->backoff_ms = 0;
+	/* a peer that vanished without a FIN (the subscriber has no reply clock) */
+	redisEnableKeepAlive((redisContext *)&ac->c);
 	c->last_reply_ms = now_ms();
 	if (!c->subscriber)
 		atomic_fetch_add_explicit(&conns_up, 1, memory_order_relaxed);
@@ -407,12 +409,13 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	c->last_reply_ms = now_ms();
-	if (rep->type == REDIS_REPLY_ARRAY) {
+	bool wrong_type = rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0;
+	if (rep->type == REDIS_REPLY_ARRAY || wrong_type) {
 		struct store_user u;
 		char why[128];
 		memset(&u, 0, sizeof(u));
 		memcpy(u.id, r->key, r->keylen);
-		const char *bad = rep->elements ? user_parse(rep, &u, why, sizeof(why)) : "";
+		const char *bad = wrong_type ? "not a hash" : rep->elements ? user_parse(rep, &u, why, sizeof(why)) : "";
 		if (bad && *bad) {
 			uint64_t suppressed = 0;
 			STORE_COUNT(BAD_DATA);

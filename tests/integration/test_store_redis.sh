@@ -92,8 +92,9 @@ admin user add >/dev/null 2>&1
 admin user add 1003@example.com --password pw3 --permission LocalDialing >/dev/null 2>&1
 admin user add 1004@example.com --password pw4 >/dev/null 2>&1
 rcli HSET referee:user:bad@example.com ha1_md5 nothex permissions "" >/dev/null
+rcli SET referee:user:str@example.com x >/dev/null
 admin user list >"$W/list.out" 2>&1
-[ "$(tr '\n' ' ' <"$W/list.out")" = "1001@example.com 1003@example.com 1004@example.com bad@example.com " ] &&
+[ "$(tr '\n' ' ' <"$W/list.out")" = "1001@example.com 1003@example.com 1004@example.com bad@example.com str@example.com " ] &&
 	it_check "user list" || it_fail "user list" "$(cat "$W/list.out")"
 
 # ---- driver A: lookups, invalidation, NOSCRIPT, Redis down and back
@@ -101,6 +102,7 @@ cat >"$W/A.cmd" <<CMD
 get 1001@example.com
 get nobody@example.com
 get bad@example.com
+get str@example.com
 touch $W/A-1
 wait-file $W/granted
 expect-perms 1001@example.com LocalDialing,InternationalDialing 5000
@@ -150,6 +152,7 @@ wait_exit "$PID_A" 30 || it_fail "driver A finished"
 expect A "get 1001@example.com OK perms=LocalDialing"
 expect A "get nobody@example.com NOT_FOUND"
 expect A "get bad@example.com NOT_FOUND"
+expect A "get str@example.com NOT_FOUND"
 grep -q "bad user data key=referee:user:bad@example.com" "$W/A.err" &&
 	it_check "bad data logged with its key" || it_fail "bad data logged with its key"
 expect A "expect-perms 1001@example.com ok"
