@@ -2,7 +2,8 @@
  * Refer-To; RFC 3261 §20.10, §25.1) and generic ";name=value" parameter lists.
  * Display names are a quoted string or LWS-separated tokens; the URI itself is
  * not parsed here (sip_uri_parse does that). Folded values: CR/LF count as LWS.
- * Tolerated: no LWS before '<' (RFC 4475 lwsdisp), LWS inside <...> is trimmed. */
+ * Tolerated: no LWS before '<' (RFC 4475 lwsdisp), LWS inside <...> is trimmed,
+ * raw UTF-8 in an unquoted display name. */
 #include <errno.h>
 
 #include "sip_priv.h"
@@ -93,7 +94,8 @@ static int display_scan(const char *p, size_t *ip, size_t n, struct slice *displ
 		return 1;
 	}
 	size_t k = i;
-	while (k < n && sip_cc_is(p[k], SIP_CC_TOKEN | SIP_CC_LWS))
+	/* tokens and LWS; raw UTF-8 is tolerated too (phones send it unquoted) */
+	while (k < n && (sip_cc_is(p[k], SIP_CC_TOKEN | SIP_CC_LWS) || (unsigned char)p[k] >= 0x80))
 		k++;
 	if (k < n && p[k] == '<') {
 		*display = slice_trim(slice_make(p + i, k - i));

@@ -178,6 +178,8 @@ static void test_nameaddr_forms(void **state)
 	assert_int_equal(sip_nameaddr_parse(S("  Bob   Smith <sip:b@x> "), &na), 0);
 	assert_true(eq(na.display, "Bob   Smith"));
 	assert_int_equal(na.params.len, 0);
+	assert_int_equal(sip_nameaddr_parse(S("J\xc3\xbcrgen M\xc3\xbcller <sip:j@x>"), &na), 0);
+	assert_int_equal(na.display.len, 15);
 	assert_int_equal(sip_nameaddr_parse(S("caller<sip:caller@example.com>;tag=323"), &na), 0);
 	assert_true(eq(na.display, "caller"));
 	assert_true(eq(na.params, ";tag=323"));
