@@ -50,10 +50,13 @@ sipp_uac_run calls "$CALLS" "$RATE" $((CALLS / RATE + 60)) "$PORT" "$IT_SIPP_DIR
 sipp_uac_expect "calls_through_referee" "$CALLS"
 
 # every call reached the UAS and completed there (its -trace_stat/-trace_counts files are
-# written every second; wait for the last call's linger to end)
-sleep 5
+# written every second; wait up to 15 s for the last call's 4 s linger to end)
+for _ in $(seq 30); do
+	uas_ok=$(sipp_stat_last "$IT_WORK/uas/stat.csv" 'SuccessfulCall(C)')
+	[ "$uas_ok" = "$CALLS" ] && break
+	sleep 0.5
+done
 uas_inv=$(sipp_count uas 0_INVITE_Recv)
-uas_ok=$(sipp_stat_last "$IT_WORK/uas/stat.csv" 'SuccessfulCall(C)')
 if [ "$uas_ok" = "$CALLS" ] && [ "$uas_inv" = "$CALLS" ]; then
 	it_check "uas_completed_every_call ($uas_ok calls, $uas_inv INVITEs)"
 else
