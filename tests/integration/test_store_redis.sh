@@ -85,6 +85,12 @@ rcli HGETALL referee:user:1001@example.com | grep -q pw1 && it_fail "password st
 admin user show 1001@example.com >"$W/show.out" 2>&1
 grep -qx 'permissions: LocalDialing' "$W/show.out" && ! grep -q ha1 "$W/show.out" &&
 	it_check "user show (no HA1 without --secrets)" || it_fail "user show" "$(cat "$W/show.out")"
+admin explain sip:9123@example.com --as 1001@example.com >"$W/explain.out" 2>&1
+grep -q '^verdict: allow' "$W/explain.out" && it_check "explain --as a user holding the permission" ||
+	it_fail "explain --as" "$(cat "$W/explain.out")"
+admin explain sip:01133@example.com --as 1001@example.com >"$W/explain2.out" 2>&1
+grep -q '^verdict: deny' "$W/explain2.out" && it_check "explain: missing permission denied" ||
+	it_fail "explain deny" "$(cat "$W/explain2.out")"
 admin user add 1001@example.com --password x >/dev/null 2>&1
 [ $? -eq 1 ] && it_check "add twice: exit 1" || it_fail "add twice: exit 1"
 admin user add >/dev/null 2>&1
