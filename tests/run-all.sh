@@ -33,7 +33,8 @@ cmake -S "$SRC" -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$JOBS"
 
 step "libFuzzer on the SIP parser for ${FUZZ_SECONDS}s"
-CC=clang cmake -S "$SRC" -B build-fuzz -DCMAKE_BUILD_TYPE=Asan -DREFEREE_FUZZ=ON >/dev/null
+# fuzzer-no-link instruments the libraries too, so libFuzzer is guided by parser coverage.
+CC=clang cmake -S "$SRC" -B build-fuzz -DCMAKE_BUILD_TYPE=Asan -DREFEREE_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
 cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse
 mkdir -p build-fuzz/corpus
 cp "$SRC"/../shared/testdata/rfc4475/*.dat "$SRC"/../shared/testdata/rfc5118/*.dat build-fuzz/corpus/ 2>/dev/null || true
