@@ -33,6 +33,16 @@
 /* TSan only: stands for "a grace period separates the reads from the free". */
 #ifdef STORE_TSAN
 static char tsan_gp;
+
+/* liburcu is not instrumented: its workqueue and rcu_barrier allocate on one
+ * thread and free on another with a hand-off TSan cannot see. Only calls made
+ * by those libraries are silenced; our code stays checked. Weak: a program
+ * with its own suppressions wins (then it should list these too). */
+const char *__tsan_default_suppressions(void);
+__attribute__((weak)) const char *__tsan_default_suppressions(void)
+{
+	return "called_from_lib:liburcu-cds.so.8\ncalled_from_lib:liburcu.so.8\n";
+}
 #endif
 
 uint64_t store_now_sec(void)

@@ -21,16 +21,6 @@
 #include "store.h"
 #include "store_priv.h"
 
-/* liburcu is not instrumented: its resize workqueue allocates on one thread
- * and frees on another with a hand-off TSan cannot see. Only that library's
- * own calls are silenced; the store's code stays checked (it annotates its
- * RCU orderings, see store_priv.h). */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-	return "called_from_lib:liburcu-cds.so.8\ncalled_from_lib:liburcu.so.8\n";
-}
-
 #define READERS 3
 #define CHECKERS 4
 
