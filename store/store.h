@@ -103,7 +103,8 @@ bool store_is_usable(void);
  * file backend apart from the periodic sweep done by store_poll().
  */
 int store_thread_attach(void (*resume)(struct txn *t));
-/* store_thread_detach - close the calling thread's connection (parked ops complete as UNAVAILABLE). */
+/* store_thread_detach - close the calling thread's connection; parked ops get their answer
+ * (user lookups UNAVAILABLE, nc/jti from the local tables) without a resume call. */
 void store_thread_detach(void);
 /**
  * store_poll - wait up to @timeout_ms for the calling thread's Redis socket
