@@ -290,12 +290,16 @@ enum store_rc store_jti_bind(struct txn *t, struct store_op *op, struct slice jt
 	return store_redis_mark(store_tls_conn, t, op, false, jti, 0, dialog, ttl);
 }
 
+_Atomic uint64_t store_inval_epoch;
+
 void store_invalidate(struct slice id)
 {
 	char buf[STORE_ID_MAX];
 	size_t len;
 	if (store_id_norm(id, buf, &len) < 0)
 		return;
+	/* before the delete: pairs with the re-check after the insert in on_user_reply */
+	atomic_fetch_add_explicit(&store_inval_epoch, 1, memory_order_seq_cst);
 	rcu_read_lock();
 	struct store_users *tb = store_rcu_deref(users_cur);
 	if (tb && store_conf.backend == CFG_STORE_REDIS)

@@ -71,6 +71,8 @@ void store_users_free(struct store_users *u);
  * 0 or -ENOMEM.
  */
 int store_users_put(struct store_users *tb, const struct store_user *u, bool found);
+/* store_users_put_aged - the same; @stale inserts it already past any max-age. */
+int store_users_put_aged(struct store_users *tb, const struct store_user *u, bool found, bool stale);
 /**
  * store_users_get_rcu - look @id up (exact bytes). Caller holds rcu_read_lock.
  * Returns 1 found (copied into @out when non-NULL), 0 negative entry, -ENOENT
@@ -87,6 +89,11 @@ void store_users_each(struct store_users *tb, void (*fn)(const struct store_user
 unsigned long store_users_count(struct store_users *tb);
 /* store_users_expire - drop entries older than @max_age seconds. */
 void store_users_expire(struct store_users *tb, unsigned max_age);
+
+/* Bumped (seq_cst) before every invalidation or flush of the cache: a fetch
+ * that saw another value when it was sent may carry data older than the
+ * change, so its answer is cached as stale (store_redis.c). */
+extern _Atomic uint64_t store_inval_epoch;
 
 /* The current users table (file backend: swapped whole on reload; Redis: the cache). */
 struct store_users *store_users_current_rcu(void);

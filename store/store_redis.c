@@ -39,6 +39,7 @@ struct store_req {
 	struct store_op *op;
 	uint8_t kind;
 	bool retried; /* sent once more as EVAL after NOSCRIPT */
+	uint64_t epoch; /* store_inval_epoch when a user fetch was sent */
 	uint32_t nc;
 	unsigned ttl;
 	size_t keylen, dlglen;
@@ -183,6 +184,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	if (!c->subscriber)
 		atomic_fetch_add_explicit(&conns_up, 1, memory_order_relaxed);
 	/* Invalidations may have been missed while we were away (SPEC §6). */
+	atomic_fetch_add_explicit(&store_inval_epoch, 1, memory_order_seq_cst);
 	rcu_read_lock();
 	struct store_users *tb = store_users_current_rcu();
 	if (tb)
@@ -423,11 +425,16 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 				log_warn("store", "bad user data key=%s: %s suppressed=%llu", r->rkey, bad,
 					 (unsigned long long)suppressed);
 		}
-		/* negative entries too: unknown or bad users do not hammer Redis */
+		/* Negative entries too: unknown or bad users do not hammer Redis. An
+		 * invalidation since the request was sent may postdate what Redis
+		 * answered: then the entry goes in already stale (this txn uses it,
+		 * the next lookup fetches again). Insert first, then look: a later
+		 * invalidation deletes what we inserted (seq_cst on both sides). */
 		rcu_read_lock();
 		struct store_users *tb = store_users_current_rcu();
-		if (tb)
-			store_users_put(tb, &u, !bad);
+		if (tb && store_users_put(tb, &u, !bad) == 0 &&
+		    atomic_load_explicit(&store_inval_epoch, memory_order_seq_cst) != r->epoch)
+			store_users_put_aged(tb, &u, !bad, true);
 		rcu_read_unlock();
 		rc = bad ? STORE_NOT_FOUND : STORE_OK;
 		memset(&u, 0, sizeof(u));
@@ -475,6 +482,7 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	r->kind = REQ_USER;
 	r->t = t;
 	r->op = op;
+	r->epoch = atomic_load_explicit(&store_inval_epoch, memory_order_seq_cst);
 	memcpy(r->key, id.p, id.len);
 	r->keylen = id.len;
 	int klen = store_key_user(r->rkey, sizeof(r->rkey), id);

@@ -112,11 +112,16 @@ void store_users_free(struct store_users *tb)
 
 int store_users_put(struct store_users *tb, const struct store_user *u, bool found)
 {
+	return store_users_put_aged(tb, u, found, false);
+}
+
+int store_users_put_aged(struct store_users *tb, const struct store_user *u, bool found, bool stale)
+{
 	struct user_ent *e = malloc(sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	cds_lfht_node_init(&e->node);
-	e->loaded = store_now_sec();
+	e->loaded = stale ? 0 : store_now_sec(); /* loaded 0: past any max-age */
 	e->found = found;
 	e->u = *u;
 	e->idlen = strnlen(u->id, sizeof(u->id));

@@ -93,6 +93,17 @@ static void test_users_replace_delete(void **state)
 	for (int i = 0; i < READERS; i++)
 		pthread_join(th[i], NULL);
 	assert_int_equal(atomic_load(&bad_reads), 0);
+	/* an entry put stale (fetch raced an invalidation) reads back past any max-age */
+	struct store_user u, got;
+	uint64_t age = 0;
+	user_fill(&u, "1001@example.com", 9);
+	assert_int_equal(store_users_put_aged(tb, &u, true, true), 0);
+	rcu_read_lock();
+	assert_int_equal(store_users_get_rcu(tb, SLICE_LIT("1001@example.com"), &got, &age), 1);
+	rcu_read_unlock();
+	assert_true(age + 1 >= store_now_sec() && user_consistent(&got));
+	store_users_expire(tb, 60);
+	assert_int_equal(store_users_count(tb), 0);
 	store_users_free(tb);
 	tb = NULL;
 }
