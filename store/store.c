@@ -123,7 +123,6 @@ static int settings_load(const struct cfg *c, char *err, size_t errlen)
 {
 	memset(&store_conf, 0, sizeof(store_conf));
 	store_conf.backend = c->store.backend;
-	snprintf(store_conf.realm, sizeof(store_conf.realm), "%s", c->realm);
 	store_conf.cache_max_age = c->store.cache_max_age ? c->store.cache_max_age : 60;
 	store_conf.max_inflight = c->store.max_inflight ? c->store.max_inflight : 1024;
 	if (c->store.backend == CFG_STORE_REDIS &&
@@ -157,9 +156,11 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 	store_jti_marks = store_marks_new();
 	struct store_users *tb = c->store.backend == CFG_STORE_FILE ? users_load(c, err, errlen) : store_users_new();
 	if (!store_nc_marks || !store_jti_marks || !tb) {
-		if (!tb && c->store.backend != CFG_STORE_FILE)
+		/* a users file error has filled @err already */
+		rc = !tb && c->store.backend == CFG_STORE_FILE ? -EINVAL : -ENOMEM;
+		if (rc == -ENOMEM)
 			snprintf(err, errlen, "store: out of memory");
-		rc = tb ? -ENOMEM : -EINVAL;
+		store_users_free(tb);
 		goto fail;
 	}
 	store_rcu_assign(users_cur, tb);

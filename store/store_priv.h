@@ -41,12 +41,10 @@
 #define STORE_KEY_MAX 256     /* nonce / jti length we keep */
 #define STORE_DIALOG_MAX 512  /* Call-ID + From tag */
 #define STORE_PERM_NAME_MAX 64
-#define STORE_REALM_MAX CFG_NAME_MAX
 
 /* Settings copied out of the cfg at init/reload (the cfg may be freed). */
 struct store_settings {
 	enum cfg_store_backend backend;
-	char realm[STORE_REALM_MAX];
 	char redis_host[256];
 	int redis_port;
 	int redis_db;
