@@ -29,6 +29,17 @@ int cfg_fail(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
 	return -EINVAL;
 }
 
+
+/* addr_is_wildcard - 0.0.0.0 or :: (INADDR_ANY / in6addr_any). */
+static bool addr_is_wildcard(const struct cfg_addr *a)
+{
+	if (a->sa.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (a->sa.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+	return false;
+}
+
 static unsigned node_line(const yaml_node_t *n) { return (unsigned)n->start_mark.line + 1; }
 
 unsigned cfg_seen_line(const struct cfg_ctx *x, const char *name)
@@ -412,6 +423,13 @@ static int item_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 		struct cfg_addr *arr = (struct cfg_addr *)field;
 		if ((rc = addr_parse(x, k, n, name, &arr[i])) < 0)
 			return rc;
+		/* Our listen address goes into Via and Record-Route, so it must be
+		 * one a peer can send to: a wildcard bind cannot be advertised. */
+		if (addr_is_wildcard(&arr[i]))
+			return cfg_fail(x, node_line(n),
+					"%s: '%s' is a wildcard address; give the address peers reach "
+					"referee on (it is written into Via and Record-Route)",
+					name, arr[i].text);
 		for (unsigned j = 0; (k->flags & CFG_F_UNIQUE) && j < i; j++)
 			if (strcmp(arr[j].text, arr[i].text) == 0)
 				return cfg_fail(x, node_line(n), "%s: '%s' is listed twice", name,

@@ -188,7 +188,7 @@ static void test_full_config(void **state)
 static void test_defaults(void **state)
 {
 	char path[128], err[512];
-	conf_write("listen: [udp://0.0.0.0:5060]\ndomains: [B.example.org, a.example.org]\n"
+	conf_write("listen: [udp://192.0.2.1:5060]\ndomains: [B.example.org, a.example.org]\n"
 		   "store: {file: users.yaml}\n",
 		   path, sizeof(path));
 	struct cfg *c = cfg_load(path, err, sizeof(err));
@@ -273,6 +273,8 @@ static const struct bad_conf bad_confs[] = {
 	{ "listen: udp://127.0.0.1:5060\ndomains: [a.com]\nstore: {file: u}\n", 1,
 	  "listen: expected a list, got a single value" },
 	{ "listen: []\ndomains: [a.com]\nstore: {file: u}\n", 1, "listen: must not be empty" },
+	{ "listen: [udp://0.0.0.0:5060]\ndomains: [a.com]\nstore: {file: u}\n", 1, "is a wildcard address" },
+	{ "listen: [\"udp://[::]:5060\"]\ndomains: [a.com]\nstore: {file: u}\n", 1, "is a wildcard address" },
 	{ "listen:\n  - udp://localhost:5060\ndomains: [a.com]\n", 2, "not a name" },
 	{ "listen:\n  - 127.0.0.1:5060\n", 2, "must start with udp://" },
 	{ "listen:\n  - udp://127.0.0.1:0\n", 2, "port must be a number 1..65535" },
