@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# test_package.sh - the Debian package (packaging/CMakeLists.txt, packaging/debian/*):
+#   a Release build of the source tree in a temp folder, `cpack -G DEB`; the control data
+#   (dpkg-deb -I: fields, maintainer scripts, conffiles); the layout and modes of the files
+#   (dpkg -x into a scratch root); `systemd-analyze verify` and an offline exposure score of the
+#   unit (skipped, and said so, when systemd-analyze is missing); the extracted referee --check
+#   against the extracted example config with a 0600 secret of ours, and refusing a 0640 one.
+#   Then the real postinst runs in a private mount namespace over an overlay of /etc (the host's
+#   /etc is never written): it must create the referee user, make the config readable by its
+#   group only, generate a secret (0600, owned by referee, base64 of 32 bytes: what
+#   core/secret.c accepts), keep it on a second run, and referee --check must pass AS the
+#   service user on the installed paths. postrm purge must remove the secret.
+# Env: REFEREE_PKG_BUILD_DIR reuses a Release build folder instead of a fresh one (faster).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_ops.sh"
+
+it_need cmake cpack dpkg-deb dpkg base64 stat
+B=${REFEREE_PKG_BUILD_DIR:-$IT_WORK/build}
+ROOT=$IT_WORK/root
+CTRL=$IT_WORK/control
+
+# ---- build and package -----------------------------------------------------------------------
+it_log "Release build in $B (log: $IT_WORK/build.log)"
+if ! { cmake -S "$REFEREE_SOURCE_DIR" -B "$B" -DCMAKE_BUILD_TYPE=Release &&
+	cmake --build "$B" -j2; } >"$IT_WORK/build.log" 2>&1; then
+	grep -m 10 -E 'error|Error' "$IT_WORK/build.log"
+	it_die "the Release build failed (see $IT_WORK/build.log)"
+fi
+rm -f "$B"/referee_*.deb
+(cd "$B" && cpack -G DEB) >"$IT_WORK/cpack.log" 2>&1 || { tail -n 20 "$IT_WORK/cpack.log"; it_die "cpack -G DEB failed"; }
+DEB=$(ls "$B"/referee_*_*.deb 2>/dev/null | head -n 1)
+[ -f "$DEB" ] && it_check "cpack_built $(basename "$DEB")" || it_die "no referee_*.deb in $B"
+
+# ---- control data ---------------------------------------------------------------------------
+dpkg-deb -I "$DEB" >"$IT_WORK/info.txt"
+field() { dpkg-deb -f "$DEB" "$1"; }
+if [ "$(field Package)" = referee ] && [ -n "$(field Version)" ] && [ "$(field Architecture)" = "$(dpkg --print-architecture)" ] &&
+	[[ "$(field Depends)" == *adduser* ]] && [[ "$(field Depends)" == *libssl* ]] && [ -n "$(field Maintainer)" ] &&
+	[ -n "$(field Description)" ]; then
+	it_check "control_fields (referee $(field Version), depends: $(field Depends | cut -c 1-60)...)"
+else
+	it_fail control_fields "$(cat "$IT_WORK/info.txt")"
+fi
+dpkg-deb -e "$DEB" "$CTRL"
+for s in postinst postrm; do
+	if grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\\* +$s " "$IT_WORK/info.txt" && [ -x "$CTRL/$s" ] && sh -n "$CTRL/$s"; then
+		it_check "maintainer_script_$s (executable, sh -n clean)"
+	else
+		it_fail "maintainer_script_$s" "missing, not executable or not valid sh"
+	fi
+done
+if [ "$(sort "$CTRL/conffiles" 2>/dev/null | tr '\n' ' ')" = "/etc/referee/referee.yaml /etc/referee/users.yaml " ]; then
+	it_check "conffiles (the two files of /etc/referee)"
+else
+	it_fail conffiles "$(cat "$CTRL/conffiles" 2>/dev/null || echo none)"
+fi
+
+# ---- layout ---------------------------------------------------------------------------------
+dpkg -x "$DEB" "$ROOT"
+dpkg-deb -c "$DEB" | awk '{ print $1, $2, $6 }' >"$IT_WORK/contents.txt"
+# want PATH MODE: the path is in the package with exactly MODE, owned by root/root.
+want() {
+	local got
+	got=$(awk -v p="./$1" '$3 == p { print $1, $2 }' "$IT_WORK/contents.txt")
+	if [ "$got" = "$2 root/root" ] && [ -e "$ROOT/$1" ]; then
+		it_check "layout $1 $2 root/root"
+	else
+		it_fail "layout $1" "want $2 root/root, package has '${got:-nothing}'"
+	fi
+}
+want usr/bin/referee -rwxr-xr-x
+want usr/bin/referee-admin -rwxr-xr-x
+want lib/systemd/system/referee.service -rw-r--r--
+want etc/referee/referee.yaml -rw-r-----
+want etc/referee/users.yaml -rw-r-----
+want usr/share/doc/referee/README.md -rw-r--r--
+extra=$(awk '$1 !~ /^d/ { print $3 }' "$IT_WORK/contents.txt" | grep -vxE '\./(usr/bin/referee(-admin)?|lib/systemd/system/referee\.service|etc/referee/(referee|users)\.yaml|usr/share/doc/referee/README\.md)')
+[ -z "$extra" ] && it_check "no_unexpected_files" || it_fail no_unexpected_files "$extra"
+[ ! -e "$ROOT/etc/referee/secret" ] && it_check "no_secret_shipped" || it_fail no_secret_shipped "etc/referee/secret is in the package"
+v=$("$ROOT/usr/bin/referee" --version 2>&1)
+[[ "$v" == "referee $(field Version)"* ]] && it_check "binary_version ($v)" || it_fail binary_version "'$v' vs package $(field Version)"
+
+# ---- the systemd unit -----------------------------------------------------------------------
+UNIT=$ROOT/lib/systemd/system/referee.service
+for l in 'User=referee' 'ExecStart=/usr/bin/referee -c /etc/referee/referee.yaml' \
+	'ExecStartPre=/usr/bin/referee -c /etc/referee/referee.yaml --check' 'ExecReload=/bin/kill -HUP $MAINPID' \
+	'KillSignal=SIGTERM' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'WantedBy=multi-user.target'; do
+	grep -qxF "$l" "$UNIT" || it_fail "unit_line" "'$l' missing from referee.service"
+done
+it_check "unit_key_lines (user, start/check/reload/stop, hardening, install)"
+if command -v systemd-analyze >/dev/null 2>&1; then
+	mkdir -p "$IT_WORK/unit"
+	# the unit names /usr/bin/referee, which is only in the scratch root: point it there
+	sed "s#/usr/bin/referee#$ROOT/usr/bin/referee#g" "$UNIT" >"$IT_WORK/unit/referee.service"
+	if systemd-analyze verify "$IT_WORK/unit/referee.service" >"$IT_WORK/verify.out" 2>&1 && [ ! -s "$IT_WORK/verify.out" ]; then
+		it_check "systemd_analyze_verify"
+	else
+		it_fail systemd_analyze_verify "$(head -c 500 "$IT_WORK/verify.out")"
+	fi
+	systemd-analyze security --offline=true --no-pager "$IT_WORK/unit/referee.service" >"$IT_WORK/security.out" 2>&1
+	score=$(sed -n 's/.*Overall exposure level for referee.service: \([0-9.]*\).*/\1/p' "$IT_WORK/security.out")
+	if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 4.0) }'; then
+		it_check "unit_exposure_score ($score <= 4.0, systemd-analyze security --offline)"
+	else
+		it_fail unit_exposure_score "score '${score:-none}' (want <= 4.0; see $IT_WORK/security.out)"
+	fi
+else
+	it_log "SKIP systemd-analyze verify: systemd-analyze not installed"
+fi
+
+# ---- referee --check on the extracted example config ---------------------------------------------
+mkdir -p "$IT_WORK/cfg"
+referee_secret "$IT_WORK/cfg/secret"
+sed -e "s#^secret_file: *[^ ]*#secret_file: $IT_WORK/cfg/secret#" \
+	-e "s#/etc/referee/users.yaml#$ROOT/etc/referee/users.yaml#" \
+	"$ROOT/etc/referee/referee.yaml" >"$IT_WORK/cfg/referee.yaml"
+grep -q "^secret_file: $IT_WORK/cfg/secret" "$IT_WORK/cfg/referee.yaml" || it_die "sed did not adjust secret_file"
+out=$("$ROOT/usr/bin/referee" -c "$IT_WORK/cfg/referee.yaml" --check 2>&1)
+rc=$?
+[ "$rc" = 0 ] && [[ "$out" == *"configuration OK"* ]] && it_check "example_config_check_ok" ||
+	it_fail example_config_check_ok "exit $rc: $out"
+out=$("$ROOT/usr/bin/referee-admin" -c "$IT_WORK/cfg/referee.yaml" user list 2>&1)
+rc=$?
+[ "$rc" = 0 ] && it_check "referee_admin_user_list_on_example (exit 0)" || it_fail referee_admin_user_list_on_example "exit $rc: $out"
+chmod 640 "$IT_WORK/cfg/secret"
+out=$("$ROOT/usr/bin/referee" -c "$IT_WORK/cfg/referee.yaml" --check 2>&1)
+rc=$?
+[ "$rc" != 0 ] && [[ "$out" == *"group or others"* ]] && it_check "group_readable_secret_refused (exit $rc)" ||
+	it_fail group_readable_secret_refused "exit $rc: $out"
+
+# ---- postinst / postrm in a private mount namespace over an overlay of /etc ------------------------
+if ! command -v unshare >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1 || [ "$(id -u)" != 0 ] ||
+	! unshare -m true 2>/dev/null; then
+	it_fail postinst_sandbox "needs root, unshare -m and setpriv (util-linux) to run postinst without touching /etc"
+	it_finish
+fi
+mkdir -p "$IT_WORK/etc-up" "$IT_WORK/etc-work"
+host_etc() { stat -c '%n %s %Y' /etc/passwd /etc/group /etc/referee /etc/referee/* 2>/dev/null; }
+host_before=$(host_etc)
+chmod 711 "$IT_WORK" # the service user runs the extracted binary below
+cat >"$IT_WORK/postinst-sandbox.sh" <<EOF
+set -u
+mount -t overlay overlay -o lowerdir=/etc,upperdir=$IT_WORK/etc-up,workdir=$IT_WORK/etc-work /etc || exit 90
+# what dpkg unpacked before running postinst
+mkdir -p /etc/referee && cp -p $ROOT/etc/referee/referee.yaml $ROOT/etc/referee/users.yaml /etc/referee/
+$CTRL/postinst configure "" >/dev/null || echo "postinst_rc \$?"
+echo "user \$(getent passwd referee | cut -d: -f1,6,7)"
+for f in secret referee.yaml users.yaml; do echo "stat \$f \$(stat -c '%U:%G %a' /etc/referee/\$f)"; done
+echo "secret_bytes \$(base64 -d </etc/referee/secret | wc -c)"
+sum1=\$(sha256sum </etc/referee/secret)
+echo "check_as_referee \$(setpriv --reuid=referee --regid=referee --clear-groups -- $ROOT/usr/bin/referee -c /etc/referee/referee.yaml --check 2>&1 | tr '\n' ' ')"
+$CTRL/postinst configure 0.1.0 >/dev/null || echo "postinst2_rc \$?"
+[ "\$(sha256sum </etc/referee/secret)" = "\$sum1" ] && echo "secret_kept yes"
+$CTRL/postrm purge >/dev/null || echo "postrm_rc \$?"
+[ -e /etc/referee/secret ] || echo "secret_purged yes"
+EOF
+unshare -m bash "$IT_WORK/postinst-sandbox.sh" >"$IT_WORK/postinst.out" 2>&1
+it_log "postinst sandbox: $(tr '\n' ';' <"$IT_WORK/postinst.out")"
+P=$IT_WORK/postinst.out
+pv() { sed -n "s/^$1 //p" "$P" | head -n 1; }
+grep -qE '^(postinst|postinst2|postrm)_rc' "$P" && it_fail maintainer_scripts_exit0 "$(grep _rc "$P")" ||
+	it_check maintainer_scripts_exit0
+[[ "$(pv user)" == referee:/nonexistent:* ]] && it_check "postinst_creates_system_user ($(pv user))" ||
+	it_fail postinst_creates_system_user "getent: '$(pv user)'"
+[ "$(pv 'stat secret')" = "referee:referee 600" ] && [ "$(pv secret_bytes)" = 32 ] &&
+	it_check "postinst_secret (referee:referee 0600, 32 random bytes in base64)" ||
+	it_fail postinst_secret "stat '$(pv 'stat secret')', decoded bytes '$(pv secret_bytes)'"
+[ "$(pv 'stat referee.yaml')" = "root:referee 640" ] && [ "$(pv 'stat users.yaml')" = "root:referee 640" ] &&
+	it_check "postinst_config_group_readable (root:referee 0640)" ||
+	it_fail postinst_config_group_readable "referee.yaml '$(pv 'stat referee.yaml')', users.yaml '$(pv 'stat users.yaml')'"
+[[ "$(pv check_as_referee)" == *"configuration OK"* ]] && it_check "check_as_service_user_on_installed_paths" ||
+	it_fail check_as_service_user_on_installed_paths "$(pv check_as_referee)"
+[ "$(pv secret_kept)" = yes ] && it_check "postinst_rerun_keeps_secret" || it_fail postinst_rerun_keeps_secret
+[ "$(pv secret_purged)" = yes ] && it_check "postrm_purge_removes_secret" || it_fail postrm_purge_removes_secret
+[ "$(host_etc)" = "$host_before" ] && it_check "host_etc_untouched" || it_fail host_etc_untouched "the host's /etc/passwd, /etc/group or /etc/referee changed"
+it_finish
