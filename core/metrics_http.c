@@ -1,18 +1,27 @@
 /* metrics_http.c - the Prometheus scrape endpoint (SPEC §8) on libmicrohttpd.
  * GET /metrics renders every counter (summed over thread shards) in the text
- * exposition format; GET /health answers 200 "ok" or 503 "unavailable".
+ * exposition format, followed by the standard process_* metrics (CPU, memory,
+ * file descriptors, start time) read from /proc/self at scrape time; GET
+ * /health answers 200 "ok" or 503 "unavailable".
  * Runs on libmicrohttpd's own thread: scrapes never touch a worker. */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "log.h"
 
 #ifdef REFEREE_HAVE_MHD
 #include <microhttpd.h>
+
+/* room kept after the referee_* text for the process_* families */
+#define PROCESS_TEXT_MAX 2048
 
 static struct MHD_Daemon *http_daemon;
 static bool (*health_fn)(void);
@@ -29,6 +38,78 @@ static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned code, c
 	return r;
 }
 
+/* proc_read - the first @cap - 1 bytes of a /proc file, NUL-terminated; 0 when unreadable. */
+static size_t proc_read(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return n;
+}
+
+/* proc_count_fds - entries of /proc/self/fd (without . and .., and the one opendir uses). */
+static long proc_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	long n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+/* process_render - the standard process_* families (Prometheus client conventions)
+ * into @buf; families whose source cannot be read are left out. Returns bytes written. */
+static size_t process_render(char *buf, size_t cap)
+{
+	char stat[1024], sys[4096];
+	size_t len = 0;
+#define PROC_OUT(...)                                                              \
+	do {                                                                       \
+		int w_ = snprintf(buf + len, cap - len, __VA_ARGS__);              \
+		if (w_ > 0 && (size_t)w_ < cap - len)                              \
+			len += (size_t)w_;                                         \
+	} while (0)
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	/* /proc/self/stat: fields after the ")" closing comm start at field 3 (state) */
+	const char *p = proc_read("/proc/self/stat", stat, sizeof(stat)) ? strrchr(stat, ')') : NULL;
+	unsigned long long utime, stime, start, vsize;
+	long long rss;
+	if (p && tick > 0 && page > 0 &&
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
+		   &utime, &stime, &start, &vsize, &rss) == 5) {
+		PROC_OUT("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+			 "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
+			 (double)(utime + stime) / (double)tick);
+		PROC_OUT("# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+			 "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n", vsize);
+		PROC_OUT("# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+			 "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lld\n",
+			 rss * page);
+		const char *b = proc_read("/proc/stat", sys, sizeof(sys)) ? strstr(sys, "\nbtime ") : NULL;
+		unsigned long long btime;
+		if (b && sscanf(b, "\nbtime %llu", &btime) == 1)
+			PROC_OUT("# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+				 "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
+				 (double)btime + (double)start / (double)tick);
+	}
+	long fds = proc_count_fds();
+	if (fds >= 0)
+		PROC_OUT("# HELP process_open_fds Number of open file descriptors.\n"
+			 "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n", fds);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		PROC_OUT("# HELP process_max_fds Maximum number of open file descriptors.\n"
+			 "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+#undef PROC_OUT
+	return len;
+}
+
 /* render_metrics - render into a heap buffer sized by a first pass; the
  * registry only grows at startup, so two passes agree in practice and a
  * third try covers a race with a late registration. */
@@ -40,12 +121,12 @@ static char *render_metrics(size_t *len)
 		if (!buf)
 			return NULL;
 		size_t need = metrics_render(buf, cap);
-		if (need <= cap) {
-			*len = need;
+		if (need + PROCESS_TEXT_MAX <= cap) {
+			*len = need + process_render(buf + need, cap - need);
 			return buf;
 		}
 		free(buf);
-		cap = need + 4096;
+		cap = need + PROCESS_TEXT_MAX + 4096;
 	}
 	return NULL;
 }

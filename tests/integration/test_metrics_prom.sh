@@ -70,6 +70,15 @@ if [ "$rc" -eq 0 ] && [ ! -s "$IT_WORK/promtool.out" ]; then
 else
 	it_fail promtool_check_metrics_clean "exit $rc: $(head -c 600 "$IT_WORK/promtool.out")"
 fi
+procs=$(ops_metric "$M" process_open_fds)
+rss=$(ops_metric "$M" process_resident_memory_bytes)
+st=$(ops_metric "$M" process_start_time_seconds)
+if [ "$procs" != NA ] && [ "$procs" -gt 3 ] && [ "$rss" != NA ] && [ "$rss" -gt 1000000 ] &&
+	awk -v s="$st" -v now="$(date +%s)" 'BEGIN { exit !(s > now - 600 && s <= now + 1) }'; then
+	it_check "process_metrics (open_fds $procs, rss $rss, started $(awk -v s="$st" -v now="$(date +%s)" 'BEGIN { printf "%.0f", now - s }')s ago)"
+else
+	it_fail process_metrics "open_fds=$procs rss=$rss start_time=$st now=$(date +%s)"
+fi
 bad=$(grep -E '^# TYPE ' "$M" | awk '$3 !~ /^referee_/ && $3 !~ /^process_/ { print $3 }')
 [ -z "$bad" ] && it_check "metric_names_prefixed" || it_fail metric_names_prefixed "$bad"
 
