@@ -300,7 +300,7 @@ def mode_call(quiet=False):
 def mode_limit():
     # The limiter counts in fixed windows of CLOCK_MONOTONIC_COARSE seconds / window (as
     # auth_limit.c): start early in a window so the COUNT failures fall in one.
-    clk = getattr(time, "CLOCK_MONOTONIC_COARSE", time.CLOCK_MONOTONIC)
+    clk = getattr(time, "CLOCK_MONOTONIC_COARSE", 6)  # 6: its Linux id (not exported by every python)
     now = lambda: time.clock_gettime(clk)
     if now() % a.window > a.window - 4:
         time.sleep(a.window - now() % a.window + 0.2)
