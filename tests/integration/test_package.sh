@@ -100,10 +100,10 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	fi
 	systemd-analyze security --offline=true --no-pager "$IT_WORK/unit/referee.service" >"$IT_WORK/security.out" 2>&1
 	score=$(sed -n 's/.*Overall exposure level for referee.service: \([0-9.]*\).*/\1/p' "$IT_WORK/security.out")
-	if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 4.0) }'; then
-		it_check "unit_exposure_score ($score <= 4.0, systemd-analyze security --offline)"
+	if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.5) }'; then
+		it_check "unit_exposure_score ($score <= 2.5, systemd-analyze security --offline)"
 	else
-		it_fail unit_exposure_score "score '${score:-none}' (want <= 4.0; see $IT_WORK/security.out)"
+		it_fail unit_exposure_score "score '${score:-none}' (want <= 2.5; see $IT_WORK/security.out)"
 	fi
 else
 	it_log "SKIP systemd-analyze verify: systemd-analyze not installed"
@@ -128,6 +128,80 @@ out=$("$ROOT/usr/bin/referee" -c "$IT_WORK/cfg/referee.yaml" --check 2>&1)
 rc=$?
 [ "$rc" != 0 ] && [[ "$out" == *"group or others"* ]] && it_check "group_readable_secret_refused (exit $rc)" ||
 	it_fail group_readable_secret_refused "exit $rc: $out"
+
+# ---- the packaged binary's system calls stay inside the unit's SystemCallFilter ----------------------
+# strace -f over a short life: start, OPTIONS (local 200), a forwarded INVITE, a scrape of
+# /metrics and /health, SIGHUP, SIGTERM. Every call seen must be allowed by the unit's
+# SystemCallFilter= lines (groups expanded with systemd-analyze syscall-filter).
+if command -v strace >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 && command -v curl >/dev/null 2>&1; then
+	SPORT=$(it_free_udp_port)
+	SINK=$(it_free_udp_port)
+	MPORT=$(ops_free_tcp_port)
+	referee_config "$IT_WORK/run.yaml" "$SPORT" "$SINK" "metrics: {listen: 127.0.0.1:$MPORT}"
+	it_spawn strace strace -f -qq -o "$IT_WORK/strace.txt" "$ROOT/usr/bin/referee" -c "$IT_WORK/run.yaml"
+	ST_PID=$IT_LAST_PID
+	it_wait_udp_port "$SPORT" 20 "$ST_PID" || { tail -n 5 "$IT_WORK/strace.err"; it_die "packaged referee did not start under strace"; }
+	RPID=$(ps -o pid= --ppid "$ST_PID" | tr -d ' ' | head -n 1)
+	r1=$(ops_sip --port "$SPORT" --method OPTIONS --ruri sip:example.com)
+	r2=$(ops_sip --port "$SPORT" --ruri sip:2551234@example.com --sink "$SINK")
+	h=$(ops_http_status "http://127.0.0.1:$MPORT/health")
+	curl -s -m 2 -o "$IT_WORK/run-metrics.txt" "http://127.0.0.1:$MPORT/metrics"
+	kill -HUP "$RPID"
+	for _ in $(seq 50); do grep -q 'configuration reloaded' "$IT_WORK/strace.err" && break; sleep 0.1; done
+	kill -TERM "$RPID"
+	for _ in $(seq 100); do it_pid_alive "$ST_PID" || break; sleep 0.1; done
+	wait "$ST_PID"
+	rc=$?
+	if [ "$r1" = 200 ] && [ "$r2" = forwarded ] && [ "$h" = 200 ] && [ -s "$IT_WORK/run-metrics.txt" ] &&
+		grep -q 'configuration reloaded' "$IT_WORK/strace.err" && [ "$rc" = 0 ]; then
+		it_check "packaged_binary_runs (OPTIONS 200, INVITE forwarded, /health 200, SIGHUP, SIGTERM exit 0)"
+	else
+		it_fail packaged_binary_runs "OPTIONS '$r1', INVITE '$r2', /health $h, exit $rc (see $IT_WORK/strace.err)"
+	fi
+	systemd-analyze syscall-filter --no-pager >"$IT_WORK/syscall-groups.txt" 2>/dev/null
+	grep '^SystemCallFilter=' "$UNIT" | cut -d= -f2- >"$IT_WORK/unit-filters.txt"
+	denied=$(python3 - "$IT_WORK/syscall-groups.txt" "$IT_WORK/unit-filters.txt" "$IT_WORK/strace.txt" <<'PYEOF'
+import re, sys
+groups, cur = {}, None
+for line in open(sys.argv[1]):
+    s = line.strip()
+    if not s or s.startswith("#"):
+        continue
+    if not line[0].isspace() and s.startswith("@"):
+        cur = groups.setdefault(s, [])
+    elif cur is not None:
+        cur.append(s)
+def expand(names):
+    out = set()
+    for n in names:
+        out |= expand(groups.get(n, [])) if n.startswith("@") else {n}
+    return out
+allow = None
+for line in open(sys.argv[2]):  # systemd: the first line sets allow/deny mode, later ones add
+    deny = line.startswith("~")
+    names = expand(line.lstrip("~").split())
+    if allow is None:
+        allow = set() if deny else names
+        if deny:
+            sys.exit("the unit's first SystemCallFilter is a deny list: not checked")
+    elif deny:
+        allow -= names
+    else:
+        allow |= names
+used = set(re.findall(r"^\d+ +([a-z_0-9]+)\(", open(sys.argv[3]).read(), re.M))
+if not used or allow is None:
+    sys.exit("no system calls traced or no SystemCallFilter")
+print(" ".join(sorted(used - allow)) or "none", len(used))
+PYEOF
+)
+	if [[ "$denied" == "none "* ]]; then
+		it_check "syscalls_inside_unit_filter (${denied#none } distinct calls)"
+	else
+		it_fail syscalls_inside_unit_filter "outside SystemCallFilter: $denied"
+	fi
+else
+	it_log "SKIP syscall filter check: needs strace, systemd-analyze and curl"
+fi
 
 # ---- postinst / postrm in a private mount namespace over an overlay of /etc ------------------------
 if ! command -v unshare >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1 || [ "$(id -u)" != 0 ] ||
