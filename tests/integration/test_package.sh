@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_package.sh - the Debian package (packaging/CMakeLists.txt, packaging/debian/*):
-#   a Release build of the source tree in a temp folder, `cpack -G DEB`; the control data
+#   a Release build of the source tree in a temp folder (warnings listed, not fatal), `cpack -G DEB`; the control data
 #   (dpkg-deb -I: fields, maintainer scripts, conffiles); the layout and modes of the files
 #   (dpkg -x into a scratch root); `systemd-analyze verify` and an offline exposure score of the
 #   unit (skipped, and said so, when systemd-analyze is missing); the extracted referee --check
@@ -22,11 +22,15 @@ CTRL=$IT_WORK/control
 
 # ---- build and package -----------------------------------------------------------------------
 it_log "Release build in $B (log: $IT_WORK/build.log)"
-if ! { cmake -S "$REFEREE_SOURCE_DIR" -B "$B" -DCMAKE_BUILD_TYPE=Release &&
+# -Werror is left to tests/run-all.sh's own Release step: here a warning must not hide
+# what the package looks like. Warnings are listed in the log.
+if ! { cmake -S "$REFEREE_SOURCE_DIR" -B "$B" -DCMAKE_BUILD_TYPE=Release -DREFEREE_WERROR=OFF &&
 	cmake --build "$B" -j2; } >"$IT_WORK/build.log" 2>&1; then
 	grep -m 10 -E 'error|Error' "$IT_WORK/build.log"
 	it_die "the Release build failed (see $IT_WORK/build.log)"
 fi
+nw=$(grep -c 'warning:' "$IT_WORK/build.log")
+[ "$nw" = 0 ] || it_log "NOTE: the Release (-O3) build has $nw compiler warnings: $(grep 'warning:' "$IT_WORK/build.log" | sort -u | head -n 3 | tr '\n' ' ')"
 rm -f "$B"/referee_*.deb
 (cd "$B" && cpack -G DEB) >"$IT_WORK/cpack.log" 2>&1 || { tail -n 20 "$IT_WORK/cpack.log"; it_die "cpack -G DEB failed"; }
 DEB=$(ls "$B"/referee_*_*.deb 2>/dev/null | head -n 1)
