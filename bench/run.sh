@@ -115,7 +115,8 @@ start_referee() { # start_referee SCENARIO
 	REFEREE_PID=""
 	referee_conf "$1" "$cfgf" "$REF_PORT" "$SINK_PORT" "$BENCH_WORK"
 	bench_cmd "$REFEREE_BIN" -c "$cfgf" --check || bench_die "referee --check rejected $cfgf"
-	printf '+ %q -c %q &\n' "$REFEREE_BIN" "$cfgf" | tee -a "$BENCH_WORK/commands.txt" >&2
+	printf '%q -c %q &\n' "$REFEREE_BIN" "$cfgf" >>"$BENCH_WORK/commands.txt"
+	printf '+ %q -c %q &\n' "$REFEREE_BIN" "$cfgf" >&2
 	"$REFEREE_BIN" -c "$cfgf" </dev/null >>"$BENCH_WORK/referee.log" 2>&1 &
 	REFEREE_PID=$!
 	bench_wait_port "$REF_PORT" 20 "$REFEREE_PID" ||

@@ -57,7 +57,10 @@ END {
 		sc = scens[s]; nn = split(names[sc], nl, " ")
 		for (j = 1; j <= nn; j++) {
 			b = sc SUBSEP nl[j]
-			if (b in best) printf "| %s | %s | %d | %s | %.1f |\n", sc, nl[j], best[b], bestv[b], bestc[b]
+			nr = split(rates[sc], rl, " "); top = 0
+			for (r = 1; r <= nr; r++) if (rl[r] + 0 > top) top = rl[r] + 0
+			if (b in best) printf "| %s | %s | %s%d%s | %s | %.1f |\n", sc, nl[j], best[b] == top ? "≥ " : "", best[b],
+				best[b] == top ? " (highest rate tried)" : "", bestv[b], bestc[b]
 			else printf "| %s | %s | none of the rates tried | – | – |\n", sc, nl[j]
 		}
 	}
