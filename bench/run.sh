@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - referee vs. Kamailio 5.6 side by side, one command, bounded in time and calls.
 #
-# usage: bench/run.sh [call|options|invite|refer|all]...      (default: call)
+# usage: bench/run.sh [call|options|invite|refer|transfer|all]...      (default: call)
 #
 # For each scenario: copies the read-only bench reference to a writable temp folder, starts the
 # reference Kamailio (its start_kamailio.sh, 2 children) and referee (2 receivers, 2 workers, an
@@ -13,6 +13,8 @@
 #   options  uac_options.xml: OPTIONS answered 200 by the proxy
 #   invite   uac_invite_auth.xml: 407, authenticated INVITE, permission check, call
 #   refer    uac_refer_auth.xml: 407, authenticated REFER, Refer-To rewrite, 202
+#   transfer bench/sipp/refer_transfer.xml: authenticated REFER + the transferee's INVITE authorized
+#            by the grant alone, call, BYE (referee only: the reference Kamailio has no grants)
 #
 # environment (all optional)
 #   DURATION=10            seconds of load per run
@@ -35,12 +37,12 @@ REPO=$(cd "$BENCH_SRC/.." && pwd)
 
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(call)
-if [ "${SCENARIOS[0]}" = all ]; then SCENARIOS=(options call invite refer); fi
+if [ "${SCENARIOS[0]}" = all ]; then SCENARIOS=(options call invite refer transfer); fi
 for s in "${SCENARIOS[@]}"; do
 	case "$s" in
-		call | options | invite | refer) ;;
+		call | options | invite | refer | transfer) ;;
 		-h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-		*) bench_die "unknown scenario '$s' (call|options|invite|refer|all)" ;;
+		*) bench_die "unknown scenario '$s' (call|options|invite|refer|transfer|all)" ;;
 	esac
 done
 
@@ -50,6 +52,7 @@ CALL_RATES=${CALL_RATES:-"500 1000 2000 3000"}
 OPTIONS_RATES=${OPTIONS_RATES:-"1000 4000 16000"}
 INVITE_RATES=${INVITE_RATES:-"500 1000 2000 3000"}
 REFER_RATES=${REFER_RATES:-"500 1000 2000 4000"}
+TRANSFER_RATES=${TRANSFER_RATES:-"250 500 1000 2000"}
 export TIMEOUT_PAD=${TIMEOUT_PAD:-40}
 SHARED=${REFEREE_SHARED_DIR:-$REPO/../shared}
 [ -d "$SHARED/bench-reference" ] || bench_die "no bench reference at $SHARED/bench-reference (set REFEREE_SHARED_DIR)"
@@ -136,6 +139,7 @@ rates_of() {
 		options) echo "$OPTIONS_RATES" ;;
 		invite) echo "$INVITE_RATES" ;;
 		refer) echo "$REFER_RATES" ;;
+		transfer) echo "$TRANSFER_RATES" ;;
 	esac
 }
 
@@ -143,7 +147,16 @@ T0=$(date +%s)
 AB_DIRS=()
 for scen in "${SCENARIOS[@]}"; do
 	systems=""
-	if [[ " $PROXIES " == *" kamailio "* ]]; then
+	ab_env=()
+	ab_scen=$scen
+	if [ "$scen" = transfer ]; then
+		# run_bench.sh takes a scenario file as is: give it the injection file and the sink
+		[ -f "$BENCH_SRC/sipp/refer_transfer.xml" ] || bench_die "no $BENCH_SRC/sipp/refer_transfer.xml"
+		cp "$BENCH_SRC/sipp/refer_transfer.xml" "$REF/sipp/transfer.xml"
+		ab_scen=$REF/sipp/transfer.xml
+		ab_env=(SINK=yes "SIPP_EXTRA=-inf $REF/sipp/users_invite.csv")
+	fi
+	if [[ " $PROXIES " == *" kamailio "* ]] && [ "$scen" != transfer ]; then
 		start_kamailio "$scen"
 		systems="kamailio:$KAM_PORT"
 	fi
@@ -152,7 +165,9 @@ for scen in "${SCENARIOS[@]}"; do
 		systems="referee:$REF_PORT $systems"
 	fi
 	for rate in $(rates_of "$scen"); do
-		bench_cmd "$REF/run_ab.sh" "${systems% }" "$scen" "$rate" "$DURATION" "$REPEATS" 2>&1 | tee "$BENCH_WORK/ab.log"
+		[ -n "$systems" ] || break
+		bench_cmd env "${ab_env[@]}" "$REF/run_ab.sh" "${systems% }" "$ab_scen" "$rate" "$DURATION" "$REPEATS" 2>&1 |
+			tee "$BENCH_WORK/ab.log"
 		d=$(sed -n 's/^results: //p' "$BENCH_WORK/ab.log" | tail -n 1)
 		[ -n "$d" ] && [ -f "$d/summary.tsv" ] && AB_DIRS+=("$d")
 		if [ -n "$REFEREE_PID" ] && ! bench_pid_alive "$REFEREE_PID"; then

@@ -8,6 +8,8 @@
 #   invite   digest auth + dialing permissions: [2-9]xxxxxx LocalDialing, 011. InternationalDialing
 #   refer    digest auth + Refer-To rewrite (grant); check_at_refer off, as Kamailio checks no
 #            permission at REFER time
+#   transfer as invite, plus grants with check_at_refer on (the transferee's INVITE is authorized
+#            by its grant, "if I can call it, I can transfer to it")
 # Users come from the reference's gen_data.sh (data/users.csv: user;password;ha1;perms; realm
 # example.com, password pw<user>). auth.algorithms is [MD5]: SIPp 3.6.1 answers MD5 only, and the
 # reference Kamailio offers MD5 only.
@@ -30,7 +32,7 @@ referee_conf() {
 		options | call)
 			[ "${BENCH_CALL_TRUSTED:-0}" = 1 ] && trusted="[127.0.0.1/32]"
 			;;
-		invite | refer)
+		invite | refer | transfer)
 			rules=$(printf '\n  - {hosts: [example.com], users: ["[2-9]xxxxxx"], permissions: [LocalDialing]}\n  - {hosts: [example.com], users: ["011."], permissions: [InternationalDialing]}')
 			[ "$scen" = refer ] && transfer=$(printf 'transfer:\n  identity: grant\n  check_at_refer: false')
 			;;

@@ -7,7 +7,7 @@
 BEGIN { FS = "\t" }
 $1 == "time_utc" { for (i = 1; i <= NF; i++) h[$i] = i; next }
 {
-	lab = $h["label"]; sub(/_r[0-9]+_d[0-9]+$/, "", lab)
+	lab = $h["label"]; sub(/_r[0-9]+_d[0-9]+$/, "", lab); sub(/\.xml$/, "", lab)
 	scen = lab; sub(/^.*_/, "", scen)
 	name = lab; sub(/_[^_]*$/, "", name)
 	rate = $h["rate"] + 0
