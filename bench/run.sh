@@ -96,9 +96,10 @@ if [ ! -d "$REF" ]; then
 	rm -rf "$REF/results" "$REF/run"
 fi
 bench_cmd "$REF/gen_data.sh" || bench_die "gen_data.sh failed"
-export KAM_PORT=$(bench_pick_port "${KAM_PORT:-5070}")
-export SINK_PORT=$(bench_pick_port "${SINK_PORT:-5080}")
-export UAC_PORT=$(bench_pick_port "${UAC_PORT:-5060}")
+KAM_PORT=$(bench_pick_port "${KAM_PORT:-5070}")
+SINK_PORT=$(bench_pick_port "${SINK_PORT:-5080}")
+UAC_PORT=$(bench_pick_port "${UAC_PORT:-5060}")
+export KAM_PORT SINK_PORT UAC_PORT
 REF_PORT=$(bench_pick_port "${REF_PORT:-5075}")
 export RES_DIR=$REF/results
 bench_log "ports: referee $REF_PORT, kamailio $KAM_PORT, sink $SINK_PORT, SIPp client $UAC_PORT; work $BENCH_WORK"

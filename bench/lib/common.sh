@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # common.sh - shared helpers of bench/run.sh (sourced): logging that shows the exact
 # commands, free-port selection on 127.0.0.1, referee process control by recorded PID.
 # Not a measurement tool itself: CPU accounting and SIPp runs are the bench reference's

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # referee_conf.sh - referee configuration per benchmark scenario (sourced by bench/run.sh),
 # equivalent to what the bench reference's Kamailio does in that scenario:
 #   options  OPTIONS to the proxy itself -> 200 (no rules involved)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - helpers sourced by referee's integration tests (tests/integration/test_*.sh).
 # Starts referee with a generated config and a 0600 secret in a mktemp folder, SIPp peers,
 # waits for UDP ports, and kills everything it started when the test exits (EXIT trap,
@@ -11,6 +12,7 @@ REFEREE_SOURCE_DIR=${REFEREE_SOURCE_DIR:-$(cd "$IT_LIB_DIR/../.." && pwd)}
 REFEREE_BUILD_DIR=${REFEREE_BUILD_DIR:-$REFEREE_SOURCE_DIR/build}
 REFEREE_SHARED_DIR=${REFEREE_SHARED_DIR:-$REFEREE_SOURCE_DIR/../shared}
 REFEREE_BIN=${REFEREE_BIN:-$REFEREE_BUILD_DIR/referee}
+# shellcheck disable=SC2034  # used by the test scripts that source this file
 IT_SIPP_DIR=$IT_LIB_DIR/sipp
 # Sanitizer defaults when the caller (tests/run-all.sh) did not set them: a report makes the
 # process exit non-zero and is also looked for in its stderr (it_sanitizer_clean).
@@ -22,7 +24,6 @@ IT_PIDS=()      # every background process started through it_spawn, stopped by 
 IT_FAILS=0
 IT_CHECKS=0
 REFEREE_PID=""
-REFEREE_PORT=""
 
 it_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -140,7 +141,6 @@ EOF
 }
 
 # referee_start CONFIG PORT: check the config with --check, start referee in the foreground
-# (stderr in $IT_WORK/referee.err) and wait for its port. Sets REFEREE_PID, REFEREE_PORT.
 referee_start() {
 	local cfgf=$1 port=$2
 	[ -x "$REFEREE_BIN" ] || it_die "referee binary not found at $REFEREE_BIN (build target 'referee')"
@@ -150,7 +150,6 @@ referee_start() {
 	fi
 	it_spawn referee "$REFEREE_BIN" -c "$cfgf"
 	REFEREE_PID=$IT_LAST_PID
-	REFEREE_PORT=$port
 	if ! it_wait_udp_port "$port" 20 "$REFEREE_PID"; then
 		tail -n 30 "$IT_WORK/referee.err"
 		it_die "referee did not bind udp 127.0.0.1:$port (pid $REFEREE_PID)"
@@ -178,7 +177,6 @@ proxy_start() {
 		-A "LISTEN_PORT=$port" -A KCHILDREN=2 -A "SINK_URI=\"sip:127.0.0.1:$next\"" \
 		-A WITH_NOAUTH -A WITH_MD5_SIG -A "DB_URL=\"text://$IT_WORK/kam\""
 	REFEREE_PID=$IT_LAST_PID
-	REFEREE_PORT=$port
 	REFEREE_ERR=$IT_WORK/kamailio.err
 	it_wait_udp_port "$port" 10 "$REFEREE_PID" || { cat "$REFEREE_ERR"; it_die "kamailio did not start"; }
 }
@@ -263,14 +261,14 @@ sipp_stat_last() {
 # sipp_count NAME COLUMN: COLUMN (e.g. 0_INVITE_Recv) of the -trace_counts file of run NAME.
 sipp_count() {
 	local f
-	f=$(ls "$IT_WORK/$1"/*_counts.csv 2>/dev/null | head -n 1)
+	f=$(find "$IT_WORK/$1" -maxdepth 1 -name '*_counts.csv' | head -n 1)
 	[ -n "$f" ] && sipp_stat_last "$f" "$2" || echo NA
 }
 
 # sipp_unexpected NAME: sum of every *_Unexp column of run NAME's -trace_counts file.
 sipp_unexpected() {
 	local f
-	f=$(ls "$IT_WORK/$1"/*_counts.csv 2>/dev/null | head -n 1)
+	f=$(find "$IT_WORK/$1" -maxdepth 1 -name '*_counts.csv' | head -n 1)
 	[ -n "$f" ] || { echo NA; return; }
 	awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /_Unexp$/) u[i] = 1; next }
 		{ s = 0; for (i in u) s += $i } END { print s + 0 }' "$f"
