@@ -10,6 +10,8 @@
 #   user 1001 (LocalDialing) calls 3001234 via a Route to a sink: A forwarded, B 403 Requires
 #   anonymous request from 127.0.0.2 to a foreign domain: A forwarded (trusted), B 403 Relaying Denied
 #   a wrong password: A logs nothing, B logs a debug line (log_level took effect)
+# A config with a bad value and one whose users file is missing are both refused (logged,
+# old config kept); a changed users file is picked up by the next SIGHUP.
 # Every SIPp call must succeed, and SIGTERM must make referee exit 0 with no sanitizer report.
 # Env: CALLS (default 1000), RATE (default 50).
 set -uo pipefail
@@ -60,6 +62,8 @@ EOF
 ops_config "$IT_WORK/a.yaml" info 127.0.0.2/32 LocalDialing
 ops_config "$IT_WORK/b.yaml" debug 127.0.0.3/32 InternationalDialing
 sed 's/^threads: .*/threads: {receivers: 2, workers: many}/' "$IT_WORK/a.yaml" >"$IT_WORK/broken.yaml"
+# valid YAML and keys, but its users file is missing: refused by the store's reload
+sed "s#^store: .*#store: {backend: file, file: $IT_WORK/missing/users.yaml}#" "$IT_WORK/a.yaml" >"$IT_WORK/broken_users.yaml"
 "$REFEREE_BIN" -c "$IT_WORK/b.yaml" --check >"$IT_WORK/check_b.out" 2>&1 ||
 	{ cat "$IT_WORK/check_b.out"; it_die "config B rejected by --check"; }
 if "$REFEREE_BIN" -c "$IT_WORK/broken.yaml" --check >"$IT_WORK/check_broken.out" 2>&1; then
@@ -138,6 +142,11 @@ else
 	it_fail broken_reload_says_why "log line: '$why'"
 fi
 probe_live after_broken_reload A
+hup_to reload3b_missing_users "$IT_WORK/broken_users.yaml" refused
+why=$(grep 'reload refused' "$ERR" | tail -n 1)
+[[ "$why" == *missing/users.yaml* ]] && it_check "missing_users_file_reload_says_why" ||
+	it_fail missing_users_file_reload_says_why "log line: '$why'"
+probe_live after_missing_users_reload A
 it_pid_alive "$REFEREE_PID" && it_check "alive_after_broken_reload" || it_fail alive_after_broken_reload
 sleep 1
 hup_to reload4_b "$IT_WORK/b.yaml" reloaded
@@ -146,6 +155,15 @@ for i in 5 6 7 8; do # back-to-back reloads while the calls go on
 	if [ $((i % 2)) = 1 ]; then hup_to "reload${i}_a" "$IT_WORK/a.yaml" reloaded; else hup_to "reload${i}_b" "$IT_WORK/b.yaml" reloaded; fi
 done
 probe_live after_reload8 B
+# the users file is reloaded too: 1001 gains InternationalDialing, config B stays
+printf 'users:\n  - {id: 1001@example.com, password: "pw1001", permissions: [LocalDialing, InternationalDialing]}\n' \
+	>"$IT_WORK/users.yaml.new"
+mv "$IT_WORK/users.yaml.new" "$IT_WORK/users.yaml"
+hup_to reload9_users "$IT_WORK/b.yaml" reloaded
+r=$(ops_sip --port "$PORT" --ruri sip:3001234@example.com --route "sip:127.0.0.1:$SINK;lr" \
+	--sink "$SINK" --user 1001 --password pw1001 --reason)
+[ "$r" = forwarded ] && it_check "users_file_reloaded (1001 now holds InternationalDialing: forwarded)" ||
+	it_fail users_file_reloaded "1001 calling 3001234 under config B: '$r', want forwarded"
 it_pid_alive "$CALLS_PID" && it_check "reloads_happened_while_calls_ran" ||
 	it_fail reloads_happened_while_calls_ran "the SIPp run ended before the last reload (raise CALLS)"
 
