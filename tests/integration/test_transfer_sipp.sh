@@ -5,9 +5,10 @@
 # exact checks. Grant pair G1/G2: REFER 407 -> digest -> rewritten Refer-To (refgrant + escaped
 # X-Sipx-Authidentity) -> 202; the transferee's INVITE through the other instance reaches the
 # target without the grant; replay from another dialog 403 on either instance, retransmission
-# passes; check_at_refer 403; foreign Refer-To untouched; anonymous local REFER 407. Pair E1/E2
-# (grant_ttl 1): an expired grant is ignored (407). Pair S1/S2 (identity sipx): the sipXecs
-# signature, copied once unescaped, authorizes the INVITE. Then the bench scenario
+# passes (JTI bound in Redis); a forged/moved grant or none 407; a token the transferor wrote in
+# the Refer-To replaced; check_at_refer 403; foreign Refer-To untouched; anonymous local REFER
+# 407. Pair E1/E2 (grant_ttl 1): an expired grant is ignored (407). Pair S1/S2 (identity sipx):
+# the sipXecs signature, copied once unescaped, authorizes the INVITE. Then the bench scenario
 # bench/sipp/refer_transfer.xml runs a few calls. Every process is bounded and killed by PID.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,7 +28,7 @@ check() {
 }
 # expect_eq NAME GOT WANT
 expect_eq() {
-	if [ "$2" = "$3" ]; then it_check "$1"; else it_fail "$1" "got '$2', want '$3'"; fi
+	if [ "$2" = "$3" ]; then it_check "$1"; else it_fail "$1" "got '${2//$'\n'/ | }', want '$3'"; fi
 }
 # find_req LISTENER METHOD CALLID: the recorded requests of METHOD with that Call-ID.
 find_req() { grep -l -i "^Call-ID: $3"$'\r'"\$" "$W/$1"/*-"$2".sip 2>/dev/null; }
@@ -54,14 +55,15 @@ xfer_referee_start G1 "$W/g1.yaml" "$P_G1"
 xfer_referee_start G2 "$W/g2.yaml" "$P_G2"
 TEE_URI=sip:transferee@127.0.0.1:$TEE
 
-# refer NAME PORT: the transferor 1001 REFERs the transferee to $TARGET_URI through PORT; sets
+# refer NAME PORT [REFER-TO]: the transferor 1001 REFERs the transferee to REFER-TO (default
+# <$TARGET_URI>) through PORT; sets
 # RT (the Refer-To the transferee received), URI (its URI without headers), TOKEN, HDR (the
 # X-Sipx-Authidentity header parameter, unescaped once, as a UA copying it would send it).
 refer() {
 	local before
 	before=$(xfer_count tee REFER)
 	RT="" URI="" TOKEN="" HDR="" REFER_FILE=""
-	xfer_sipp_refer "$1" "$2" transfer_refer_auth.xml 1001 pw1001 "$TEE_URI" "<$TARGET_URI>"
+	xfer_sipp_refer "$1" "$2" transfer_refer_auth.xml 1001 pw1001 "$TEE_URI" "${3:-<$TARGET_URI>}"
 	sipp_uac_expect "$1: REFER -> 407 -> REFER with MD5 credentials -> 202" 1
 	if [ "$(xfer_count tee REFER)" -le "$before" ]; then
 		it_fail "$1: transferee received the REFER"
@@ -102,7 +104,7 @@ GRANT1_TOKEN=$TOKEN
 # ---- (b) the transferee's INVITE (URI carrier) through the other instance
 out=$(xfer_tua call --proxy "$P_G2" --ruri "$GRANT1_URI" --callid "b1-$$@it" --fromtag b1 \
 	--branch z9hG4bKb1x --save "$W/b1-invite.sip" --out "$W/b1")
-expect_eq "b: INVITE with refgrant via G2 -> 200, BYE 200" "$(echo $out)" "final 200 OK bye 200 OK"
+expect_eq "b: INVITE with refgrant via G2 -> 200, BYE 200" "${out//$'\n'/ }" "final 200 OK bye 200 OK"
 f=$(find_req tgt INVITE "b1-$$@it" | head -n 1)
 if [ -n "$f" ]; then
 	expect_eq "b: target Request-URI without refgrant" "$(xfer_ruri "$f")" "$TARGET_URI"
@@ -122,6 +124,11 @@ out=$(xfer_tua call --proxy "$P_G2" --ruri "$GRANT1_URI" --callid "d2-$$@it" --f
 expect_eq "d: grant replayed in a new dialog via G2 -> 403" "$out" "final 403 Transfer Grant Already Used"
 out=$(xfer_tua call --proxy "$P_G2" --ruri "$GRANT1_URI" --callid "b1-$$@it" --fromtag d3 --branch z9hG4bKd3x)
 expect_eq "d: same Call-ID, other From tag -> 403" "$out" "final 403 Transfer Grant Already Used"
+jti_keys=$(redis-cli -p "$XFER_RPORT" --scan --pattern 'referee:jti:*' | head -n 5)
+jti_ttl=$(redis-cli -p "$XFER_RPORT" ttl "$(echo "$jti_keys" | head -n 1)")
+[ -n "$jti_keys" ] && [ "$jti_ttl" -gt 0 ] 2>/dev/null && [ "$jti_ttl" -le 130 ] &&
+	it_check "d: the JTI is bound in Redis (referee:jti:*, TTL ${jti_ttl}s)" ||
+	it_fail "d: JTI key in Redis" "keys '$jti_keys' ttl '$jti_ttl'"
 check "d: no replayed INVITE reached the target" [ -z "$(find_req tgt INVITE "d[12]-$$@it")" ]
 out=$(xfer_tua call --proxy "$P_G2" --replay "$W/b1-invite.sip" --no-bye)
 expect_eq "d: retransmission of the first INVITE via G2 passes" "$out" "final 200 OK"
@@ -145,16 +152,25 @@ check "n: none of them reached the target" [ -z "$(find_req tgt INVITE "n[123]-$
 # the same (unconsumed) grant, header carrier only (a UA copying headers, dropping URI params)
 out=$(xfer_tua call --proxy "$P_G1" --ruri "$TARGET_URI" --callid "b2-$$@it" --fromtag b2 \
 	--branch z9hG4bKb2x --hdr "X-Sipx-Authidentity: $HDR")
-expect_eq "b: header-only grant (after the failed attempts) -> 200" "$(echo $out)" "final 200 OK bye 200 OK"
+expect_eq "b: header-only grant (after the failed attempts) -> 200" "${out//$'\n'/ }" "final 200 OK bye 200 OK"
 f=$(find_req tgt INVITE "b2-$$@it" | head -n 1)
 [ -n "$f" ] && [ -z "$(xfer_hdr "$f" X-Sipx-Authidentity)" ] && [ "$(xfer_ruri "$f")" = "$TARGET_URI" ] &&
 	it_check "b: header-only variant: header removed before the target" || it_fail "b: header-only variant at target"
 
-# ---- (b) header-copying variant: Request-URI parameter and header both present
-refer b3_refer "$P_G1"
+# ---- (b) header-copying variant: Request-URI parameter and header both present; the
+# transferor's own refgrant and X-Sipx-Authidentity (forged) are replaced, not kept
+refer b3_refer "$P_G1" "<$TARGET_URI;refgrant=v1.Zm9yZ2Vk.1.2.3?X-Sipx-Authidentity=%3Csip%3Aboss%40example.com%3E>"
+n_grants=$(printf '%s' "$RT" | grep -o 'refgrant=' | wc -l)
+n_hdrs=$(printf '%s' "$RT" | grep -o -i 'X-Sipx-Authidentity=' | wc -l)
+if [ "$n_grants" = 1 ] && [ "$n_hdrs" = 1 ] && [[ $RT != *Zm9yZ2Vk* && $RT != *boss* ]] &&
+	[ "$HDR" = "<sip:1001@example.com;grant=$TOKEN>" ]; then
+	it_check "a: a token the transferor put in the Refer-To is replaced by referee's"
+else
+	it_fail "a: sender's token replaced" "$RT"
+fi
 out=$(xfer_tua call --proxy "$P_G2" --ruri "$URI" --callid "b3-$$@it" --fromtag b3 \
 	--branch z9hG4bKb3x --hdr "X-Sipx-Authidentity: $HDR")
-expect_eq "b: INVITE with refgrant and X-Sipx-Authidentity -> 200" "$(echo $out)" "final 200 OK bye 200 OK"
+expect_eq "b: INVITE with refgrant and X-Sipx-Authidentity -> 200" "${out//$'\n'/ }" "final 200 OK bye 200 OK"
 f=$(find_req tgt INVITE "b3-$$@it" | head -n 1)
 [ -n "$f" ] && [ -z "$(xfer_hdr "$f" X-Sipx-Authidentity)" ] && [ "$(xfer_ruri "$f")" = "$TARGET_URI" ] &&
 	it_check "b: both carriers removed before the target" ||
@@ -223,7 +239,7 @@ check "h: no refgrant in sipx mode" [ -z "$TOKEN" ]
 	it_check "h: unescaped once: <sip:1001@example.com;signature=TS%3A%3AHASH>" || it_fail "h: unescaped once" "$HDR"
 out=$(xfer_tua call --proxy "$P_S2" --ruri "$URI" --callid "h1-$$@it" --fromtag h1 --branch z9hG4bKh1x \
 	--hdr "X-Sipx-Authidentity: $HDR")
-expect_eq "h: INVITE with the copied X-Sipx-Authidentity via S2 -> 200" "$(echo $out)" "final 200 OK bye 200 OK"
+expect_eq "h: INVITE with the copied X-Sipx-Authidentity via S2 -> 200" "${out//$'\n'/ }" "final 200 OK bye 200 OK"
 f=$(find_req tgt INVITE "h1-$$@it" | head -n 1)
 [ -n "$f" ] && [ -z "$(xfer_hdr "$f" X-Sipx-Authidentity)" ] &&
 	it_check "h: X-Sipx-Authidentity removed toward the untrusted target" || it_fail "h: header removed at target"
