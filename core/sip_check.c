@@ -30,8 +30,10 @@ static enum sip_check request_check(const struct sip_msg *m, const char **why)
 	struct sip_uri u;
 	if (sip_uri_parse(m->ruri, &u) < 0)
 		return fail(why, "malformed Request-URI", SIP_CHECK_BAD_REQUEST);
-	if (u.headers.len)
-		return fail(why, "headers in Request-URI", SIP_CHECK_BAD_REQUEST); /* escruri */
+	/* Headers in a Request-URI (RFC 4475 escruri) are tolerated: the
+	 * forwarder strips them and never turns them into header fields. Real UAs
+	 * (baresip 1.0) copy a whole Refer-To URI, headers included, into the
+	 * transferee's INVITE, and its refgrant parameter must still be read. */
 	return SIP_CHECK_OK;
 }
 

@@ -306,6 +306,11 @@ static void test_torture_details(void **state)
 	out = forward_file("wsinv.dat");
 	assert_non_null(strstr(out, "\r\nUnknownHeaderWithUnusualValue: ;;,,;;,;\r\n"));
 	assert_non_null(strstr(out, ": 67\r\n"));
+	/* escruri: tolerated; the ?Route=... URI header is stripped, never turned
+	 * into a Route header field */
+	out = forward_file("escruri.dat");
+	assert_null(strstr(out, "?Route"));
+	assert_null(strstr(out, "\r\nRoute:"));
 	/* esc02: the unknown method RE%47IST%45R is forwarded as written */
 	out = forward_file("esc02.dat");
 	assert_int_equal(strncmp(out, "RE%47IST%45R sip:", 17), 0);

@@ -11,17 +11,16 @@
 # X-Sipx-Authidentity, referee_transfer_grants_total{result="accepted"} is 1; and first a
 # second baresip with no grant dialing the same number directly gets 407 and never reaches
 # the target. SIGTERM: referee exits 0, no sanitizer report.
-# Known limit (see XFER_USER): baresip 1.0 copies the Refer-To's URI headers into its
-# Request-URI (and eats their %XX escapes as printf conversions); referee answers such an
-# INVITE "400 headers in Request-URI". The grant mode adds its X-Sipx-Authidentity URI header
-# only while the Refer-To stays under 255 characters, so the default transferor has a long
-# enough name for the refgrant URI parameter alone to be sent. XFER_USER=1001 reproduces the
-# failure (the rewritten Refer-To with a 16-character identity is 253 characters).
+# baresip 1.0 copies the whole Refer-To URI, its X-Sipx-Authidentity URI header included,
+# into its Request-URI (and eats the header's %XX escapes as printf conversions). referee
+# tolerates headers in a Request-URI (RFC 4475 escruri), strips them when forwarding, and
+# reads the refgrant URI parameter that stands before them: that is what this test proves
+# with the default transferor 1001 (both grant carriers fit in its 253-character Refer-To).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ua.sh"
 
-XFER_USER=${XFER_USER:-transferor.1001}
+XFER_USER=${XFER_USER:-1001}
 TARGET=2550001
 it_need sipp baresip python3 ss timeout curl
 
@@ -143,7 +142,7 @@ if [ "$n_refer" -eq 1 ] && [ "$n_grant" -eq 1 ]; then
 else
 	it_fail ua_got_one_rewritten_refer "$n_refer REFERs reached the UA, $n_grant with a refgrant Refer-To"
 fi
-n_inv=$(grep -cE '^INVITE sip:'"$TARGET"'@example.com;refgrant=v1\.[^ ?]+ SIP/2.0$' "$IT_WORK/transferee.trace" || true)
+n_inv=$(grep -cE '^INVITE sip:'"$TARGET"'@example.com;refgrant=v1\.[^ ?;]+(\?[^ ]*)? SIP/2.0$' "$IT_WORK/transferee.trace" || true)
 if [ "$n_inv" -ge 1 ]; then
 	it_check "ua_invite_carries_grant"
 else
