@@ -12,7 +12,9 @@
  *                 counts: sums stay right) instead of using a new one.
  * Threads that never called metrics_thread_init count into a shared shard
  * with atomic adds (correct, slower). Histograms use n_bounds + 2 series:
- * one per bucket (non-cumulative, +Inf last) and the sum in nanoseconds. */
+ * one per bucket (non-cumulative, +Inf last) and the sum in nanoseconds.
+ * Registration refuses (aborts on) names that would break the exposition format
+ * or promtool's lint, and returns the existing handle for a repeated family. */
 #include "metrics.h"
 
 #include <errno.h>
@@ -62,6 +64,54 @@ static pthread_once_t shard_key_once = PTHREAD_ONCE_INIT;
 
 /* ---------------------------------------------------------------- registration */
 
+#define METRICS_NAME_MAX 96 /* keeps every rendered line within out_printf's buffer */
+
+/* name_ok - a metric name [a-zA-Z_:][a-zA-Z0-9_:]*, or for @label a label name
+ * [a-zA-Z_][a-zA-Z0-9_]* not starting with "__" (reserved) and not "le". */
+static bool name_ok(const char *s, bool label)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > METRICS_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	if (label && (strncmp(s, "__", 2) == 0 || strcmp(s, "le") == 0))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+			  ch == '_' || (ch == ':' && !label);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* family_misnamed - why @name/@label would break the exposition format or the
+ * promtool lint (STYLE §18), or NULL when they are fine. */
+static const char *family_misnamed(enum metrics_kind kind, const char *name, const char *label,
+				   const char *const *values, unsigned n_values)
+{
+	if (!name_ok(name, false))
+		return "not a valid metric name";
+	if (label && !name_ok(label, true))
+		return "not a valid label name";
+	for (unsigned i = 0; label && i < n_values; i++)
+		if (!values || !values[i])
+			return "a label value is NULL";
+	if (kind == METRICS_COUNTER && !ends_with(name, "_total"))
+		return "a counter's name must end in _total";
+	if (kind != METRICS_COUNTER && ends_with(name, "_total"))
+		return "only counters end in _total";
+	if (kind == METRICS_HISTOGRAM && !ends_with(name, "_seconds"))
+		return "a histogram measures durations: its name ends in _seconds";
+	return NULL;
+}
+
 static unsigned family_add(enum metrics_kind kind, const char *name, const char *help,
 			   const char *label, const char *const *values, unsigned n_values,
 			   const double *bounds, unsigned n_bounds)
@@ -70,6 +120,26 @@ static unsigned family_add(enum metrics_kind kind, const char *name, const char 
 	unsigned n = label ? n_values : 1;
 	if (kind == METRICS_HISTOGRAM)
 		n = n_bounds + 2;
+	const char *why = family_misnamed(kind, name, label, values, n_values);
+	if (why) {
+		log_error("metrics", "cannot register %s: %s", name ? name : "(null)", why);
+		abort();
+	}
+	/* A module initialised twice in one process registers the same family
+	 * again: hand back the first registration (two TYPE lines of one name
+	 * would make the exposition invalid). A different shape is a bug. */
+	for (unsigned i = 0; i < nf; i++) {
+		const struct metrics_family *o = &families[i];
+		if (strcmp(o->name, name) != 0)
+			continue;
+		if (o->kind != kind || o->n_series != n || (o->label == NULL) != (label == NULL) ||
+		    (label && strcmp(o->label, label) != 0)) {
+			log_error("metrics", "cannot register %s: registered before with another type or labels",
+				  name);
+			abort();
+		}
+		return o->first;
+	}
 	if (nf >= METRICS_MAX_FAMILIES || n == 0 || n > METRICS_MAX_SERIES - n_series_used) {
 		log_error("metrics", "cannot register %s: registry full", name);
 		abort();
@@ -247,7 +317,7 @@ static void out_bytes(struct out *o, const char *p, size_t n)
 static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out_printf(struct out *o, const char *fmt, ...)
 {
-	char tmp[128];
+	char tmp[256]; /* names are at most METRICS_NAME_MAX: a line fits */
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
