@@ -4,7 +4,9 @@
 #   (dpkg-deb -I: fields, maintainer scripts, conffiles); the layout and modes of the files
 #   (dpkg -x into a scratch root); `systemd-analyze verify` and an offline exposure score of the
 #   unit (skipped, and said so, when systemd-analyze is missing); the extracted referee --check
-#   against the extracted example config with a 0600 secret of ours, and refusing a 0640 one.
+#   against the extracted example config with a 0600 secret of ours, and refusing a 0640 one;
+#   the packaged binary run under strace (OPTIONS, a forwarded INVITE, /metrics, SIGHUP, SIGTERM)
+#   makes no system call outside the unit's SystemCallFilter (skipped without strace).
 #   Then the real postinst runs in a private mount namespace over an overlay of /etc (the host's
 #   /etc is never written): it must create the referee user, make the config readable by its
 #   group only, generate a secret (0600, owned by referee, base64 of 32 bytes: what
@@ -15,7 +17,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ops.sh"
 
-it_need cmake cpack dpkg-deb dpkg base64 stat
+it_need cmake cpack dpkg-deb dpkg base64 stat python3 ps
 B=${REFEREE_PKG_BUILD_DIR:-$IT_WORK/build}
 ROOT=$IT_WORK/root
 CTRL=$IT_WORK/control
