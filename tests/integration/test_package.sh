@@ -49,7 +49,7 @@ else
 	it_fail control_fields "$(cat "$IT_WORK/info.txt")"
 fi
 dpkg-deb -e "$DEB" "$CTRL"
-for s in postinst postrm; do
+for s in postinst prerm postrm; do
 	if grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\\* +$s " "$IT_WORK/info.txt" && [ -x "$CTRL/$s" ] && sh -n "$CTRL/$s"; then
 		it_check "maintainer_script_$s (executable, sh -n clean)"
 	else
@@ -232,6 +232,7 @@ sum1=\$(sha256sum </etc/referee/secret)
 echo "check_as_referee \$(setpriv --reuid=referee --regid=referee --clear-groups -- $ROOT/usr/bin/referee -c /etc/referee/referee.yaml --check 2>&1 | tr '\n' ' ')"
 $CTRL/postinst configure 0.1.0 >/dev/null || echo "postinst2_rc \$?"
 [ "\$(sha256sum </etc/referee/secret)" = "\$sum1" ] && echo "secret_kept yes"
+$CTRL/prerm remove >/dev/null || echo "prerm_rc \$?"
 $CTRL/postrm purge >/dev/null || echo "postrm_rc \$?"
 [ -e /etc/referee/secret ] || echo "secret_purged yes"
 EOF
@@ -239,7 +240,7 @@ unshare -m bash "$IT_WORK/postinst-sandbox.sh" >"$IT_WORK/postinst.out" 2>&1
 it_log "postinst sandbox: $(tr '\n' ';' <"$IT_WORK/postinst.out")"
 P=$IT_WORK/postinst.out
 pv() { sed -n "s/^$1 //p" "$P" | head -n 1; }
-grep -qE '^(postinst|postinst2|postrm)_rc' "$P" && it_fail maintainer_scripts_exit0 "$(grep _rc "$P")" ||
+grep -qE '^(postinst|postinst2|prerm|postrm)_rc' "$P" && it_fail maintainer_scripts_exit0 "$(grep _rc "$P")" ||
 	it_check maintainer_scripts_exit0
 [[ "$(pv user)" == referee:/nonexistent:* ]] && it_check "postinst_creates_system_user ($(pv user))" ||
 	it_fail postinst_creates_system_user "getent: '$(pv user)'"
