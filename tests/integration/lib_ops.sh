@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib_ops.sh - helpers of the operations tests (test_metrics_prom.sh, test_reload.sh,
 # test_package.sh); sourced after lib.sh, whose work folder ($IT_WORK), it_spawn and EXIT
 # trap they use. Single SIP requests and malformed datagrams from a small Python client

@@ -9,6 +9,8 @@
 #   endpoint goes away, referee exits 0 (whether the 503 window was seen is logged: it lasts
 #   only as long as the drain).
 # Env: CALLS (default 20).
+# it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
+# shellcheck disable=SC2015
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ops.sh"

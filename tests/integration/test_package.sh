@@ -13,6 +13,8 @@
 #   core/secret.c accepts), keep it on a second run, and referee --check must pass AS the
 #   service user on the installed paths. postrm purge must remove the secret.
 # Env: REFEREE_PKG_BUILD_DIR reuses a Release build folder instead of a fresh one (faster).
+# it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
+# shellcheck disable=SC2015
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ops.sh"
@@ -35,7 +37,7 @@ nw=$(grep -c 'warning:' "$IT_WORK/build.log")
 [ "$nw" = 0 ] || it_log "NOTE: the Release (-O3) build has $nw compiler warnings: $(grep 'warning:' "$IT_WORK/build.log" | sort -u | head -n 3 | tr '\n' ' ')"
 rm -f "$B"/referee_*.deb
 (cd "$B" && cpack -G DEB) >"$IT_WORK/cpack.log" 2>&1 || { tail -n 20 "$IT_WORK/cpack.log"; it_die "cpack -G DEB failed"; }
-DEB=$(ls "$B"/referee_*_*.deb 2>/dev/null | head -n 1)
+DEB=$(find "$B" -maxdepth 1 -name 'referee_*_*.deb' | head -n 1)
 [ -f "$DEB" ] && it_check "cpack_built $(basename "$DEB")" || it_die "no referee_*.deb in $B"
 
 # ---- control data ---------------------------------------------------------------------------
@@ -89,6 +91,7 @@ v=$("$ROOT/usr/bin/referee" --version 2>&1)
 
 # ---- the systemd unit -----------------------------------------------------------------------
 UNIT=$ROOT/lib/systemd/system/referee.service
+# shellcheck disable=SC2016 # $MAINPID is literal text of the unit
 for l in 'User=referee' 'ExecStart=/usr/bin/referee -c /etc/referee/referee.yaml' \
 	'ExecStartPre=/usr/bin/referee -c /etc/referee/referee.yaml --check' 'ExecReload=/bin/kill -HUP $MAINPID' \
 	'KillSignal=SIGTERM' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'WantedBy=multi-user.target'; do

@@ -14,6 +14,8 @@
 # old config kept); a changed users file is picked up by the next SIGHUP.
 # Every SIPp call must succeed, and SIGTERM must make referee exit 0 with no sanitizer report.
 # Env: CALLS (default 1000), RATE (default 50).
+# it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
+# shellcheck disable=SC2015
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ops.sh"
