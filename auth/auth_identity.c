@@ -99,8 +99,11 @@ void auth_challenge(struct txn *t, bool stale)
 					       "opaque=\"%s\", algorithm=%s, qop=\"auth\"%s",
 					       c->realm, AUTH_NONCE_LEN, nonce, auth_g.opaque,
 					       auth_algo_name(c->auth.algorithms[i]), stale ? ", stale=true" : "");
-		if (!line.p || txn_reply_hdr(t, line) < 0)
-			log_error("auth", "no room for a Proxy-Authenticate header");
+		static struct log_limit no_room;
+		uint64_t suppressed;
+		if ((!line.p || txn_reply_hdr(t, line) < 0) && log_limit_pass(&no_room, &suppressed))
+			log_error("auth", "no room for a Proxy-Authenticate header suppressed=%llu",
+				  (unsigned long long)suppressed);
 	}
 	metrics_inc(auth_g.m_challenges);
 }
@@ -194,7 +197,10 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 	}
 	struct id_ctx *x = txn_alloc(t, sizeof(*x));
 	if (!x) {
-		log_error("auth", "txn arena full");
+		static struct log_limit arena_full;
+		uint64_t suppressed;
+		if (log_limit_pass(&arena_full, &suppressed))
+			log_error("auth", "txn arena full suppressed=%llu", (unsigned long long)suppressed);
 		*rc = reply_unavailable(t);
 		return NULL;
 	}

@@ -316,7 +316,7 @@ static void words_join(const char *const *names, char *buf, size_t size)
 static int uint_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_node_t *n,
 		      const char *name, unsigned *out)
 {
-	const char *v;
+	const char *v = NULL;
 	int rc = scalar_get(x, n, name, "a whole number", &v);
 	if (rc < 0)
 		return rc;
@@ -334,7 +334,7 @@ static int uint_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 static int bool_parse(struct cfg_ctx *x, const yaml_node_t *n, const char *name, bool *out)
 {
 	static const char *const words[] = {"false", "true", "no", "yes", NULL};
-	const char *v;
+	const char *v = NULL;
 	int rc = scalar_get(x, n, name, "true or false", &v);
 	if (rc < 0)
 		return rc;
@@ -351,7 +351,7 @@ static int enum_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 {
 	char choices[128];
 	words_join(k->names, choices, sizeof(choices));
-	const char *v;
+	const char *v = NULL;
 	int rc = scalar_get(x, n, name, choices, &v);
 	if (rc < 0)
 		return rc;
@@ -366,7 +366,7 @@ static int enum_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 static int string_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_node_t *n,
 			const char *name, char *dst)
 {
-	const char *v;
+	const char *v = NULL;
 	int rc = scalar_get(x, n, name, k->kind == CFG_K_PATH ? "a path" : "a string", &v);
 	if (rc < 0)
 		return rc;
@@ -393,7 +393,7 @@ static int addr_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 		      const char *name, struct cfg_addr *dst)
 {
 	bool scheme = k->flags & CFG_F_SCHEME;
-	const char *v;
+	const char *v = NULL;
 	int rc = scalar_get(x, n, name, scheme ? "udp://IP:PORT" : "IP:PORT", &v);
 	if (rc < 0)
 		return rc;

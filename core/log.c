@@ -38,6 +38,11 @@ void log_write(enum cfg_log_level lvl, const char *module, const char *fmt, ...)
 	size_t len = (size_t)n + (size_t)m;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
+	/* Messages may quote packet bytes (a Call-ID, a user name): a CR, LF or
+	 * other control byte must not forge a second log line or a terminal escape. */
+	for (size_t i = (size_t)n; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	line[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
