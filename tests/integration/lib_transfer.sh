@@ -73,13 +73,37 @@ xfer_referee_start() {
 	it_log "referee $name pid $pid on udp 127.0.0.1:$port ($cfgf)"
 }
 
-# xfer_referee_stop NAME: SIGTERM, exit 0 and no sanitizer report (lib.sh's referee_stop_check).
+# xfer_referee_stop NAME: SIGTERM; checks it exits 0 within 10 s and left no sanitizer report
+# (as lib.sh's referee_stop_check, for a named instance). When it is still there after 10 s, its
+# threads' stacks are kept in $IT_WORK/NAME.hang.txt (gdb, if installed) before it is KILLed.
 xfer_referee_stop() {
-	local v="XFER_PID_$1"
-	REFEREE_PID=${!v}
-	REFEREE_ERR=$IT_WORK/$1.err
-	echo "-- referee $1"
-	referee_stop_check 10
+	local v="XFER_PID_$1" pid rc errf=$IT_WORK/$1.err
+	pid=${!v}
+	if ! it_pid_alive "$pid"; then
+		wait "$pid" 2>/dev/null
+		it_fail "$1: referee_sigterm_exit0" "died before SIGTERM (exit $?)"
+	else
+		kill -TERM "$pid"
+		for _ in $(seq 100); do it_pid_alive "$pid" || break; sleep 0.1; done
+		if it_pid_alive "$pid"; then
+			if command -v gdb >/dev/null; then
+				timeout 60 gdb -batch -p "$pid" -ex 'thread apply all bt' >"$IT_WORK/$1.hang.txt" 2>&1
+			fi
+			kill -KILL "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			it_fail "$1: referee_sigterm_exit0" "still running 10 s after SIGTERM (killed; stacks: $IT_WORK/$1.hang.txt)"
+		else
+			wait "$pid"
+			rc=$?
+			[ "$rc" -eq 0 ] && it_check "$1: referee_sigterm_exit0" || it_fail "$1: referee_sigterm_exit0" "exit $rc"
+		fi
+	fi
+	if it_sanitizer_clean "$errf"; then
+		it_check "$1: referee_no_sanitizer_report"
+	else
+		it_fail "$1: referee_no_sanitizer_report" "see $errf"
+		grep -m 5 -E 'Sanitizer|runtime error' "$errf"
+	fi
 }
 
 # ---- SIPp transferor ------------------------------------------------------------------------
