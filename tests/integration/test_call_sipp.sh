@@ -2,8 +2,10 @@
 # test_call_sipp.sh - referee end to end with real SIP peers (SPEC §1, §4, §7):
 #   SIPp UAC (untrusted source, From outside our domains) -> referee (2 receivers, 2 workers,
 #   file store) -> routes.local = SIPp UAS; CALLS calls INVITE/200/ACK/BYE/200 must all succeed
-#   (SIPp exit 0, -trace_stat counters), the UAS must have seen every call, an OPTIONS ping to
-#   referee itself gets 200, and SIGTERM makes referee exit 0 within 5 s with no sanitizer report.
+#   (SIPp exit 0, -trace_stat counters), the UAS must have seen every call (-trace_counts) with a
+#   signed Record-Route on each INVITE, referee's Via on top, Max-Forwards decremented and the
+#   Route to referee popped from ACK/BYE; an OPTIONS ping to referee itself gets 200; SIGTERM
+#   makes referee exit 0 within 5 s with no sanitizer report in its stderr.
 # The UAC's 127.0.0.1 is deliberately NOT trusted: the call passes because the rules require
 # nothing for 255xxxx, while 3xxxxxx needs LocalDialing and must be challenged (407).
 # Env: CALLS (default 200), RATE (default 50). IT_PROXY=kamailio runs the SIPp part against
@@ -19,7 +21,7 @@ UAS_PORT=$(it_free_udp_port)
 [ "$PORT" != "$UAS_PORT" ] || UAS_PORT=$(it_free_udp_port)
 
 # ---- the UAS behind referee -------------------------------------------------------------
-sipp_uas_start uas "$UAS_PORT" "$IT_SIPP_DIR/uas.xml" 120 -trace_msg -message_file "$IT_WORK/uas/messages.log"
+sipp_uas_start uas "$UAS_PORT" "$IT_SIPP_DIR/uas.xml" $((CALLS / RATE + 120)) -trace_msg -message_file "$IT_WORK/uas/messages.log"
 UAS_PID=$IT_LAST_PID
 
 # ---- referee ----------------------------------------------------------------------------
