@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config liburcu-dev libssl-dev libjemalloc-dev li
 for a in "$@"; do
   case "$a" in
     --test) pkgs+=(redis-server sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core) ;;
-    --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules gnuplot-nox procps) ;;
+    --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules kamailio-tls-modules gnuplot-nox procps) ;;
     *) echo "install-deps.sh: unknown option '$a' (use --test or --bench)" >&2; exit 2 ;;
   esac
 done
