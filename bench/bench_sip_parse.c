@@ -1,7 +1,6 @@
 /* bench_sip_parse.c - ns per sip_parse (and per sip_parse + sip_msg_check) of
- * a typical SIPp-style INVITE with SDP. Standalone, not part of ctest. Build:
- *   cc -O2 -std=c17 -D_GNU_SOURCE -Icore bench/bench_sip_parse.c \
- *      core/sip_*.c core/slice.c -o /tmp/bench_sip_parse && /tmp/bench_sip_parse [iterations]
+ * a typical SIPp-style INVITE with SDP. Standalone, not part of ctest. Build and run:
+ *   cmake --build build --target bench_sip_parse && build/bench/bench_sip_parse [iterations]
  * One thread, no I/O; the figure is CPU time per message on this machine. */
 #include <stdio.h>
 #include <stdlib.h>

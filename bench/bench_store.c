@@ -1,11 +1,9 @@
 /* bench_store.c - lookups per second per thread from the store's RCU tables:
  * store_user_get on the file backend (K users, random ids, hits), and
  * nonce-count check-and-set (a fresh nonce = one insert, then increments).
- * Standalone, not part of ctest. Build (after a normal build in build/):
- *   cc -O2 -std=c17 -D_GNU_SOURCE -Icore -Istore bench/bench_store.c \
- *      build/store/libreferee_store.a build/core/libreferee_core.a \
- *      -lurcu -lurcu-cds -lhiredis -lyaml -lcrypto -lpthread -lm -o /tmp/bench_store
- *   /tmp/bench_store [threads] [seconds per phase]    (defaults 2 and 1)
+ * Standalone, not part of ctest. Build and run (bench/CMakeLists.txt):
+ *   cmake --build build --target bench_store && build/bench/bench_store [threads] [seconds per phase]
+ *   (defaults 2 and 1)
  * CPU time only, no I/O; on the shared 2-core machine use at most 2 threads. */
 #include <pthread.h>
 #include <stdatomic.h>
