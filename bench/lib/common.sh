@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# common.sh - shared helpers of bench/run.sh (sourced): logging that shows the exact
-# commands, free-port selection on 127.0.0.1, referee process control by recorded PID.
-# Not a measurement tool itself: CPU accounting and SIPp runs are the bench reference's
-# run_bench.sh / run_ab.sh, called unchanged from a writable copy.
+# common.sh - shared helpers of bench/run.sh (sourced): logging that shows the exact commands,
+# free UDP/TCP port selection on 127.0.0.1, process control by recorded PID, and the referee
+# sources of one commit (bench_sync_head). Not a measurement tool itself: the load runs are
+# lib/load.sh, which reuses the bench reference's CPU accounting helpers (its lib.sh).
 
 bench_log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 bench_die() { bench_log "ERROR: $*"; exit 1; }
@@ -54,4 +54,36 @@ bench_stop_pid() {
 	fi
 	wait "$pid" 2>/dev/null
 	return 0
+}
+
+bench_tcp_port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# bench_pick_tcp_port PREFERRED: PREFERRED when no TCP listener has it, else a kernel-chosen free port.
+bench_pick_tcp_port() {
+	if ! bench_tcp_port_busy "$1"; then
+		echo "$1"
+		return
+	fi
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_sync_head REPO DEST: make DEST hold exactly the files of REPO's HEAD commit (git archive);
+# a file whose content did not change keeps its mtime, so a build in DEST stays incremental.
+# Uncommitted edits in REPO's work tree are not taken: the binary is the commit's.
+bench_sync_head() {
+	local repo=$1 dest=$2 tmp f
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/referee-head.XXXXXX") || return 1
+	if ! git -C "$repo" archive HEAD | tar -x -C "$tmp"; then
+		rm -rf "$tmp"
+		return 1
+	fi
+	mkdir -p "$dest"
+	while IFS= read -r f; do
+		cmp -s "$tmp/$f" "$dest/$f" && continue
+		mkdir -p "$(dirname "$dest/$f")" && cp "$tmp/$f" "$dest/$f"
+	done < <(cd "$tmp" && find . -type f)
+	while IFS= read -r f; do
+		[ -e "$tmp/$f" ] || rm -f "$dest/$f"
+	done < <(cd "$dest" && find . -type f)
+	rm -rf "$tmp"
 }

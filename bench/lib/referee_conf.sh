@@ -7,6 +7,8 @@
 #            untrusted SIPp client is never challenged (BENCH_CALL_TRUSTED=1: 127.0.0.1/32 in
 #            `trusted` instead, which also skips the rules)
 #   invite   digest auth + dialing permissions: [2-9]xxxxxx LocalDialing, 011. InternationalDialing
+#   invite-redis  the same with store.backend redis (users under referee:user:<id>, SPEC §6,
+#            loaded by referee_redis_users; Kamailio runs with --redis: one HMGET per request)
 #   refer    digest auth + Refer-To rewrite (grant); check_at_refer off, as Kamailio checks no
 #            permission at REFER time
 #   transfer as invite, plus grants with check_at_refer on (the transferee's INVITE is authorized
@@ -25,15 +27,27 @@ referee_users_yaml() {
 		}' "$1" >"$2"
 }
 
+# referee_redis_users USERS_CSV OUT: redis-cli commands storing the same users under the SPEC §6
+# keys: HSET referee:user:<user>@example.com ha1_md5 <HA1> permissions <comma list, may be empty>.
+referee_redis_users() {
+	awk -F';' 'NR == 1 { next }
+		length($3) != 32 || $3 !~ /^[0-9a-f]+$/ { printf "users.csv line %d: bad HA1\n", NR > "/dev/stderr"; exit 1 }
+		{ printf "HSET referee:user:%s@example.com ha1_md5 %s permissions \"%s\"\n", $1, $3, $4 }' "$1" >"$2"
+}
+
 # referee_conf SCENARIO OUT PORT SINK_PORT DIR: write the config of SCENARIO to OUT (secret and
 # users file in DIR, which must exist).
 referee_conf() {
 	local scen=$1 out=$2 port=$3 sink=$4 dir=$5 trusted="[]" rules="[]" transfer=""
+	local store="  backend: file
+  file: $dir/users.yaml"
 	case "$scen" in
 		options | call)
 			[ "${BENCH_CALL_TRUSTED:-0}" = 1 ] && trusted="[127.0.0.1/32]"
 			;;
-		invite | refer | transfer)
+		invite | invite-redis | refer | transfer)
+			[ "$scen" = invite-redis ] && store="  backend: redis
+  redis: redis://127.0.0.1:${REDIS_PORT:?REDIS_PORT not set}"
 			rules=$(printf '\n  - {hosts: [example.com], users: ["[2-9]xxxxxx"], permissions: [LocalDialing]}\n  - {hosts: [example.com], users: ["011."], permissions: [InternationalDialing]}')
 			[ "$scen" = refer ] && transfer=$(printf 'transfer:\n  identity: grant\n  check_at_refer: false')
 			;;
@@ -54,8 +68,7 @@ routes:
   local: udp://127.0.0.1:$sink
 trusted: $trusted
 store:
-  backend: file
-  file: $dir/users.yaml
+$store
 auth:
   algorithms: [MD5]
 rules: $rules

@@ -1,67 +1,76 @@
-# report.awk - Markdown tables from the summary.tsv files written by the bench reference's
-# run_bench.sh (one header line per file, then one line per run; label NAME_SCEN_rRATE_dDUR).
-# Prints per scenario and rate: each proxy's CPU per call (utime+stime from /proc/PID/stat,
-# mean over repetitions), the ratio referee/Kamailio, and per scenario and proxy the highest
-# offered rate at which < 0.1 % of the calls failed (or did not finish).
-# usage: awk -F'\t' -f report.awk results/ab_*/summary.tsv
+# report.awk - Markdown tables from the summary.tsv written by bench/lib/load.sh (header line
+# LOAD_TSV_HEADER, then one line per run). Per scenario, offered rate and proxy (mean over the
+# repetitions): CPU µs per call (schedstat), backend (Redis) CPU µs per call, the ratio referee /
+# Kamailio at that rate, p50/p99 latency (SIPp rtt, ms); then per scenario and proxy the highest
+# offered rate whose runs all PASSed (< 0.1 % failed or unfinished calls and >= 95 % of the offered
+# rate achieved) and the first rate that did not. Not a judge of noise: see the "other load" column.
+# usage: awk -f report.awk summary.tsv
 BEGIN { FS = "\t" }
 $1 == "time_utc" { for (i = 1; i <= NF; i++) h[$i] = i; next }
 {
-	lab = $h["label"]; sub(/_r[0-9]+_d[0-9]+$/, "", lab); sub(/\.xml$/, "", lab)
-	scen = lab; sub(/^.*_/, "", scen)
-	name = lab; sub(/_[^_]*$/, "", name)
-	rate = $h["rate"] + 0
-	k = scen SUBSEP rate SUBSEP name
-	if (!(k in n)) { keys[++nk] = k }
-	if (!((scen SUBSEP rate) in seenr)) { seenr[scen SUBSEP rate] = 1; rates[scen] = rates[scen] " " rate }
-	if (!(scen in seens)) { seens[scen] = 1; scens[++ns] = scen }
-	if (!((scen SUBSEP name) in seenn)) { seenn[scen SUBSEP name] = 1; names[scen] = names[scen] " " name }
+	sc = $h["scenario"]; px = $h["proxy"]; r = $h["rate"] + 0
+	k = sc SUBSEP r SUBSEP px
+	if (!(sc in seens)) { seens[sc] = 1; scens[++ns] = sc }
+	if (!((sc SUBSEP r) in seenr)) { seenr[sc SUBSEP r] = 1; rates[sc] = rates[sc] " " r }
+	if (!((sc SUBSEP px) in seenp)) { seenp[sc SUBSEP px] = 1; proxies[sc] = proxies[sc] " " px }
 	n[k]++
-	cpu[k] += $h["proxy_us_call_stat"]; cpus[k] += $h["proxy_us_call_sched"]
-	ach[k] += $h["achieved_cps"]
-	f = $h["fail_pct"] + 0; if (f > fail[k]) fail[k] = f
-	v = $h["verdict"]; if (!(k in verd) || v != "PASS") verd[k] = v
+	cpu[k] += $h["proxy_us_call_sched"]; ach[k] += $h["achieved_cps"]; cl[k] = $h["clients"]
+	if ($h["backend_us_call"] != "-" && $h["backend_us_call"] != "NA") { be[k] += $h["backend_us_call"]; nbe[k]++ }
+	f = $h["fail_pct"] + 0; if (!(k in fail) || f > fail[k]) fail[k] = f
+	v = $h["verdict"]
+	if (!(k in verd) || v == "FAIL" || (v == "SLOW" && verd[k] == "PASS")) verd[k] = v
 	o = $h["others_cpu_pct"] + 0; if (o > oth[k]) oth[k] = o
+	if ($h["lat_p50_ms"] != "NA") { p50[k] += $h["lat_p50_ms"]; p99[k] += $h["lat_p99_ms"]; nl[k]++ }
 }
-function is_ref(nm) { return nm ~ /^referee/ }
-function is_kam(nm) { return nm ~ /^kamailio/ }
+function ms(x) { return x < 0.5 ? "<1" : sprintf("%.0f", x) }
+function sortnum(list, arr,   m, a, b, v) {
+	m = split(list, arr, " ")
+	for (a = 2; a <= m; a++) { v = arr[a] + 0; b = a - 1; while (b >= 1 && arr[b] + 0 > v) { arr[b + 1] = arr[b]; b-- } arr[b + 1] = v }
+	return m
+}
+function mean_cpu(k) { return cpu[k] / n[k] }
+function mean_be(k) { return (k in nbe) ? be[k] / nbe[k] : 0 }
 END {
-	print "| scenario | offered cps | proxy | achieved cps | failed % | CPU µs/call (stat) | CPU µs/call (schedstat) | ratio referee/Kamailio | verdict | other load % |"
-	print "|---|---:|---|---:|---:|---:|---:|---:|---|---:|"
+	print "| scenario | offered cps | proxy | SIPp clients | achieved cps | failed % | verdict | CPU µs/call | Redis µs/call | ratio referee/Kamailio | latency p50 / p99 ms | other load % |"
+	print "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"
 	for (s = 1; s <= ns; s++) {
-		sc = scens[s]; nr = split(rates[sc], rl, " "); nn = split(names[sc], nl, " ")
-		for (r = 1; r <= nr; r++) {
-			kr = ""; kk = ""
-			for (j = 1; j <= nn; j++) {
-				k = sc SUBSEP rl[r] SUBSEP nl[j]
-				if (!(k in n)) continue
-				if (is_ref(nl[j])) kr = k
-				if (is_kam(nl[j])) kk = k
+		sc = scens[s]; nr = sortnum(rates[sc], rl); np = split(proxies[sc], pl, " ")
+		for (i = 1; i <= nr; i++) {
+			kr = sc SUBSEP rl[i] SUBSEP "referee"; kk = sc SUBSEP rl[i] SUBSEP "kamailio"
+			ratio = "–"
+			if ((kr in n) && (kk in n) && mean_cpu(kk) > 0) {
+				ratio = sprintf("%.2f", mean_cpu(kr) / mean_cpu(kk))
+				if ((kr in nbe) && (kk in nbe) && mean_cpu(kk) + mean_be(kk) > 0)
+					ratio = ratio sprintf(" (%.2f with Redis)", (mean_cpu(kr) + mean_be(kr)) / (mean_cpu(kk) + mean_be(kk)))
 			}
-			ratio = (kr != "" && kk != "" && cpu[kk] > 0) ? sprintf("%.2f", (cpu[kr] / n[kr]) / (cpu[kk] / n[kk])) : "–"
-			for (j = 1; j <= nn; j++) {
-				k = sc SUBSEP rl[r] SUBSEP nl[j]
+			for (j = 1; j <= np; j++) {
+				k = sc SUBSEP rl[i] SUBSEP pl[j]
 				if (!(k in n)) continue
-				printf "| %s | %d | %s | %.0f | %.3f | %.1f | %.1f | %s | %s | %.1f |\n", sc, rl[r], nl[j], ach[k] / n[k], fail[k],
-					cpu[k] / n[k], cpus[k] / n[k], is_ref(nl[j]) ? ratio : "", verd[k], oth[k]
-				if (fail[k] < 0.1 && verd[k] != "FAIL" && rl[r] + 0 > best[sc SUBSEP nl[j]] + 0) {
-					best[sc SUBSEP nl[j]] = rl[r]; bestv[sc SUBSEP nl[j]] = verd[k]; bestc[sc SUBSEP nl[j]] = cpu[k] / n[k]
-				}
+				printf "| %s | %d | %s | %d | %.0f | %.3f | %s | %.1f | %s | %s | %s | %.1f |\n", sc, rl[i], pl[j], cl[k],
+					ach[k] / n[k], fail[k], verd[k], mean_cpu(k), (k in nbe) ? sprintf("%.1f", mean_be(k)) : "–",
+					pl[j] == "referee" ? ratio : "", (k in nl) ? ms(p50[k] / nl[k]) " / " ms(p99[k] / nl[k]) : "–", oth[k]
 			}
 		}
 	}
 	print ""
-	print "| scenario | proxy | highest offered cps with < 0.1 % failed calls | verdict there | CPU µs/call there |"
-	print "|---|---|---:|---|---:|"
+	print "| scenario | proxy | highest offered cps passing (< 0.1 % failed, ≥ 95 % achieved) | CPU µs/call there | first rate not passing |"
+	print "|---|---|---:|---:|---|"
 	for (s = 1; s <= ns; s++) {
-		sc = scens[s]; nn = split(names[sc], nl, " ")
-		for (j = 1; j <= nn; j++) {
-			b = sc SUBSEP nl[j]
-			nr = split(rates[sc], rl, " "); top = 0
-			for (r = 1; r <= nr; r++) if (rl[r] + 0 > top) top = rl[r] + 0
-			if (b in best) printf "| %s | %s | %s%d%s | %s | %.1f |\n", sc, nl[j], best[b] == top ? "≥ " : "", best[b],
-				best[b] == top ? " (highest rate tried)" : "", bestv[b], bestc[b]
-			else printf "| %s | %s | none of the rates tried | – | – |\n", sc, nl[j]
+		sc = scens[s]; nr = sortnum(rates[sc], rl); np = split(proxies[sc], pl, " ")
+		for (j = 1; j <= np; j++) {
+			best = ""; bad = ""; tried = 0
+			for (i = 1; i <= nr; i++) {
+				k = sc SUBSEP rl[i] SUBSEP pl[j]
+				if (!(k in n)) continue
+				tried = rl[i]
+				if (verd[k] != "PASS") { bad = k; break }
+				best = rl[i]; bk = k
+			}
+			if (best == "") bs = "none of the rates tried"
+			else bs = (bad == "" ? "≥ " : "") best (bad == "" ? " (highest tried)" : "")
+			if (bad == "") fs = "–"
+			else { split(bad, kb, SUBSEP); fs = sprintf("%d (%s: %.3f %% failed, %.0f cps achieved)", kb[2], verd[bad], fail[bad], ach[bad] / n[bad]) }
+			printf "| %s | %s | %s | %s | %s |\n", sc, pl[j], bs, best == "" ? "–" : sprintf("%.1f", mean_cpu(bk)), fs
 		}
 	}
 }
