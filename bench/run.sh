@@ -123,7 +123,7 @@ else
 		REFEREE_DESC="commit $COMMIT"
 	fi
 	bench_cmd cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || bench_die "cmake configure failed"
-	bench_cmd cmake --build "$bld" -j2 --target referee >"$BENCH_WORK/build.log" 2>&1 ||
+	bench_cmd_log "$BENCH_WORK/build.log" cmake --build "$bld" -j2 --target referee ||
 		{ tail -n 30 "$BENCH_WORK/build.log"; bench_die "building referee failed (log: $BENCH_WORK/build.log)"; }
 	REFEREE_BIN=$bld/referee
 	REFEREE_DESC+=" (RelWithDebInfo, $REFEREE_BIN)"

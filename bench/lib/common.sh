@@ -87,3 +87,13 @@ bench_sync_head() {
 	done < <(cd "$dest" && find . -type f)
 	rm -rf "$tmp"
 }
+
+# bench_cmd_log LOG CMD...: as bench_cmd, with the command's output (stdout and stderr) in LOG.
+bench_cmd_log() {
+	local log=$1 q
+	shift
+	q=$(printf '%q ' "$@")
+	printf '+ %s>%q 2>&1\n' "$q" "$log" >&2
+	printf '%s\n' "$q" >>"$BENCH_WORK/commands.txt"
+	"$@" >"$log" 2>&1
+}
