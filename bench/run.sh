@@ -22,7 +22,7 @@
 #                 authorized by the grant alone, call, BYE (referee only: Kamailio has no grants)
 #
 # environment (all optional)
-#   DURATION=10            seconds of load per run (every SIPp client: -m RATE*DURATION, `timeout`)
+#   DURATION=8             seconds of load per run (every SIPp client: -m RATE*DURATION, `timeout`)
 #   REPEATS=1              interleaved repetitions per rate (the report shows the mean)
 #   OPTIONS_RATES CALL_RATES INVITE_RATES INVITE_REDIS_RATES REFER_RATES TRANSFER_RATES (see below)
 #   CLIENTS                SIPp clients per run for every scenario (default: 2 for options, else 1);
@@ -64,9 +64,9 @@ for s in "${SCENARIOS[@]}"; do
 	esac
 done
 
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 REPEATS=${REPEATS:-1}
-OPTIONS_RATES=${OPTIONS_RATES:-"1000 4000 16000 32000"}
+OPTIONS_RATES=${OPTIONS_RATES:-"1000 4000 16000 32000 48000"}
 CALL_RATES=${CALL_RATES:-"500 1000 2000 4000"}
 INVITE_RATES=${INVITE_RATES:-"500 1000 2000 4000"}
 INVITE_REDIS_RATES=${INVITE_REDIS_RATES:-"1000 2000 4000"}
@@ -268,7 +268,7 @@ done
 ELAPSED=$(($(date +%s) - T0))
 
 if command -v gnuplot >/dev/null; then
-	bench_cmd "$BENCH_SRC/plot.sh" "$RES_DIR/summary.tsv" "$BENCH_WORK/cpu_per_call.png" ||
+	bench_cmd "$BENCH_SRC/plot.sh" "$RES_DIR/summary.tsv" "$BENCH_WORK/cpu_per_call.png" >&2 ||
 		bench_log "WARNING: plot failed"
 fi
 {
