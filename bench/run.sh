@@ -24,7 +24,9 @@
 # environment (all optional)
 #   DURATION=8             seconds of load per run (every SIPp client: -m RATE*DURATION, `timeout`)
 #   REPEATS=1              interleaved repetitions per rate (the report shows the mean)
-#   OPTIONS_RATES CALL_RATES INVITE_RATES INVITE_REDIS_RATES REFER_RATES TRANSFER_RATES (see below)
+#   OPTIONS_RATES="1000 4000 16000 32000 48000"  CALL_RATES="500 1000 2000 4000"
+#   INVITE_RATES="500 1000 2000 4000"  INVITE_REDIS_RATES, REFER_RATES="1000 2000 4000"
+#   TRANSFER_RATES="500 1000 2000"    offered calls/s swept per scenario
 #   CLIENTS                SIPp clients per run for every scenario (default: 2 for options, else 1);
 #                          OPTIONS_CLIENTS, CALL_CLIENTS, ... per scenario
 #   REFEREE_BIN            referee binary; default: build HEAD (RelWithDebInfo) in <repo>/build-bench-head
@@ -59,7 +61,7 @@ if [ "${SCENARIOS[0]}" = all ]; then SCENARIOS=("${ALL_SCENARIOS[@]}"); IS_ALL=1
 for s in "${SCENARIOS[@]}"; do
 	case "$s" in
 		options | call | invite | invite-redis | refer | transfer) ;;
-		-h | --help) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) bench_die "unknown scenario '$s' (options|call|invite|invite-redis|refer|transfer|all)" ;;
 	esac
 done
