@@ -292,6 +292,17 @@ fi
 	echo
 	awk -f "$BENCH_SRC/lib/report.awk" "$RES_DIR/summary.tsv"
 	echo
+	echo "- CPU µs/call: user+system CPU (schedstat) of all the proxy's threads from before the first SIPp client"
+	echo "  starts to after the last one exits, divided by the successful calls; Redis µs/call: redis-server's,"
+	echo "  the same way. Ratio: referee / Kamailio at the same offered rate (per-call CPU falls as the rate rises)."
+	echo "- Verdict (the bench reference's): PASS = under 0.1 % failed or unfinished calls and at least 95 % of"
+	echo "  the offered rate achieved; SLOW = no failure, rate not sustained; FAIL otherwise. A proxy's sweep"
+	echo "  stops at its first rate that does not PASS."
+	echo "- Latency: SIPp -trace_rtt, first request of a call to its final answer (rtd=\"true\"), p50 / p99 over"
+	echo "  all calls; SIPp's clock has 1 ms resolution (<1 = under a millisecond)."
+	echo "- Other load %: CPU of every other process on the host during the run, in % of all CPUs; above 5 %"
+	echo "  the run was disturbed by other sessions on this shared machine."
+	echo
 	[ -f "$BENCH_WORK/cpu_per_call.png" ] && echo "![CPU per call against offered rate](cpu_per_call.png)" && echo
 	echo "Run folders (command.txt, SIPp statistics, rtt files): \`$RES_DIR\`; every command: \`commands.txt\`."
 } >"$BENCH_WORK/report.md"
