@@ -213,15 +213,19 @@ static void receiver_accept(struct receiver *rx, struct txn *t, unsigned listen_
 	rx->staged[w][rx->n_staged[w]++] = t;
 }
 
-/* one recvmmsg on listen socket @i. Returns datagrams read (0: none waiting). */
-static int receiver_read(struct receiver *rx, unsigned i)
+/* one recvmmsg on listen socket @i. Returns datagrams read (0: none waiting);
+ * *@full: the batch was full, so more may be waiting. */
+static int receiver_read(struct receiver *rx, unsigned i, bool *full)
 {
 	struct mmsghdr msgs[PIPELINE_RX_BATCH];
 	struct iovec iov[PIPELINE_RX_BATCH];
 	receiver_refill(rx);
 	unsigned k = rx->n_free < PIPELINE_RX_BATCH ? rx->n_free : PIPELINE_RX_BATCH;
-	if (k == 0)
-		return receiver_discard(rx, rx->fds[i]);
+	if (k == 0) {
+		int n = receiver_discard(rx, rx->fds[i]);
+		*full |= n > 0;
+		return n;
+	}
 	void **top = rx->free_txns + rx->n_free - k;
 	for (unsigned j = 0; j < k; j++) {
 		struct txn *t = top[j];
@@ -230,6 +234,7 @@ static int receiver_read(struct receiver *rx, unsigned i)
 							 .msg_iov = &iov[j], .msg_iovlen = 1 } };
 	}
 	int n = recvmmsg(rx->fds[i], msgs, k, MSG_DONTWAIT, NULL);
+	*full |= n == (int)k;
 	if (n <= 0) {
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			static struct log_limit lim;
@@ -273,10 +278,13 @@ static void *receiver_main(void *arg)
 	pfd[p->n_listen] = (struct pollfd){ .fd = p->rx_stop_efd, .events = POLLIN };
 	/* relaxed: rx_stop_efd makes poll return; the flag itself orders nothing */
 	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
-		int got = 0;
+		/* a short batch drained the socket: sleep in poll (level-triggered,
+		 * so a datagram that arrived since wakes it at once) instead of
+		 * paying another recvmmsg that would find nothing */
+		bool full = false;
 		for (unsigned i = 0; i < p->n_listen; i++)
-			got += receiver_read(rx, i);
-		if (got == 0 && poll(pfd, p->n_listen + 1, -1) < 0 && errno != EINTR)
+			receiver_read(rx, i, &full);
+		if (!full && poll(pfd, p->n_listen + 1, -1) < 0 && errno != EINTR)
 			break;
 	}
 	return NULL;
