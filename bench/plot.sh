@@ -19,6 +19,7 @@ trap 'rm -rf "$work"' EXIT
 # and the plot clauses that draw them
 awk -F'\t' -v dat="$work/cpu.dat" -v cmds="$work/series.gp" '
 NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+$h["proxy_us_call_sched"] == "NA" { next }   # no successful call: no CPU per call
 {
 	s = $h["scenario"] SUBSEP $h["proxy"]; r = $h["rate"] + 0; k = s SUBSEP r
 	if (!(s in seen)) { seen[s] = 1; order[++ns] = s; sc = $h["scenario"]; if (!(sc in col)) col[sc] = ++nc }

@@ -14,7 +14,8 @@ $1 == "time_utc" { for (i = 1; i <= NF; i++) h[$i] = i; next }
 	if (!((sc SUBSEP r) in seenr)) { seenr[sc SUBSEP r] = 1; rates[sc] = rates[sc] " " r }
 	if (!((sc SUBSEP px) in seenp)) { seenp[sc SUBSEP px] = 1; proxies[sc] = proxies[sc] " " px }
 	n[k]++
-	cpu[k] += $h["proxy_us_call_sched"]; ach[k] += $h["achieved_cps"]; cl[k] = $h["clients"]
+	if ($h["proxy_us_call_sched"] != "NA") { cpu[k] += $h["proxy_us_call_sched"]; ncpu[k]++ }
+	ach[k] += $h["achieved_cps"]; cl[k] = $h["clients"]
 	if ($h["backend_us_call"] != "-" && $h["backend_us_call"] != "NA") { be[k] += $h["backend_us_call"]; nbe[k]++ }
 	f = $h["fail_pct"] + 0; if (!(k in fail) || f > fail[k]) fail[k] = f
 	v = $h["verdict"]
@@ -28,7 +29,8 @@ function sortnum(list, arr,   m, a, b, v) {
 	for (a = 2; a <= m; a++) { v = arr[a] + 0; b = a - 1; while (b >= 1 && arr[b] + 0 > v) { arr[b + 1] = arr[b]; b-- } arr[b + 1] = v }
 	return m
 }
-function mean_cpu(k) { return cpu[k] / n[k] }
+function mean_cpu(k) { return (k in ncpu) ? cpu[k] / ncpu[k] : 0 }
+function cpu_str(k) { return (k in ncpu) ? sprintf("%.1f", mean_cpu(k)) : "–" }
 function mean_be(k) { return (k in nbe) ? be[k] / nbe[k] : 0 }
 END {
 	print "| scenario | offered cps | proxy | SIPp clients | achieved cps | failed % | verdict | CPU µs/call | Redis µs/call | ratio referee/Kamailio | latency p50 / p99 ms | other load % |"
@@ -38,7 +40,7 @@ END {
 		for (i = 1; i <= nr; i++) {
 			kr = sc SUBSEP rl[i] SUBSEP "referee"; kk = sc SUBSEP rl[i] SUBSEP "kamailio"
 			ratio = "–"
-			if ((kr in n) && (kk in n) && mean_cpu(kk) > 0) {
+			if ((kr in ncpu) && (kk in ncpu) && mean_cpu(kk) > 0) {
 				ratio = sprintf("%.2f", mean_cpu(kr) / mean_cpu(kk))
 				if ((kr in nbe) && (kk in nbe) && mean_cpu(kk) + mean_be(kk) > 0)
 					ratio = ratio sprintf(" (%.2f with Redis)", (mean_cpu(kr) + mean_be(kr)) / (mean_cpu(kk) + mean_be(kk)))
@@ -46,8 +48,8 @@ END {
 			for (j = 1; j <= np; j++) {
 				k = sc SUBSEP rl[i] SUBSEP pl[j]
 				if (!(k in n)) continue
-				printf "| %s | %d | %s | %d | %.0f | %.3f | %s | %.1f | %s | %s | %s | %.1f |\n", sc, rl[i], pl[j], cl[k],
-					ach[k] / n[k], fail[k], verd[k], mean_cpu(k), (k in nbe) ? sprintf("%.1f", mean_be(k)) : "–",
+				printf "| %s | %d | %s | %d | %.0f | %.3f | %s | %s | %s | %s | %s | %.1f |\n", sc, rl[i], pl[j], cl[k],
+					ach[k] / n[k], fail[k], verd[k], cpu_str(k), (k in nbe) ? sprintf("%.1f", mean_be(k)) : "–",
 					pl[j] == "referee" ? ratio : "", (k in nl) ? ms(p50[k] / nl[k]) " / " ms(p99[k] / nl[k]) : "–", oth[k]
 			}
 		}
@@ -70,7 +72,7 @@ END {
 			else bs = (bad == "" ? "≥ " : "") best (bad == "" ? " (highest tried)" : "")
 			if (bad == "") fs = "–"
 			else { split(bad, kb, SUBSEP); fs = sprintf("%d (%s: %.3f %% failed, %.0f cps achieved)", kb[2], verd[bad], fail[bad], ach[bad] / n[bad]) }
-			printf "| %s | %s | %s | %s | %s |\n", sc, pl[j], bs, best == "" ? "–" : sprintf("%.1f", mean_cpu(bk)), fs
+			printf "| %s | %s | %s | %s | %s |\n", sc, pl[j], bs, best == "" ? "–" : cpu_str(bk), fs
 		}
 	}
 }
