@@ -5,6 +5,10 @@
  * the SPSC ring of the worker chosen by Call-ID (so a dialog stays on one
  * worker). Receivers never block on a worker: a full ring, an empty pool and a
  * truncated datagram are counted drops. Workers live in worker.c.
+ * Inline mode (as many receivers as workers): no receiver threads; worker i
+ * reads receiver i's sockets itself (pipeline_rx_read), so the datagrams whose
+ * Call-ID hashes to it cost no cross-thread wakeup; the rest still go through
+ * the rings to their worker, so dialog affinity is unchanged.
  * Fields shared across threads: `stop` (main writes, receivers read relaxed:
  * rx_stop_efd carries the wakeup), the rings (see ring.h), worker->sleeping
  * (see worker.c), pipeline_cfg_rcu (main publishes with cfg_publish_ptr,
@@ -213,9 +217,7 @@ static void receiver_accept(struct receiver *rx, struct txn *t, unsigned listen_
 	rx->staged[w][rx->n_staged[w]++] = t;
 }
 
-/* one recvmmsg on listen socket @i. Returns datagrams read (0: none waiting);
- * *@full: the batch was full, so more may be waiting. */
-static int receiver_read(struct receiver *rx, unsigned i, bool *full)
+int pipeline_rx_read(struct receiver *rx, unsigned i, bool *full)
 {
 	struct mmsghdr msgs[PIPELINE_RX_BATCH];
 	struct iovec iov[PIPELINE_RX_BATCH];
@@ -283,7 +285,7 @@ static void *receiver_main(void *arg)
 		 * paying another recvmmsg that would find nothing */
 		bool full = false;
 		for (unsigned i = 0; i < p->n_listen; i++)
-			receiver_read(rx, i, &full);
+			pipeline_rx_read(rx, i, &full);
 		if (!full && poll(pfd, p->n_listen + 1, -1) < 0 && errno != EINTR)
 			break;
 	}
@@ -389,6 +391,7 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 	pthread_mutex_init(&p->start_mu, NULL);
 	pthread_cond_init(&p->start_cv, NULL);
 	atomic_init(&p->stop, false);
+	atomic_init(&p->n_rx_done, 0);
 	if (p->n_rx == 0 || p->n_rx > PIPELINE_MAX_RECEIVERS || p->n_workers == 0 ||
 	    p->n_workers > PIPELINE_MAX_WORKERS || p->n_listen == 0 || p->n_listen > CFG_MAX_LISTEN) {
 		log_error("pipeline", "bad thread or listen counts receivers=%u workers=%u listen=%u (max %d/%d/%d)",
@@ -414,6 +417,11 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 	memcpy(listen, c->listen, sizeof(listen));
 	for (unsigned r = 0; r < p->n_rx && rc == 0; r++)
 		rc = receiver_setup(&p->rx[r], p, r, listen);
+	/* as many receivers as workers: worker i reads receiver i's sockets (one
+	 * thread less per pair and no wakeup for its own share of the traffic) */
+	p->inline_rx = p->n_rx == p->n_workers;
+	for (unsigned w = 0; w < p->n_workers && rc == 0 && p->inline_rx; w++)
+		rc = worker_attach_rx(&p->workers[w], &p->rx[w]);
 	return rc;
 }
 
@@ -436,6 +444,8 @@ static int pipeline_start(struct pipeline *p, unsigned *n_workers_started, unsig
 		log_error("pipeline", "worker init failed: %s", strerror(-rc));
 		return rc;
 	}
+	if (p->inline_rx)
+		return 0; /* the workers read the sockets themselves */
 	for (unsigned r = 0; r < p->n_rx; r++) {
 		if (pthread_create(&p->rx[r].thread, NULL, receiver_main, &p->rx[r]) != 0)
 			return -EAGAIN;

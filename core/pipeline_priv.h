@@ -118,6 +118,13 @@ struct worker {
 	struct iovec send_iov[PIPELINE_SEND_SLOTS];
 	char *send_buf;          /* PIPELINE_SEND_SLOTS * PIPELINE_OUT_MAX */
 
+	/* inline reading (n_rx == n_workers): this worker reads receiver `rx`'s
+	 * sockets itself, so no receiver thread and no cross-thread wakeup for
+	 * the datagrams whose Call-ID hashes to it. NULL: receiver threads. */
+	struct receiver *rx;
+	bool rx_want;            /* a socket may be readable: recvmmsg before draining */
+	bool rx_done;            /* stopped reading (counted in pipeline.n_rx_done) */
+
 	struct worker_watch watch[WORKER_MAX_WATCH];
 	unsigned n_watch;        /* entries in use */
 	unsigned n_ticks;
@@ -136,6 +143,8 @@ struct pipeline {
 	struct worker *workers;   /* n_workers, 64-aligned */
 	int rx_stop_efd;          /* readable once receivers must stop */
 	atomic_bool stop;         /* main -> receivers */
+	bool inline_rx;           /* workers read the sockets (worker.rx), no receiver threads */
+	atomic_uint n_rx_done;    /* inline workers that stopped reading (drain) */
 	/* startup handshake only (not the hot path) */
 	pthread_mutex_t start_mu;
 	pthread_cond_t start_cv;
@@ -149,9 +158,18 @@ uint64_t pipeline_now_ns(void);
 /* pipeline_txn_owner - the receiver whose pool holds @t. */
 struct receiver *pipeline_txn_owner(struct pipeline *p, const struct txn *t);
 
+/* pipeline_rx_read - one recvmmsg on listen socket @i of @rx, parse, push to
+ * the workers' rings and wake sleeping ones. Called by @rx's only reading
+ * thread (its receiver thread, or its worker in inline mode). Returns the
+ * datagrams read; sets *@full when the batch was full (more may wait). */
+int pipeline_rx_read(struct receiver *rx, unsigned i, bool *full);
+
 /* worker.c */
 int worker_setup(struct worker *w, struct pipeline *p, unsigned id);
 void worker_cleanup(struct worker *w);
 void *worker_main(void *arg);
+/* worker_attach_rx - inline mode: @w reads @rx's listen sockets itself
+ * (watched in its epoll). Setup only, before the threads start. */
+int worker_attach_rx(struct worker *w, struct receiver *rx);
 /* worker_wake - write the eventfd (any thread). */
 void worker_wake(struct worker *w);

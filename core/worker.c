@@ -18,7 +18,11 @@
  * true to false writes: at most one write per sleep. Cost: one xchg per
  * pushed batch and per sleep, no fences (TSan does not model fences).
  * Txns go back to their receiver through the (worker, receiver) return ring,
- * sized to hold the whole pool, so it can never be full. */
+ * sized to hold the whole pool, so it can never be full.
+ * Inline mode (worker.rx set): the worker also reads its receiver's sockets
+ * (watched level-triggered in its epoll) and stops at the drain; it exits only
+ * once every inline reader has stopped (pipeline.n_rx_done), so no datagram
+ * read before the stop is left in a ring. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,7 @@
 #include "proxy.h"
 
 #define WORKER_EFD_TAG UINT64_MAX
+#define WORKER_RX_TAG (UINT64_MAX - 1)
 
 static inline void cpu_relax(void)
 {
@@ -306,6 +311,10 @@ static void worker_poll(struct worker *w, int timeout_ms)
 	for (int i = 0; i < n; i++) {
 		if (ev[i].data.u64 == WORKER_EFD_TAG)
 			continue; /* edge-triggered: every write is an event, no read needed */
+		if (ev[i].data.u64 == WORKER_RX_TAG) {
+			w->rx_want = !w->rx_done; /* a listen socket is readable (inline mode) */
+			continue;
+		}
 		uint32_t idx = (uint32_t)ev[i].data.u64;
 		uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
 		if (idx < WORKER_MAX_WATCH && w->watch[idx].fd >= 0 && w->watch[idx].gen == gen)
@@ -345,14 +354,54 @@ static bool worker_sleep_begin(struct worker *w)
 	return false;
 }
 
+/* inline mode: read every listen socket of w->rx (the batches land in the
+ * rings, ours included); rx_want stays set while a batch came back full */
+static void worker_rx_read(struct worker *w)
+{
+	bool full = false;
+	for (unsigned i = 0; i < w->p->n_listen; i++)
+		pipeline_rx_read(w->rx, i, &full);
+	w->rx_want = full;
+}
+
+/* inline mode: stop reading for good (SIGTERM drain) */
+static void worker_rx_stop(struct worker *w)
+{
+	for (unsigned i = 0; i < w->p->n_listen; i++)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->rx->fds[i], NULL);
+	w->rx_done = true;
+	w->rx_want = false;
+	/* release pairs with the acquire load in worker_drained: our last
+	 * pushes into the other workers' rings are visible before the count */
+	atomic_fetch_add_explicit(&w->p->n_rx_done, 1, memory_order_release);
+}
+
+/* draining: nothing queued or parked here, and nobody reads any more */
+static bool worker_drained(struct worker *w)
+{
+	if (w->p->inline_rx && atomic_load_explicit(&w->p->n_rx_done, memory_order_acquire) < w->p->n_workers)
+		return false;
+	return w->n_parked == 0 && worker_rings_empty(w);
+}
+
 static void worker_loop(struct worker *w)
 {
 	unsigned idle = 0;
 	uint64_t deadline = 0;
 	w->next_tick_ns = pipeline_now_ns() + WORKER_TICK_NS;
 	for (;;) {
+		bool read_more = false;
+		if (w->rx_want) {
+			/* relaxed: `draining` (acquire) below is what orders the drain */
+			if (atomic_load_explicit(&w->p->stop, memory_order_relaxed)) {
+				worker_rx_stop(w);
+			} else {
+				worker_rx_read(w);
+				read_more = w->rx_want;
+			}
+		}
 		unsigned n = worker_drain_rings(w);
-		if (n > 0) {
+		if (n > 0 || read_more) {
 			idle = 0;
 			uint64_t now = pipeline_now_ns();
 			if (now >= w->next_tick_ns)
@@ -363,7 +412,8 @@ static void worker_loop(struct worker *w)
 				worker_poll(w, 0);
 			continue;
 		}
-		/* an idle spin reads no clock: ticks wait for the end of the spin */
+		/* an idle spin reads no clock (ticks wait for the end of the spin)
+		 * and no socket (epoll_wait reports one that became readable) */
 		if (++idle < WORKER_SPIN) {
 			cpu_relax();
 			continue;
@@ -374,9 +424,11 @@ static void worker_loop(struct worker *w)
 			worker_ticks(w, now);
 		/* acquire pairs with the release store in pipeline_drain */
 		if (atomic_load_explicit(&w->draining, memory_order_acquire)) {
+			if (w->rx && !w->rx_done)
+				worker_rx_stop(w);
 			if (deadline == 0)
 				deadline = now + PIPELINE_DRAIN_NS;
-			if ((w->n_parked == 0 && worker_rings_empty(w)) || now >= deadline)
+			if (worker_drained(w) || now >= deadline)
 				return;
 		}
 		if (!worker_sleep_begin(w))
@@ -455,6 +507,19 @@ int worker_setup(struct worker *w, struct pipeline *p, unsigned id)
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = WORKER_EFD_TAG };
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &ev) < 0)
 		return -errno;
+	return 0;
+}
+
+int worker_attach_rx(struct worker *w, struct receiver *rx)
+{
+	w->rx = rx;
+	w->rx_want = true;
+	for (unsigned i = 0; i < w->p->n_listen; i++) {
+		/* level-triggered: readable until recvmmsg has drained it */
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WORKER_RX_TAG };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, rx->fds[i], &ev) < 0)
+			return -errno;
+	}
 	return 0;
 }
 
