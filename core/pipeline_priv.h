@@ -33,7 +33,6 @@
 #define WORKER_MAX_WATCH 64
 #define WORKER_MAX_TICKS 16
 #define WORKER_TICK_NS (100 * 1000 * 1000ull)
-#define WORKER_SPIN 200           /* empty polls before a worker goes to sleep */
 #define PIPELINE_DRAIN_NS (2000 * 1000 * 1000ull)
 
 /* referee_rx_drops_total{reason}: the closed set, in label order */

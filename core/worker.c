@@ -44,13 +44,6 @@
 #define WORKER_EFD_TAG UINT64_MAX
 #define WORKER_RX_TAG (UINT64_MAX - 1)
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
 /* ---------------------------------------------------------------- services */
 
 unsigned worker_id(const struct worker *w)
@@ -386,7 +379,6 @@ static bool worker_drained(struct worker *w)
 
 static void worker_loop(struct worker *w)
 {
-	unsigned idle = 0;
 	uint64_t deadline = 0;
 	w->next_tick_ns = pipeline_now_ns() + WORKER_TICK_NS;
 	for (;;) {
@@ -402,7 +394,6 @@ static void worker_loop(struct worker *w)
 		}
 		unsigned n = worker_drain_rings(w);
 		if (n > 0 || read_more) {
-			idle = 0;
 			uint64_t now = pipeline_now_ns();
 			if (now >= w->next_tick_ns)
 				worker_ticks(w, now);
@@ -412,13 +403,10 @@ static void worker_loop(struct worker *w)
 				worker_poll(w, 0);
 			continue;
 		}
-		/* an idle spin reads no clock (ticks wait for the end of the spin)
-		 * and no socket (epoll_wait reports one that became readable) */
-		if (++idle < WORKER_SPIN) {
-			cpu_relax();
-			continue;
-		}
-		idle = 0;
+		/* idle: no spinning, sleep at once. Measured (SIPp call, 2 vCPUs,
+		 * inline mode): 200 empty polls before sleeping cost ~30 us CPU per
+		 * call at 500 cps and saved nothing at 2000 cps (the sockets cannot
+		 * be polled without a syscall, so a spin only caught ring pushes). */
 		uint64_t now = pipeline_now_ns();
 		if (now >= w->next_tick_ns)
 			worker_ticks(w, now);
