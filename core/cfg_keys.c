@@ -130,6 +130,8 @@ static const struct cfg_key threads_keys[] = {
 	  .max = 32, .def = 2, .doc = "threads reading the listen sockets" },
 	{ .name = "workers", .kind = CFG_K_UINT, .off = OFF(threads.workers), .min = 1, .max = 32,
 	  .def = 2, .doc = "threads running the request stages" },
+	{ .name = "inline_receive", .kind = CFG_K_BOOL, .off = OFF(threads.inline_receive), .def = false,
+	  .doc = "no receiver threads: each worker reads its own receiver's sockets (needs receivers = workers; saves a thread hop)" },
 };
 static const struct cfg_section threads_section = { "threads", KEYS(threads_keys) };
 
@@ -259,6 +261,12 @@ int cfg_finish(struct cfg_ctx *x)
 		c->auth.algorithms[0] = CFG_ALGO_SHA256;
 		c->auth.algorithms[1] = CFG_ALGO_MD5;
 		c->auth.n_algorithms = 2;
+	}
+	if (c->threads.inline_receive && c->threads.receivers != c->threads.workers) {
+		unsigned tl = cfg_seen_line(x, "threads.inline_receive");
+		return cfg_fail(x, tl ? tl : x->root_line,
+				"threads.inline_receive needs as many receivers as workers (%u receivers, %u workers)",
+				c->threads.receivers, c->threads.workers);
 	}
 	unsigned line = cfg_seen_line(x, "store.backend");
 	if (!line)

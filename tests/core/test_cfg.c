@@ -55,9 +55,9 @@ static const char full_conf[] =
 	"domains: [Example.COM, pbx.example.com]\n"       /* 5 */
 	"realm: Example Realm\n"                          /* 6 */
 	"secret_file: keys/referee.secret\n"              /* 7 */
-	"threads:\n"                                      /* 8 */
-	"  receivers: 4\n"                                /* 9 */
-	"  workers: 32\n"                                 /* 10 */
+	"threads: {receivers: 4,\n"                       /* 8 */
+	"  workers: 32,\n"                                /* 9 */
+	"  inline_receive: false}\n"                      /* 10 */
 	"routes:\n"                                       /* 11 */
 	"  local: udp://10.0.0.1:5080\n"                  /* 12 */
 	"  outbound: \"udp://[2001:db8::1]:5090\"\n"      /* 13 */
@@ -307,6 +307,8 @@ static const struct bad_conf bad_confs[] = {
 	{ BASE "threads: 4\n", 4, "threads: expected a mapping" },
 	{ BASE "threads:\n  workers: 33\n", 5, "threads.workers: 33 is out of range 1..32" },
 	{ BASE "threads:\n  receivers: 0\n", 5, "threads.receivers: 0 is out of range 1..32" },
+	{ BASE "threads:\n  receivers: 2\n  workers: 3\n  inline_receive: true\n", 7,
+	  "threads.inline_receive needs as many receivers as workers" },
 	{ BASE "threads:\n  workers: two\n", 5, "'two' is not a whole number" },
 	{ BASE "threads:\n  workers: -1\n", 5, "'-1' is not a whole number" },
 	{ BASE "threads:\n  workers: \"4\"\n", 5, "is not a whole number" },
