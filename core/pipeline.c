@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "pipeline_priv.h"
 #include "proxy.h"
+#include "proxy_priv.h"
 #include "sip.h"
 
 struct pipeline_metrics pipeline_metrics;
@@ -130,9 +131,16 @@ static void pipeline_metrics_register(unsigned n_workers)
 
 /* ---------------------------------------------------------------- receivers */
 
-/* worker for @t: hash of Call-ID, or of the source address without one */
-static unsigned receiver_pick(const struct pipeline *p, const struct txn *t)
+/* worker for @t: hash of Call-ID, or of the source address without one.
+ * Inline mode: an out-of-dialog OPTIONS (no To tag) stays with the worker that
+ * read it. It belongs to no dialog, and its retransmissions come from the same
+ * source, hence (SO_REUSEPORT hashes the 4-tuple) the same socket and worker;
+ * so it costs no ring hop and no wakeup (load balancer probes, keepalives). */
+static unsigned receiver_pick(const struct pipeline *p, const struct receiver *rx, const struct txn *t)
 {
+	if (p->inline_rx && t->parse_rc >= 0 && t->msg.is_request && t->msg.method_id == SIP_METHOD_OPTIONS &&
+	    proxy_hdr_tag(&t->msg, SIP_HDR_TO).len == 0)
+		return rx->id;
 	struct slice key = t->msg.call_id;
 	if (key.len == 0 || !key.p) {
 		if (t->src.ss_family == AF_INET6) {
@@ -213,7 +221,7 @@ static void receiver_accept(struct receiver *rx, struct txn *t, unsigned listen_
 		else
 			metrics_inc(pipeline_metrics.responses);
 	}
-	unsigned w = receiver_pick(rx->p, t);
+	unsigned w = receiver_pick(rx->p, rx, t);
 	rx->staged[w][rx->n_staged[w]++] = t;
 }
 
