@@ -132,14 +132,20 @@ static void pipeline_metrics_register(unsigned n_workers)
 /* ---------------------------------------------------------------- receivers */
 
 /* worker for @t: hash of Call-ID, or of the source address without one.
- * Inline mode: an out-of-dialog OPTIONS (no To tag) stays with the worker that
- * read it. It belongs to no dialog, and its retransmissions come from the same
- * source, hence (SO_REUSEPORT hashes the 4-tuple) the same socket and worker;
- * so it costs no ring hop and no wakeup (load balancer probes, keepalives). */
+ * Inline mode: two kinds of message stay with the worker that read them, at
+ * no ring hop and no wakeup. Messages from one source always reach the same
+ * socket (SO_REUSEPORT hashes the 4-tuple), hence the same worker, so their
+ * order is kept either way:
+ *   - responses: relaying one is a function of the message and the config
+ *     alone (Via), no stage keeps state for them;
+ *   - an out-of-dialog OPTIONS (no To tag): no dialog to keep together, and
+ *     its retransmissions come from its source (load balancer probes).
+ * Every other request keeps Call-ID affinity. */
 static unsigned receiver_pick(const struct pipeline *p, const struct receiver *rx, const struct txn *t)
 {
-	if (p->inline_rx && t->parse_rc >= 0 && t->msg.is_request && t->msg.method_id == SIP_METHOD_OPTIONS &&
-	    proxy_hdr_tag(&t->msg, SIP_HDR_TO).len == 0)
+	if (p->inline_rx && t->parse_rc >= 0 &&
+	    (!t->msg.is_request ||
+	     (t->msg.method_id == SIP_METHOD_OPTIONS && proxy_hdr_tag(&t->msg, SIP_HDR_TO).len == 0)))
 		return rx->id;
 	struct slice key = t->msg.call_id;
 	if (key.len == 0 || !key.p) {
