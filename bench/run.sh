@@ -38,6 +38,8 @@
 #                          (default bench/report for `all`, none otherwise)
 #   REF_PORT=5075 KAM_PORT=5070 SINK_PORT=5080 UAC_PORT=5060 REDIS_PORT=6379 (busy: a free one)
 #   BENCH_CALL_TRUSTED=1   call/options: 127.0.0.1/32 in referee's trusted list
+#   REFEREE_INLINE=0       referee without threads.inline_receive (default: on, workers read their
+#                          own sockets like Kamailio's children; needed for binaries older than it)
 #   TIMEOUT_PAD=40 IDLE_S=1 SIPP_BUF=4194304
 #   PROXIES="referee kamailio"   which systems to measure
 # Output: the report on stdout and in $BENCH_WORK/report.md; every command is printed and kept in
@@ -61,7 +63,7 @@ if [ "${SCENARIOS[0]}" = all ]; then SCENARIOS=("${ALL_SCENARIOS[@]}"); IS_ALL=1
 for s in "${SCENARIOS[@]}"; do
 	case "$s" in
 		options | call | invite | invite-redis | refer | transfer) ;;
-		-h | --help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		-h | --help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) bench_die "unknown scenario '$s' (options|call|invite|invite-redis|refer|transfer|all)" ;;
 	esac
 done
@@ -281,13 +283,15 @@ fi
 	echo '```sh'
 	envs=""
 	for v in DURATION REPEATS CLIENTS OPTIONS_RATES CALL_RATES INVITE_RATES INVITE_REDIS_RATES REFER_RATES \
-		TRANSFER_RATES OPTIONS_CLIENTS REFEREE_SOURCE REFEREE_BIN BENCH_CALL_TRUSTED PROXIES; do
+		TRANSFER_RATES OPTIONS_CLIENTS REFEREE_SOURCE REFEREE_BIN REFEREE_INLINE BENCH_CALL_TRUSTED PROXIES; do
 		val=$(printenv "$v") && [ -n "$val" ] && envs+="$v=\"$val\" "
 	done
 	if [ "$IS_ALL" = 1 ]; then echo "${envs}bench/run.sh all"; else echo "${envs}bench/run.sh ${SCENARIOS[*]}"; fi
 	echo '```'
 	echo
-	echo "referee: $REFEREE_DESC, 2 receivers + 2 workers. $(kamailio -v 2>/dev/null | head -n 1 | sed 's/^version: //;s/ *$//'), 2 children."
+	thr="2 receivers + 2 workers"
+	[ "${REFEREE_INLINE:-1}" = 0 ] || thr="2 workers reading their own sockets (threads.inline_receive)"
+	echo "referee: $REFEREE_DESC, $thr. $(kamailio -v 2>/dev/null | head -n 1 | sed 's/^version: //;s/ *$//'), 2 children."
 	echo "$(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//'), $(redis-server --version 2>/dev/null | awk '{print "Redis " substr($3, 3)}'), $(nproc) CPUs ($(uname -r)), shared with other sessions."
 	echo
 	awk -f "$BENCH_SRC/lib/report.awk" "$RES_DIR/summary.tsv"
