@@ -2,8 +2,10 @@
 /* pipeline_priv.h - receiver and worker state shared by pipeline.c and worker.c.
  *
  * Thread ownership (see the opening comments of pipeline.c and worker.c):
- *   struct receiver   owned by its receiver thread, except from_worker[w]
- *                     (producer = worker w) and to_worker[w] (consumer = worker w).
+ *   struct receiver   owned by its receiver thread (inline mode: by the worker
+ *                     with the same index, which reads its sockets), except
+ *                     from_worker[w] (producer = worker w) and to_worker[w]
+ *                     (consumer = worker w).
  *   struct worker     owned by its worker thread, except `sleeping` (set by the
  *                     worker, cleared by receivers with an exchange), `draining`
  *                     (set by the main thread) and `efd` (written by anyone).
@@ -123,6 +125,7 @@ struct worker {
 	struct receiver *rx;
 	bool rx_want;            /* a socket may be readable: recvmmsg before draining */
 	bool rx_done;            /* stopped reading (counted in pipeline.n_rx_done) */
+	unsigned rx_busy;        /* busy batches, for the periodic read when busy */
 
 	struct worker_watch watch[WORKER_MAX_WATCH];
 	unsigned n_watch;        /* entries in use */

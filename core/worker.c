@@ -43,6 +43,7 @@
 
 #define WORKER_EFD_TAG UINT64_MAX
 #define WORKER_RX_TAG (UINT64_MAX - 1)
+#define WORKER_RX_EVERY 4 /* inline mode: busy batches between forced socket reads */
 
 /* ---------------------------------------------------------------- services */
 
@@ -394,6 +395,11 @@ static void worker_loop(struct worker *w)
 		}
 		unsigned n = worker_drain_rings(w);
 		if (n > 0 || read_more) {
+			/* a steady flow into our rings never lets us reach epoll_wait,
+			 * which is what reports our socket readable: look at it every
+			 * WORKER_RX_EVERY busy batches anyway, so it is never starved */
+			if (n > 0 && w->rx && !w->rx_done && ++w->rx_busy % WORKER_RX_EVERY == 0)
+				w->rx_want = true;
 			uint64_t now = pipeline_now_ns();
 			if (now >= w->next_tick_ns)
 				worker_ticks(w, now);
