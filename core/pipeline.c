@@ -5,10 +5,10 @@
  * the SPSC ring of the worker chosen by Call-ID (so a dialog stays on one
  * worker). Receivers never block on a worker: a full ring, an empty pool and a
  * truncated datagram are counted drops. Workers live in worker.c.
- * Inline mode (as many receivers as workers): no receiver threads; worker i
- * reads receiver i's sockets itself (pipeline_rx_read), so the datagrams whose
- * Call-ID hashes to it cost no cross-thread wakeup; the rest still go through
- * the rings to their worker, so dialog affinity is unchanged.
+ * Inline mode (threads.inline_receive, receivers == workers): no receiver
+ * threads; worker i reads receiver i's sockets itself (pipeline_rx_read), so
+ * the datagrams it keeps cost no cross-thread wakeup; requests still go to
+ * their Call-ID's worker through the rings (see receiver_pick).
  * Fields shared across threads: `stop` (main writes, receivers read relaxed:
  * rx_stop_efd carries the wakeup), the rings (see ring.h), worker->sleeping
  * (see worker.c), pipeline_cfg_rcu (main publishes with cfg_publish_ptr,
@@ -431,9 +431,10 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 	memcpy(listen, c->listen, sizeof(listen));
 	for (unsigned r = 0; r < p->n_rx && rc == 0; r++)
 		rc = receiver_setup(&p->rx[r], p, r, listen);
-	/* as many receivers as workers: worker i reads receiver i's sockets (one
-	 * thread less per pair and no wakeup for its own share of the traffic) */
-	p->inline_rx = p->n_rx == p->n_workers;
+	/* threads.inline_receive (cfg_finish checks receivers == workers): worker
+	 * i reads receiver i's sockets (one thread less per pair and no wakeup
+	 * for its own share of the traffic) */
+	p->inline_rx = c->threads.inline_receive && p->n_rx == p->n_workers;
 	for (unsigned w = 0; w < p->n_workers && rc == 0 && p->inline_rx; w++)
 		rc = worker_attach_rx(&p->workers[w], &p->rx[w]);
 	return rc;
@@ -572,7 +573,8 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 		rc = pipeline_start(p, &n_workers_started, &n_rx_started);
 	if (rc == 0) {
 		atomic_store_explicit(&pipeline_serving, true, memory_order_relaxed);
-		log_info("pipeline", "serving receivers=%u workers=%u", p->n_rx, p->n_workers);
+		log_info("pipeline", "serving receivers=%u workers=%u inline_receive=%s", p->n_rx, p->n_workers,
+			 p->inline_rx ? "yes" : "no");
 		pipeline_wait(sfd, reload, arg);
 	}
 	pipeline_drain(p, n_workers_started, n_rx_started);

@@ -95,6 +95,7 @@ static void hook_fini(struct worker *w, void *arg)
 /* ---------------------------------------------------------------- config, reload */
 
 static uint16_t test_port, test_port6; /* test_port6 0: IPv4 only */
+static bool test_inline; /* threads.inline_receive: the workers read the sockets */
 
 static struct cfg *cfg_make(uint16_t port, const char *realm)
 {
@@ -122,6 +123,7 @@ static struct cfg *cfg_make(uint16_t port, const char *realm)
 	snprintf(c->realm, sizeof(c->realm), "%s", realm);
 	c->threads.receivers = 2;
 	c->threads.workers = N_WORKERS;
+	c->threads.inline_receive = test_inline;
 	return c;
 }
 
@@ -297,6 +299,20 @@ static void test_pipeline_end_to_end(void **state)
 	test_port = free_port();
 	test_port6 = free_port6();
 	static struct run r;
+	memset(&r, 0, sizeof(r));
+	/* counters are process-wide: a second run (inline mode) checks deltas */
+	const unsigned init0 = atomic_load(&hooks_init), fini0 = atomic_load(&hooks_fini),
+		       reloads0 = atomic_load(&reloads);
+#define BASE(prefix) (test_inline ? metric(prefix) : 0)
+	const long long trunc0 = BASE("referee_rx_drops_total{reason=\"truncated\"} "),
+			malformed0 = BASE("referee_rx_drops_total{reason=\"malformed\"} "),
+			pool0 = BASE("referee_rx_drops_total{reason=\"pool_empty\"} "),
+			shutdown0 = BASE("referee_rx_drops_total{reason=\"shutdown\"} "),
+			options0 = BASE("referee_requests_total{method=\"OPTIONS\"} "),
+			qd0 = BASE("referee_queue_drops_total{worker=\"0\"} "),
+			qd1 = BASE("referee_queue_drops_total{worker=\"1\"} "),
+			dur0 = BASE("referee_request_duration_seconds_count ");
+#undef BASE
 	r.c = cfg_make(test_port, "first");
 	assert_int_equal(stage_add(&r.st, "test", test_stage, false), 0);
 	assert_int_equal(stage_add_worker_hooks(&r.st, hook_init, hook_fini, NULL), 0);
@@ -306,7 +322,7 @@ static void test_pipeline_end_to_end(void **state)
 	while (!pipeline_is_serving() && now_ms() < until)
 		usleep(1000);
 	assert_true(pipeline_is_serving());
-	assert_int_equal(atomic_load(&hooks_init), N_WORKERS);
+	assert_int_equal(atomic_load(&hooks_init) - init0, N_WORKERS);
 
 	uint16_t my_port;
 	int fd = client_open(AF_INET, test_port, &my_port);
@@ -326,37 +342,37 @@ static void test_pipeline_end_to_end(void **state)
 	/* SIGHUP: reload publishes a config whose realm is "second" */
 	kill(getpid(), SIGHUP);
 	until = now_ms() + 5000;
-	while (atomic_load(&reloads) == 0 && now_ms() < until)
+	while (atomic_load(&reloads) == reloads0 && now_ms() < until)
 		usleep(1000);
-	assert_int_equal(atomic_load(&reloads), 1);
+	assert_int_equal(atomic_load(&reloads) - reloads0, 1);
 	exchange(fd, my_port, 100, "second");
 	/* a SIGHUP taken by a thread the pipeline did not create (this one,
 	 * unblocked) goes through pipeline_run's handler to the same reload */
 	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
 	kill(getpid(), SIGHUP);
 	until = now_ms() + 5000;
-	while (atomic_load(&reloads) < 2 && now_ms() < until)
+	while (atomic_load(&reloads) - reloads0 < 2 && now_ms() < until)
 		usleep(1000);
-	assert_int_equal(atomic_load(&reloads), 2);
+	assert_int_equal(atomic_load(&reloads) - reloads0, 2);
 
 	until = now_ms() + 5000;
 	/* the worker observes the latency right after sendmmsg: it may trail the reply */
-	while ((metric("referee_rx_drops_total{reason=\"truncated\"} ") < 1 ||
-		metric("referee_rx_drops_total{reason=\"malformed\"} ") < 1 ||
-		metric("referee_request_duration_seconds_count ") < N_REQUESTS + 300) && now_ms() < until)
+	while ((metric("referee_rx_drops_total{reason=\"truncated\"} ") - trunc0 < 1 ||
+		metric("referee_rx_drops_total{reason=\"malformed\"} ") - malformed0 < 1 ||
+		metric("referee_request_duration_seconds_count ") - dur0 < N_REQUESTS + 300) && now_ms() < until)
 		usleep(1000);
-	assert_int_equal(metric("referee_rx_drops_total{reason=\"truncated\"} "), 1);
-	assert_int_equal(metric("referee_rx_drops_total{reason=\"malformed\"} "), 1);
+	assert_int_equal(metric("referee_rx_drops_total{reason=\"truncated\"} ") - trunc0, 1);
+	assert_int_equal(metric("referee_rx_drops_total{reason=\"malformed\"} ") - malformed0, 1);
 	if (getenv("TEST_DUMP")) {
 		static char text[65536];
 		metrics_render(text, sizeof(text));
 		fputs(text, stderr);
 	}
-	assert_int_equal(metric("referee_rx_drops_total{reason=\"pool_empty\"} "), 0);
-	assert_int_equal(metric("referee_requests_total{method=\"OPTIONS\"} "), N_REQUESTS + 300);
-	assert_int_equal(metric("referee_queue_drops_total{worker=\"0\"} "), 0);
-	assert_int_equal(metric("referee_queue_drops_total{worker=\"1\"} "), 0);
-	assert_int_equal(metric("referee_request_duration_seconds_count "), N_REQUESTS + 300);
+	assert_int_equal(metric("referee_rx_drops_total{reason=\"pool_empty\"} ") - pool0, 0);
+	assert_int_equal(metric("referee_requests_total{method=\"OPTIONS\"} ") - options0, N_REQUESTS + 300);
+	assert_int_equal(metric("referee_queue_drops_total{worker=\"0\"} ") - qd0, 0);
+	assert_int_equal(metric("referee_queue_drops_total{worker=\"1\"} ") - qd1, 0);
+	assert_int_equal(metric("referee_request_duration_seconds_count ") - dur0, N_REQUESTS + 300);
 
 	/* drain: parked requests received before the stop are still answered */
 	for (unsigned i = 0; i < 20; i++) {
@@ -365,13 +381,13 @@ static void test_pipeline_end_to_end(void **state)
 		send_options(fd, my_port, id);
 	}
 	until = now_ms() + 5000;
-	while (metric("referee_requests_total{method=\"OPTIONS\"} ") < N_REQUESTS + 320 && now_ms() < until)
+	while (metric("referee_requests_total{method=\"OPTIONS\"} ") - options0 < N_REQUESTS + 320 && now_ms() < until)
 		usleep(1000);
 	pipeline_stop();
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(r.rc, 0);
 	assert_false(pipeline_is_serving());
-	assert_int_equal(atomic_load(&hooks_fini), N_WORKERS);
+	assert_int_equal(atomic_load(&hooks_fini) - fini0, N_WORKERS);
 	unsigned drained = 0;
 	char buf[4096], cid[128];
 	while (drained < 20 && recv_reply(fd, 1000, buf, sizeof(buf), cid, sizeof(cid)) > 0) {
@@ -379,9 +395,18 @@ static void test_pipeline_end_to_end(void **state)
 		drained++;
 	}
 	assert_int_equal(drained, 20);
-	assert_int_equal(metric("referee_rx_drops_total{reason=\"shutdown\"} "), 0);
+	assert_int_equal(metric("referee_rx_drops_total{reason=\"shutdown\"} ") - shutdown0, 0);
 	close(fd);
 	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+}
+
+/* the same with threads.inline_receive: no receiver threads, the workers
+ * read the sockets (a second pipeline_run in this process: deltas above) */
+static void test_pipeline_end_to_end_inline(void **state)
+{
+	test_inline = true;
+	test_pipeline_end_to_end(state);
+	test_inline = false;
 }
 
 static atomic_uint failing_fini;
@@ -426,6 +451,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pipeline_end_to_end),
 		cmocka_unit_test(test_pipeline_startup_errors),
+		cmocka_unit_test(test_pipeline_end_to_end_inline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
