@@ -9,6 +9,24 @@ ua_free_tcp_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# ua_free_sip_port: a port of 127.0.0.1 free for UDP and TCP alike: baresip binds its SIP port
+# on both transports, so a port picked for UDP only may collide with somebody's TCP socket.
+ua_free_sip_port() {
+	python3 -c '
+import socket
+for _ in range(100):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+    p = u.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        t.close(); u.close()
+'
+}
+
 # ua_baresip_config DIR SIP_PORT PROXY_PORT USER: a baresip configuration folder for one
 # account <sip:USER@127.0.0.1> listening on udp 127.0.0.1:SIP_PORT, no registration
 # (regint=0), no credentials (no auth_pass), auto answer, PCMU only, every request sent to

@@ -26,8 +26,8 @@ it_need sipp baresip python3 ss timeout curl
 
 PORT=$(it_free_udp_port)
 TGT_PORT=$(it_free_udp_port)
-UA_PORT=$(it_free_udp_port)
-NOGRANT_PORT=$(it_free_udp_port)
+UA_PORT=$(ua_free_sip_port)
+NOGRANT_PORT=$(ua_free_sip_port)
 METRICS_PORT=$(ua_free_tcp_port)
 [ "$(printf '%s\n' "$PORT" "$TGT_PORT" "$UA_PORT" "$NOGRANT_PORT" | sort -u | wc -l)" -eq 4 ] ||
 	it_die "free port picks collided, run again"
