@@ -162,6 +162,7 @@ int main(int argc, char **argv)
 	rc = pipeline_run(c, &stages, reload, &d) == 0 ? 0 : 1;
 	c = NULL;
 	metrics_http_stop();
+	log_info("main", "releasing the store and the rules");
 out_store:
 	store_fini();
 out_auth:
@@ -171,5 +172,7 @@ out_secret:
 out_cfg:
 	if (c)
 		cfg_free(c);
+	if (!check_only)
+		log_info("main", "stopped rc=%d", rc);
 	return rc;
 }
