@@ -104,7 +104,10 @@ admin user list >"$W/list.out" 2>&1
 	it_check "user list" || it_fail "user list" "$(cat "$W/list.out")"
 
 # ---- driver A: lookups, invalidation, NOSCRIPT, Redis down and back
+# Each driver first waits (bounded) for its Redis connection: a lookup before it is up is
+# UNAVAILABLE by design, and the first "get" must not race the connect.
 cat >"$W/A.cmd" <<CMD
+until NOT_FOUND nobody@example.com 10000
 get 1001@example.com
 get nobody@example.com
 get bad@example.com
@@ -214,6 +217,7 @@ expect D "nc shared accepted=0"
 
 # ---- bounded in-flight, and a Redis that stops answering (SIGSTOP) without closing
 cat >"$W/E.cmd" <<CMD
+until NOT_FOUND nobody@example.com 10000
 burst 100 ghost
 touch $W/E-1
 wait-file $W/stopped
