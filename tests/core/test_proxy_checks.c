@@ -18,6 +18,7 @@
 #include "cfg.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "proxy_fixture.h"
 #include "proxy_priv.h" /* metric handles */
 #include "secret.h"
 #include "sip.h"
@@ -41,16 +42,9 @@ struct run {
 static int group_setup(void **state)
 {
 	struct cfg *c = &g_cfg;
+	proxy_fixture_cfg(c);
 	c->n_listen = 2;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5060", true, &c->listen[0]), 0);
 	assert_int_equal(cfg_addr_parse("udp://[::1]:5062", true, &c->listen[1]), 0);
-	c->n_domains = 1;
-	strcpy(c->domains[0], "example.com");
-	c->routes.has_local = c->routes.has_outbound = true;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5080", true, &c->routes.local), 0);
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5090", true, &c->routes.outbound), 0);
-	c->n_trusted = 1;
-	assert_int_equal(cfg_cidr_parse("127.0.0.0/8", &c->trusted[0]), 0);
 	static const uint8_t key[24] = "another key for checks!";
 	assert_int_equal(secret_set(&g_secret, key, sizeof(key)), 0);
 	assert_int_equal(metrics_thread_init(), 0);

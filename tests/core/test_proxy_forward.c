@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "proxy_fixture.h"
 #include "secret.h"
 #include "sip.h"
 #include "stage.h"
@@ -58,23 +59,9 @@ static enum stage_rc stage_edit(struct txn *t)
 	return STAGE_CONTINUE;
 }
 
-static void cfg_build(struct cfg *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->n_listen = 1;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5060", true, &c->listen[0]), 0);
-	c->n_domains = 1;
-	strcpy(c->domains[0], "example.com");
-	c->routes.has_local = c->routes.has_outbound = true;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5080", true, &c->routes.local), 0);
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5090", true, &c->routes.outbound), 0);
-	c->n_trusted = 1;
-	assert_int_equal(cfg_cidr_parse("127.0.0.0/8", &c->trusted[0]), 0);
-}
-
 static int group_setup(void **state)
 {
-	cfg_build(&g_cfg);
+	proxy_fixture_cfg(&g_cfg);
 	static const uint8_t key[32] = "0123456789abcdef-referee-tests!";
 	assert_int_equal(secret_set(&g_secret, key, sizeof(key)), 0);
 	assert_int_equal(metrics_thread_init(), 0);
@@ -417,7 +404,7 @@ static void test_routing_routes(void **state)
 static void test_no_route_configured(void **state)
 {
 	struct cfg c;
-	cfg_build(&c);
+	proxy_fixture_cfg(&c);
 	c.routes.has_outbound = false;
 	const char raw[] = "MESSAGE sip:bob@other.net SIP/2.0\r\n"
 			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKnr\r\n"

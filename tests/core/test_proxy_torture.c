@@ -20,6 +20,7 @@
 #include "cfg.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "proxy_fixture.h"
 #include "proxy_priv.h" /* metric handles */
 #include "secret.h"
 #include "sip.h"
@@ -44,15 +45,7 @@ static const char *shared_dir(void)
 static int group_setup(void **state)
 {
 	struct cfg *c = &g_cfg;
-	c->n_listen = 1;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5060", true, &c->listen[0]), 0);
-	c->n_domains = 1;
-	strcpy(c->domains[0], "example.com");
-	c->routes.has_local = c->routes.has_outbound = true;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5080", true, &c->routes.local), 0);
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5090", true, &c->routes.outbound), 0);
-	c->n_trusted = 1;
-	assert_int_equal(cfg_cidr_parse("127.0.0.0/8", &c->trusted[0]), 0);
+	proxy_fixture_cfg(c);
 	static const uint8_t key[20] = "torture test secret";
 	assert_int_equal(secret_set(&g_secret, key, sizeof(key)), 0);
 	assert_int_equal(metrics_thread_init(), 0);
