@@ -18,6 +18,10 @@
 int auth_init(const struct cfg *c, const struct secret *s, char *err, size_t errlen);
 /* auth_reload - compile the rules of @c and swap them in with RCU; old kept on error. */
 int auth_reload(const struct cfg *c, char *err, size_t errlen);
+/* auth_gen_build - compile the rules of @next and attach them to it (its
+ * generation, SPEC §7 reload): nothing live changes; they take effect when
+ * @next is published and are released with it. 0 or -EINVAL with "file:line: ...". */
+int auth_gen_build(struct cfg *next, char *err, size_t errlen);
 void auth_fini(void);
 
 enum stage_rc auth_identity_stage(struct txn *t);
@@ -30,12 +34,13 @@ enum auth_rules_verdict {
 };
 
 /**
- * auth_rules_check - the SPEC §4 decision for reaching @target.
+ * auth_rules_check - the SPEC §4 decision for reaching @target under the rules
+ * of generation @c (txn->cfg; NULL or a cfg without rules: the installed ones).
  * @anonymous: no identity. @perms: the identity's permission bitset.
  * @missing: on DENY receives the unmet permissions joined by '|'.
  * Takes its own RCU read lock. Any worker thread.
  */
-enum auth_rules_verdict auth_rules_check(const struct sip_uri *target, bool anonymous,
+enum auth_rules_verdict auth_rules_check(const struct cfg *c, const struct sip_uri *target, bool anonymous,
 					 const uint64_t perms[2], char *missing, size_t cap);
 
 /* auth_challenge - make t's reply a 407 with one Proxy-Authenticate per algorithm.

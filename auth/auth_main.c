@@ -75,6 +75,15 @@ int auth_reload(const struct cfg *c, char *err, size_t errlen)
 	return auth_rules_install(c, err, errlen); /* the old rules stay on error */
 }
 
+int auth_gen_build(struct cfg *next, char *err, size_t errlen)
+{
+	if (!next || next->n_domains == 0) {
+		snprintf(err, errlen, "%s: no domains configured", next ? next->path : "(config)");
+		return -EINVAL;
+	}
+	return auth_rules_attach(next, err, errlen);
+}
+
 void auth_fini(void)
 {
 	auth_rules_uninstall();

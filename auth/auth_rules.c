@@ -219,6 +219,28 @@ int auth_rules_install(const struct cfg *c, char *err, size_t errlen)
 	return 0;
 }
 
+static void rules_release(void *data)
+{
+	rules_free(data); /* cfg_free: the publisher waited for a grace period */
+}
+
+int auth_rules_attach(struct cfg *c, char *err, size_t errlen)
+{
+	struct auth_rules *r = rules_compile(c, err, errlen);
+	if (!r)
+		return -EINVAL;
+	cfg_gen_attach(c, CFG_GEN_RULES, r, rules_release);
+	return 0;
+}
+
+/* rules_for - the rules of the generation @c when it carries some, else the
+ * installed ones (auth_init/auth_reload: referee-admin, tests). Read lock held. */
+static const struct auth_rules *rules_for(const struct cfg *c)
+{
+	const struct auth_rules *r = cfg_gen_get(c, CFG_GEN_RULES);
+	return r ? r : rules_deref();
+}
+
 void auth_rules_uninstall(void)
 {
 	struct auth_rules *old = rules_xchg(NULL);
@@ -281,11 +303,11 @@ static enum auth_rules_verdict rule_verdict(const struct auth_rule *ru, bool ano
 	return AUTH_RULES_DENY;
 }
 
-enum auth_rules_verdict auth_rules_check(const struct sip_uri *target, bool anonymous, const uint64_t perms[2],
-					 char *missing, size_t cap)
+enum auth_rules_verdict auth_rules_check(const struct cfg *c, const struct sip_uri *target, bool anonymous,
+					 const uint64_t perms[2], char *missing, size_t cap)
 {
 	rcu_read_lock();
-	const struct auth_rules *r = rules_deref();
+	const struct auth_rules *r = rules_for(c);
 	enum auth_rules_verdict v = rule_verdict(rule_match_rcu(r, target), anonymous, perms, missing, cap);
 	rules_reads_done();
 	rcu_read_unlock();

@@ -131,7 +131,7 @@ enum stage_rc auth_rules_stage(struct txn *t)
 	}
 	static const uint64_t none[2] = { 0, 0 };
 	char missing[512];
-	switch (auth_rules_check(&u, anonymous, t->perms_known ? t->perms : none, missing, sizeof(missing))) {
+	switch (auth_rules_check(t->cfg, &u, anonymous, t->perms_known ? t->perms : none, missing, sizeof(missing))) {
 	case AUTH_RULES_CHALLENGE:
 		return challenge(t);
 	case AUTH_RULES_DENY: {

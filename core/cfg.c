@@ -681,6 +681,13 @@ struct cfg *cfg_load(const char *path, char *err, size_t errlen)
 	rc = section_parse(&x, yaml_document_get_root_node(&x.doc), &cfg_root_section, c, "");
 	if (rc == 0)
 		rc = cfg_finish(&x);
+	if (rc == 0) { /* key lines outlive the loader: reload errors name them (cfg_reload.c) */
+		_Static_assert(CFG_KEY_LINES_MAX >= CFG_SEEN_MAX, "every seen key fits");
+		_Static_assert(sizeof(c->key_lines[0].name) == sizeof(x.seen[0].name), "same names");
+		c->root_line = x.root_line;
+		c->n_key_lines = x.n_seen;
+		memcpy(c->key_lines, x.seen, sizeof(x.seen[0]) * x.n_seen);
+	}
 out:
 	yaml_document_delete(&x.doc);
 	yaml_parser_delete(&parser);
@@ -697,6 +704,9 @@ void cfg_free(struct cfg *c)
 {
 	if (!c)
 		return;
+	for (unsigned i = 0; i < CFG_GEN_COUNT; i++)
+		if (c->gen[i].data && c->gen[i].release)
+			c->gen[i].release(c->gen[i].data);
 	free(c->rules);
 	free(c);
 }

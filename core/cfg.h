@@ -7,6 +7,7 @@
  * sections (rules are compiled by auth). A loaded cfg is immutable and is
  * replaced whole on SIGHUP (published with rcu_assign_pointer). */
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -44,8 +45,35 @@ struct cfg_rule {
 	char permissions[CFG_MAX_RULE_ITEMS][64];
 };
 
+/* A running generation is one cfg plus what the modules compiled from it
+ * (SPEC §7 reload): a reload builds a whole new cfg, lets each module attach
+ * its part (compiled rules, users table, later TLS material), validates all of
+ * it and only then publishes the one cfg pointer. Readers reach every part
+ * through the cfg they hold (txn->cfg), so they never see a mix. Each part is
+ * released with its cfg (cfg_free, after the publisher's grace period). */
+enum cfg_gen_slot {
+	CFG_GEN_RULES = 0, /* auth: compiled permission rules */
+	CFG_GEN_USERS,     /* store: users table of the file backend */
+	CFG_GEN_TLS,       /* stream transports: certificates and keys (hook for issue 10) */
+	CFG_GEN_COUNT
+};
+
+struct cfg_gen_part {
+	void *data;
+	void (*release)(void *data); /* called by cfg_free; no reader holds the cfg any more */
+};
+
+#define CFG_KEY_LINES_MAX 64
+
 struct cfg {
 	char path[4096]; /* file this was loaded from */
+	unsigned root_line;  /* line of the top-level mapping */
+	unsigned n_key_lines; /* dotted section keys as written, with their lines */
+	struct {
+		char name[48];
+		unsigned line;
+	} key_lines[CFG_KEY_LINES_MAX];
+	struct cfg_gen_part gen[CFG_GEN_COUNT];
 
 	unsigned n_listen;
 	struct cfg_addr listen[CFG_MAX_LISTEN];
@@ -115,6 +143,24 @@ struct cfg {
  */
 struct cfg *cfg_load(const char *path, char *err, size_t errlen);
 void cfg_free(struct cfg *c);
+
+/* cfg_gen_attach - give @c the module part @slot (released with @c). A part
+ * already there is released first. Startup / reload thread only. */
+void cfg_gen_attach(struct cfg *c, enum cfg_gen_slot slot, void *data, void (*release)(void *data));
+/* cfg_gen_get - the part @slot of @c, NULL when none (or @c is NULL). Any thread holding @c. */
+static inline void *cfg_gen_get(const struct cfg *c, enum cfg_gen_slot slot)
+{
+	return c ? c->gen[slot].data : NULL;
+}
+/* cfg_key_line - line where the dotted key @name ("threads.workers") was written; 0 when absent. */
+unsigned cfg_key_line(const struct cfg *c, const char *name);
+/**
+ * cfg_reload_check - refuse a reload to @next that changes a key only a
+ * restart can apply (listen, threads.*, store.backend, store.redis,
+ * store.cache_max_age, store.max_inflight, metrics.listen, secret_file). 0, or -EINVAL with
+ * "FILE:LINE: KEY cannot change on reload; restart" in @err.
+ */
+int cfg_reload_check(const struct cfg *cur, const struct cfg *next, char *err, size_t errlen);
 
 /* cfg_is_our_domain - host (any case, no port) is one of cfg->domains. */
 bool cfg_is_our_domain(const struct cfg *c, const char *host, size_t len);

@@ -1,5 +1,6 @@
 /* slice.c - helpers on borrowed byte ranges. No allocation, no NUL assumptions. */
 #include "slice.h"
+#include "proxy_priv.h" /* proxy_siphash */
 
 static inline char ascii_lower(char c)
 {
@@ -59,12 +60,20 @@ ptrdiff_t slice_find_char(struct slice s, char c)
 	return hit ? hit - s.p : -1;
 }
 
+/* The key of slice_hash: written once at start (slice_hash_key_set, before
+ * any thread), read by every thread. The default only serves tools and tests
+ * that never load a secret. */
+static uint64_t slice_hash_key[2] = { 0x736c6963652d6b65ull, 0x792d64656661756cull };
+
+void slice_hash_key_set(const uint64_t key[2])
+{
+	slice_hash_key[0] = key[0];
+	slice_hash_key[1] = key[1];
+}
+
 uint64_t slice_hash(struct slice s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < s.len; i++) {
-		h ^= (unsigned char)s.p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	/* keyed SipHash-2-4: text from packets (Call-IDs, user names, nonces,
+	 * JTIs) cannot be chosen to pile onto one worker or one bucket chain */
+	return proxy_siphash(slice_hash_key, s.p, s.len);
 }

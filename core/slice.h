@@ -52,5 +52,8 @@ static inline struct slice slice_advance(struct slice s, size_t n)
 		n = s.len;
 	return (struct slice){ s.p + n, s.len - n };
 }
-/* slice_hash - 64-bit FNV-1a, for choosing a worker and for hash tables. */
+/* slice_hash - keyed 64-bit SipHash-2-4 (key from the secret, slice_hash_key_set),
+ * for choosing a worker and for every hash table keyed by packet text. */
 uint64_t slice_hash(struct slice s);
+/* slice_hash_key_set - the key of slice_hash. Once at start, before threads. */
+void slice_hash_key_set(const uint64_t key[2]);

@@ -23,6 +23,9 @@ struct store_marks *store_nc_marks, *store_jti_marks;
 /* Published with rcu_assign_pointer (init/reload, main thread), read with
  * rcu_dereference (store_rcu_* in store_priv.h: the same under TSan). */
 static struct store_users *users_cur;
+/* users_cur belongs to the store (store_init, store_reload) or is an alias of
+ * the table a published generation owns (store_gen_commit). Main thread. */
+static bool users_cur_owned;
 static bool store_started;
 
 struct store_users *store_users_current_rcu(void)
@@ -164,6 +167,7 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 		goto fail;
 	}
 	store_rcu_assign(users_cur, tb);
+	users_cur_owned = true;
 	if (c->store.backend == CFG_STORE_REDIS && (rc = store_redis_start()) < 0) {
 		snprintf(err, errlen, "store: cannot start the Redis subscriber: %s", strerror(-rc));
 		store_rcu_assign(users_cur, NULL);
@@ -194,10 +198,55 @@ int store_reload(const struct cfg *c, char *err, size_t errlen)
 		return -EINVAL;
 	/* Readers see the old table or the new one, never a mix. */
 	struct store_users *old = store_rcu_xchg(users_cur, tb);
+	bool owned = users_cur_owned;
+	users_cur_owned = true;
 	synchronize_rcu();
-	store_users_free(old);
+	if (owned)
+		store_users_free(old);
 	log_info("store", "users file reloaded users=%lu", store_users_count(tb));
 	return 0;
+}
+
+/* users_release - a generation's users table goes with its cfg (cfg_free,
+ * after the publisher's grace period); the alias is dropped first. */
+static void users_release(void *data)
+{
+	struct store_users *tb = data;
+	if (store_rcu_deref(users_cur) == tb) {
+		store_rcu_assign(users_cur, NULL);
+		synchronize_rcu();
+	}
+	store_users_free(tb);
+}
+
+int store_gen_build(struct cfg *next, char *err, size_t errlen)
+{
+	if (!store_started) {
+		snprintf(err, errlen, "store not started");
+		return -EINVAL;
+	}
+	if (store_conf.backend != CFG_STORE_FILE)
+		return 0; /* Redis: the cache is not part of a generation */
+	struct store_users *tb = users_load(next, err, errlen);
+	if (!tb)
+		return -EINVAL;
+	cfg_gen_attach(next, CFG_GEN_USERS, tb, users_release);
+	return 0;
+}
+
+void store_gen_commit(const struct cfg *next)
+{
+	struct store_users *tb = cfg_gen_get(next, CFG_GEN_USERS);
+	if (!tb)
+		return;
+	struct store_users *old = store_rcu_xchg(users_cur, tb);
+	bool owned = users_cur_owned;
+	users_cur_owned = false;
+	if (owned && old) {
+		synchronize_rcu();
+		store_users_free(old);
+	}
+	log_info("store", "users file reloaded users=%lu", store_users_count(tb));
 }
 
 void store_fini(void)
@@ -208,7 +257,9 @@ void store_fini(void)
 		store_redis_stop();
 	struct store_users *old = store_rcu_xchg(users_cur, NULL);
 	synchronize_rcu();
-	store_users_free(old);
+	if (users_cur_owned)
+		store_users_free(old); /* else a cfg owns it */
+	users_cur_owned = false;
 	store_marks_free(store_nc_marks);
 	store_marks_free(store_jti_marks);
 	store_nc_marks = store_jti_marks = NULL;
@@ -234,7 +285,10 @@ enum store_rc store_user_get(struct txn *t, struct store_op *op, struct slice id
 	if (store_conf.backend == CFG_STORE_REDIS)
 		return store_redis_user_get(store_tls_conn, t, op, slice_make(buf, len), out);
 	rcu_read_lock();
-	struct store_users *tb = store_rcu_deref(users_cur);
+	/* the table of the txn's generation (one pointer with its rules), else the current one */
+	struct store_users *tb = cfg_gen_get(t ? t->cfg : NULL, CFG_GEN_USERS);
+	if (!tb)
+		tb = store_rcu_deref(users_cur);
 	int rc = tb ? store_users_get_rcu(tb, slice_make(buf, len), out, NULL) : -ENOENT;
 	rcu_read_unlock();
 	if (rc > 0)

@@ -47,6 +47,13 @@ int store_init(const struct cfg *c, char *err, size_t errlen);
 /* store_reload - re-read the users file (file backend) and swap it in whole. */
 int store_reload(const struct cfg *c, char *err, size_t errlen);
 void store_fini(void);
+/* store_gen_build - load @next's users file (file backend) into a table
+ * attached to @next (SPEC §7 reload): nothing live changes until @next is
+ * published. 0 or -EINVAL with "file:line: ..." in @err. Main thread. */
+int store_gen_build(struct cfg *next, char *err, size_t errlen);
+/* store_gen_commit - @next (built by store_gen_build) is about to be published:
+ * non-txn lookups (tools, stats) follow it too. Main thread, after every check passed. */
+void store_gen_commit(const struct cfg *next);
 /* store_register - per-worker hooks (Redis connections driven by the worker's loop). */
 int store_register(struct stage_table *st);
 

@@ -125,7 +125,7 @@ static bool denied_at_refer(struct txn *t, const struct sip_uri *target)
 	char missing[256];
 	uint64_t none[2] = { 0, 0 };
 	enum auth_rules_verdict v =
-		auth_rules_check(target, false, t->perms_known ? t->perms : none, missing, sizeof(missing));
+		auth_rules_check(t->cfg, target, false, t->perms_known ? t->perms : none, missing, sizeof(missing));
 	if (v != AUTH_RULES_DENY)
 		return false;
 	struct slice reason = txn_printf(t, "Requires %s", missing);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 
 #include "auth.h"
 #include "cfg.h"
@@ -17,11 +19,26 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "secret.h"
+#include "slice.h"
 #include "stage.h"
 #include "store.h"
 #include "transfer.h"
 
 #define EXIT_USAGE 2
+
+/* table_hash_key_set - key worker choice and every table keyed by packet text
+ * (slice_hash) from the secret, before any thread starts (SPEC §13, issue 13). */
+static void table_hash_key_set(const struct secret *s)
+{
+	static const char purpose[] = "referee table hash";
+	uint8_t mac[32];
+	uint64_t key[2];
+	secret_hmac(s->rr_key, purpose, sizeof(purpose) - 1, mac);
+	memcpy(key, mac, sizeof(key));
+	slice_hash_key_set(key);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	OPENSSL_cleanse(key, sizeof(key));
+}
 
 static void usage(FILE *to)
 {
@@ -35,10 +52,25 @@ static void usage(FILE *to)
 struct daemon_state {
 	const char *path;
 	struct secret secret;
+	const struct cfg *live; /* the generation last published (main thread only) */
 };
 
-/* reload - SIGHUP on the main thread: validate the new file first; a bad file
- * keeps the old configuration and logs why. */
+/* generation_build - everything @next needs before it can serve, attached to
+ * it; nothing live is touched. 0 or -errno with "FILE:LINE: ..." in @err. */
+static int generation_build(const struct cfg *live, struct cfg *next, char *err, size_t errlen)
+{
+	int rc = cfg_reload_check(live, next, err, errlen);
+	if (rc == 0)
+		rc = auth_gen_build(next, err, errlen);
+	if (rc == 0)
+		rc = store_gen_build(next, err, errlen);
+	/* TLS material (issue 10) attaches here to CFG_GEN_TLS, validated like the rest. */
+	return rc;
+}
+
+/* reload - SIGHUP on the main thread: build and validate a whole new
+ * generation (config, compiled rules, users table, trusted list), then publish
+ * its one pointer; any error keeps the old generation whole and logs why. */
 static int reload(void *arg)
 {
 	struct daemon_state *d = arg;
@@ -48,13 +80,15 @@ static int reload(void *arg)
 		log_error("main", "reload refused, keeping the old configuration: %s", err);
 		return -EINVAL;
 	}
-	if (auth_reload(next, err, sizeof(err)) < 0 || store_reload(next, err, sizeof(err)) < 0) {
+	if (generation_build(d->live, next, err, sizeof(err)) < 0) {
 		log_error("main", "reload refused, keeping the old configuration: %s", err);
-		cfg_free(next);
+		cfg_free(next); /* releases whatever was attached */
 		return -EINVAL;
 	}
+	store_gen_commit(next);
 	log_set_level(next->log_level);
-	pipeline_cfg_publish(next);
+	pipeline_cfg_publish(next); /* frees the old generation after a grace period */
+	d->live = next;
 	log_info("main", "configuration reloaded from %s", d->path);
 	return 0;
 }
@@ -127,6 +161,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: secret_file: %s\n", d.path, err);
 		goto out_cfg;
 	}
+	table_hash_key_set(&d.secret);
 	if (auth_init(c, &d.secret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out_secret;
@@ -161,6 +196,7 @@ int main(int argc, char **argv)
 		goto out_store;
 	}
 	/* pipeline_run owns c from here on (it may replace it on SIGHUP). */
+	d.live = c;
 	rc = pipeline_run(c, &stages, reload, &d) == 0 ? 0 : 1;
 	c = NULL;
 	metrics_http_stop();

@@ -78,7 +78,7 @@ static enum auth_rules_verdict check(const char *uri, bool anonymous, const uint
 	struct sip_uri u;
 	assert_int_equal(sip_uri_parse(slice_from_cstr(uri), &u), 0);
 	static char scratch[256];
-	return auth_rules_check(&u, anonymous, perms, missing ? missing : scratch, 256);
+	return auth_rules_check(NULL, &u, anonymous, perms, missing ? missing : scratch, 256);
 }
 
 static void perms_of(uint64_t set[2], const char *names)

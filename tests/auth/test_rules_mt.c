@@ -69,10 +69,10 @@ static void *worker(void *arg)
 	uintptr_t bad = 0;
 	for (unsigned i = 0; i < ITERATIONS; i++) {
 		char missing[64];
-		enum auth_rules_verdict v = auth_rules_check(&u, false, NULL, missing, sizeof(missing));
+		enum auth_rules_verdict v = auth_rules_check(NULL, &u, false, NULL, missing, sizeof(missing));
 		if (v == AUTH_RULES_CHALLENGE)
 			bad++; /* an identity is never challenged, whichever rules are in place */
-		if (auth_rules_check(&ip, true, NULL, NULL, 0) != AUTH_RULES_ALLOW)
+		if (auth_rules_check(NULL, &ip, true, NULL, NULL, 0) != AUTH_RULES_ALLOW)
 			bad++;
 		auth_limit_fail(c, (const struct sockaddr *)&sa);
 		(void)auth_limit_is_over(c, (const struct sockaddr *)&sa);

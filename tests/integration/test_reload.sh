@@ -10,8 +10,11 @@
 #   user 1001 (LocalDialing) calls 3001234 via a Route to a sink: A forwarded, B 403 Requires
 #   anonymous request from 127.0.0.2 to a foreign domain: A forwarded (trusted), B 403 Relaying Denied
 #   a wrong password: A logs nothing, B logs a debug line (log_level took effect)
-# A config with a bad value and one whose users file is missing are both refused (logged,
-# old config kept); a changed users file is picked up by the next SIGHUP.
+# A config with a bad value is refused (logged, old config kept). So is config B with a missing
+# users file while A is live: the reload is atomic (SPEC §7, issue 13), so none of B's rules,
+# trusted list or log level may go live with it (probe_live A after it). A config changing a
+# key only a restart can apply (listen, threads.workers) is refused naming FILE:LINE and the key.
+# A changed users file is picked up by the next SIGHUP.
 # Every SIPp call must succeed, and SIGTERM must make referee exit 0 with no sanitizer report.
 # Env: CALLS (default 1000), RATE (default 50).
 # it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
@@ -64,8 +67,14 @@ EOF
 ops_config "$IT_WORK/a.yaml" info 127.0.0.2/32 LocalDialing
 ops_config "$IT_WORK/b.yaml" debug 127.0.0.3/32 InternationalDialing
 sed 's/^threads: .*/threads: {receivers: 2, workers: many}/' "$IT_WORK/a.yaml" >"$IT_WORK/broken.yaml"
-# valid YAML and keys, but its users file is missing: refused by the store's reload
-sed "s#^store: .*#store: {backend: file, file: $IT_WORK/missing/users.yaml}#" "$IT_WORK/a.yaml" >"$IT_WORK/broken_users.yaml"
+# valid YAML and keys, config B's rules, trusted list and log level, but its users file is
+# missing: refused as a whole while A is live
+sed "s#^store: .*#store: {backend: file, file: $IT_WORK/missing/users.yaml}#" "$IT_WORK/b.yaml" >"$IT_WORK/broken_users.yaml"
+grep -q InternationalDialing "$IT_WORK/broken_users.yaml" || it_die "broken_users.yaml lost config B's rules"
+# keys a reload cannot apply: another worker count, another listen port
+sed 's/^threads: .*/threads: {receivers: 2, workers: 1}/' "$IT_WORK/b.yaml" >"$IT_WORK/workers.yaml"
+OTHER_PORT=$(it_free_udp_port)
+sed "s#^listen: .*#listen: [udp://127.0.0.1:$OTHER_PORT]#" "$IT_WORK/b.yaml" >"$IT_WORK/listen.yaml"
 "$REFEREE_BIN" -c "$IT_WORK/b.yaml" --check >"$IT_WORK/check_b.out" 2>&1 ||
 	{ cat "$IT_WORK/check_b.out"; it_die "config B rejected by --check"; }
 if "$REFEREE_BIN" -c "$IT_WORK/broken.yaml" --check >"$IT_WORK/check_broken.out" 2>&1; then
@@ -149,6 +158,17 @@ why=$(grep 'reload refused' "$ERR" | tail -n 1)
 [[ "$why" == *missing/users.yaml* ]] && it_check "missing_users_file_reload_says_why" ||
 	it_fail missing_users_file_reload_says_why "log line: '$why'"
 probe_live after_missing_users_reload A
+hup_to reload3c_workers "$IT_WORK/workers.yaml" refused
+why=$(grep 'reload refused' "$ERR" | tail -n 1)
+[[ "$why" == *"referee.yaml:6: threads.workers cannot change on reload; restart"* ]] &&
+	it_check "workers_change_refused (FILE:LINE: KEY cannot change on reload; restart)" ||
+	it_fail workers_change_refused "log line: '$why'"
+hup_to reload3d_listen "$IT_WORK/listen.yaml" refused
+why=$(grep 'reload refused' "$ERR" | tail -n 1)
+[[ "$why" == *"referee.yaml:2: listen cannot change on reload; restart"* ]] &&
+	it_check "listen_change_refused (FILE:LINE: KEY cannot change on reload; restart)" ||
+	it_fail listen_change_refused "log line: '$why'"
+probe_live after_restart_key_reloads A
 it_pid_alive "$REFEREE_PID" && it_check "alive_after_broken_reload" || it_fail alive_after_broken_reload
 sleep 1
 hup_to reload4_b "$IT_WORK/b.yaml" reloaded
