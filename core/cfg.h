@@ -162,6 +162,29 @@ unsigned cfg_key_line(const struct cfg *c, const char *name);
  */
 int cfg_reload_check(const struct cfg *cur, const struct cfg *next, char *err, size_t errlen);
 
+/* ---- store.redis URLs (cfg_redis_url.c): the one parser, shared by the config
+ * check, the store and referee-admin (SPEC §6, §12). */
+#define CFG_REDIS_MAX_HOSTS 8
+enum cfg_redis_kind { CFG_REDIS_SINGLE = 0, CFG_REDIS_SENTINEL, CFG_REDIS_CLUSTER };
+struct cfg_redis_host {
+	char host[256]; /* name, IPv4 or IPv6 (without brackets) */
+	unsigned port;
+};
+struct cfg_redis_url {
+	enum cfg_redis_kind kind;
+	unsigned n_hosts;                                /* 1 for redis:// */
+	struct cfg_redis_host hosts[CFG_REDIS_MAX_HOSTS]; /* the server, the sentinels or the seed nodes */
+	char master[128];                                /* sentinel: the monitored master's name */
+	unsigned db;                                     /* 0..255 (always 0 for a cluster) */
+};
+/**
+ * cfg_redis_url_parse - "redis://HOST[:PORT][/DB]",
+ * "redis-sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]" or
+ * "redis-cluster://HOST[:PORT][,HOST[:PORT]...]" into @out. Returns NULL, or
+ * a short reason ("has a bad port (1..65535)") to print after the URL.
+ */
+const char *cfg_redis_url_parse(const char *url, struct cfg_redis_url *out);
+
 /* cfg_is_our_domain - host (any case, no port) is one of cfg->domains. */
 bool cfg_is_our_domain(const struct cfg *c, const char *host, size_t len);
 /* cfg_is_trusted - address falls in one of the trusted CIDRs. */

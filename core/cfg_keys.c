@@ -68,51 +68,11 @@ static const char *permission_check(char *v)
 	return NULL;
 }
 
-/* number_check - [p, end) is 1..5 digits with a value in lo..hi. */
-static bool number_check(const char *p, const char *end, unsigned lo, unsigned hi)
-{
-	if (end <= p || end - p > 5)
-		return false;
-	unsigned v = 0;
-	for (; p < end; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		v = v * 10 + (unsigned)(*p - '0');
-	}
-	return v >= lo && v <= hi;
-}
-
-/* redis_check - "redis://host:port[/db]"; host is a name, IPv4 or [IPv6]. */
+/* redis_check - the store's own URL parser decides (cfg_redis_url.c). */
 static const char *redis_check(char *v)
 {
-	static const char want[] = "is not redis://host:port[/db] (port 1..65535, db 0..255)";
-	if (strncmp(v, "redis://", 8) != 0)
-		return want;
-	const char *p = v + 8, *host_end;
-	if (*p == '[') {
-		host_end = strchr(p, ']');
-		if (!host_end || host_end == p + 1)
-			return want;
-		for (const char *q = p + 1; q < host_end; q++)
-			if (!ch_is_alnum(*q) && *q != ':' && *q != '.')
-				return want;
-		host_end++;
-	} else {
-		host_end = p;
-		while (ch_is_alnum(*host_end) || *host_end == '.' || *host_end == '-')
-			host_end++;
-		if (host_end == p)
-			return want;
-	}
-	if (*host_end != ':')
-		return want;
-	const char *port = host_end + 1, *slash = strchr(port, '/');
-	const char *port_end = slash ? slash : port + strlen(port);
-	if (!number_check(port, port_end, 1, 65535))
-		return want;
-	if (slash && !number_check(slash + 1, slash + 1 + strlen(slash + 1), 0, 255))
-		return want;
-	return NULL;
+	struct cfg_redis_url u;
+	return cfg_redis_url_parse(v, &u);
 }
 
 /* ----------------------------------------------------------------- tables */
@@ -153,7 +113,7 @@ static const struct cfg_key store_keys[] = {
 	  .doc = "users file (SPEC §6), relative to the config's folder" },
 	{ .name = "redis", .kind = CFG_K_STR, .off = OFF(store.redis), .size = SIZE(store.redis),
 	  .check = redis_check, .doc_default = "required with `redis`",
-	  .doc = "`redis://host:port[/db]`" },
+	  .doc = "`redis://host[:port][/db]`, `redis-sentinel://host[:port][,...]/master[/db]` or `redis-cluster://host[:port][,...]` (SPEC §12)" },
 	{ .name = "cache_max_age", .kind = CFG_K_UINT, .off = OFF(store.cache_max_age), .min = 1,
 	  .max = 86400, .def = 60, .doc = "seconds a cached user is kept (redis backend)" },
 	{ .name = "max_inflight", .kind = CFG_K_UINT, .off = OFF(store.max_inflight), .min = 1,

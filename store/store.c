@@ -128,10 +128,10 @@ static int settings_load(const struct cfg *c, char *err, size_t errlen)
 	store_conf.backend = c->store.backend;
 	store_conf.cache_max_age = c->store.cache_max_age ? c->store.cache_max_age : 60;
 	store_conf.max_inflight = c->store.max_inflight ? c->store.max_inflight : 1024;
-	if (c->store.backend == CFG_STORE_REDIS &&
-	    store_redis_url_parse(c->store.redis, store_conf.redis_host, sizeof(store_conf.redis_host),
-				  &store_conf.redis_port, &store_conf.redis_db) < 0) {
-		snprintf(err, errlen, "%s:1: store.redis '%s' is not redis://host:port[/db]", c->path, c->store.redis);
+	const char *why = c->store.backend == CFG_STORE_REDIS ? cfg_redis_url_parse(c->store.redis, &store_conf.redis)
+							      : NULL;
+	if (why) {
+		snprintf(err, errlen, "%s:1: store.redis '%s' %s", c->path, c->store.redis, why);
 		return -EINVAL;
 	}
 	return 0;

@@ -2,7 +2,8 @@
  * (contract): referee:user:<id>, referee:nc:<nonce>, referee:jti:<jti>, the
  * referee:invalidate channel (STORE_REDIS_CHANNEL in store_priv.h), and the
  * Lua script that makes nc check-and-set and JTI binding atomic on the
- * server, shared by every instance. Also the redis:// URL parser. */
+ * server, shared by every instance. The user hash's field names are
+ * STORE_FIELD_* in store_priv.h; URLs are parsed by core's cfg_redis_url_parse. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,40 +82,4 @@ const char *store_script_sha(void)
 		store_hex_encode(md, 20, script_sha);
 	}
 	return script_sha;
-}
-
-int store_redis_url_parse(const char *url, char *host, size_t hostcap, int *port, int *db)
-{
-	static const char scheme[] = "redis://";
-	if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-		return -EINVAL;
-	const char *p = url + sizeof(scheme) - 1;
-	const char *colon = strrchr(p, ':');
-	const char *slash = strchr(p, '/');
-	const char *hend = colon && (!slash || colon < slash) ? colon : (slash ? slash : p + strlen(p));
-	size_t hlen = (size_t)(hend - p);
-	if (*p == '[' && hlen >= 2 && p[hlen - 1] == ']') { /* [::1]:6379 */
-		p++;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= hostcap)
-		return -EINVAL;
-	memcpy(host, p, hlen);
-	host[hlen] = '\0';
-	*port = 6379;
-	*db = 0;
-	char *end;
-	if (colon && (!slash || colon < slash)) {
-		long v = strtol(colon + 1, &end, 10);
-		if (end == colon + 1 || v <= 0 || v > 65535 || (*end && *end != '/'))
-			return -EINVAL;
-		*port = (int)v;
-	}
-	if (slash && slash[1]) {
-		long v = strtol(slash + 1, &end, 10);
-		if (end == slash + 1 || *end || v < 0 || v > 1000)
-			return -EINVAL;
-		*db = (int)v;
-	}
-	return 0;
 }

@@ -1,5 +1,5 @@
 /* store_poll.c - a tiny epoll loop for threads that are not workers (the
- * invalidation subscriber, tests, tools): store_thread_attach gives the
+ * topology thread with its subscribers, tests, tools): store_thread_attach gives the
  * thread its own Redis connection and store_poll drives it, running the
  * same adapter hooks a worker's loop runs. Level-triggered; a handful of
  * fds; one tick (reconnect, timeouts, sweeps) every 100 ms. */
@@ -11,7 +11,7 @@
 
 #include "store_priv.h"
 
-#define LOOP_MAX_FDS 4
+#define LOOP_MAX_FDS 40 /* a cluster client: one link per master (STORE_REDIS_MAX_NODES) */
 #define LOOP_TICK_MS 100
 
 struct store_poll_loop {

@@ -45,9 +45,7 @@
 /* Settings copied out of the cfg at init/reload (the cfg may be freed). */
 struct store_settings {
 	enum cfg_store_backend backend;
-	char redis_host[256];
-	int redis_port;
-	int redis_db;
+	struct cfg_redis_url redis; /* parsed store.redis (cfg_redis_url_parse) */
 	unsigned cache_max_age;
 	unsigned max_inflight;
 };
@@ -142,6 +140,11 @@ struct store_users *store_users_file_load(const char *path, const char *realm, c
 
 /* ---- keys (store_keys.c): the only place Redis key names are spelt */
 #define STORE_REDIS_CHANNEL "referee:invalidate"
+/* The fields of a referee:user:<id> hash (SPEC §6, contract): read by the
+ * store, written by referee-admin. */
+#define STORE_FIELD_HA1_MD5 "ha1_md5"
+#define STORE_FIELD_HA1_SHA256 "ha1_sha256"
+#define STORE_FIELD_PERMISSIONS "permissions"
 int store_key_user(char *buf, size_t cap, struct slice id);
 int store_key_nc(char *buf, size_t cap, struct slice nonce);
 int store_key_jti(char *buf, size_t cap, struct slice jti);
@@ -151,8 +154,6 @@ size_t store_key_user_prefix_len(void);
 /* The Lua script doing nc check-and-set and jti binding; its SHA-1 in hex. */
 const char *store_script_text(void);
 const char *store_script_sha(void);
-/* store_redis_url_parse - "redis://host:port[/db]" into host/port/db. 0 or -EINVAL. */
-int store_redis_url_parse(const char *url, char *host, size_t hostcap, int *port, int *db);
 
 /* ---- Redis backend (store_redis.c) */
 struct store_loop; /* where a connection's fd is watched: a worker or a poll loop */

@@ -1,297 +1,243 @@
-/* store_redis.c - the Redis backend (SPEC §6): one hiredis *async* context
- * per thread, driven by that thread's loop through a small adapter (the
- * ev.addRead/delRead/addWrite/delWrite/cleanup hooks map to the loop's
- * watch/unwatch), a user cache in front of HGETALL, nc/JTI checks through one
- * Lua script (EVALSHA, EVAL again on NOSCRIPT), a bounded set of request
- * slots per connection, reconnect with backoff, and the invalidation
- * subscriber on its own thread. The worker never blocks on Redis.
+/* store_redis.c - the Redis backend's client on each thread (SPEC §6, §12):
+ * a user cache in front of HGETALL, nc/JTI checks through one Lua script
+ * (EVALSHA; SCRIPT LOAD again on the node answering NOSCRIPT), a bounded pool
+ * of request slots per thread, and the links it sends them on
+ * (store_redis_link.c): one to the server or to the Sentinel-discovered
+ * master, or one per Cluster master with the slot of each key looked up in
+ * the thread's own copy of the slot map, MOVED and ASK (with ASKING)
+ * followed. The links follow the topology the topology thread publishes
+ * (store_redis_topo.c), re-read on the thread's tick. The worker never blocks.
  *
- * Threads: a struct store_conn and its slots are touched only by the thread
- * that owns the loop driving it; shared state is the users cache (RCU
- * table), the marks tables, conns_up and the counters (atomics). */
+ * Threads: a struct store_conn, its links and slots are touched only by the
+ * thread that owns the loop driving them; shared state is the users cache
+ * (RCU table), the marks tables, the topology (RCU), conns_up and counters. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <time.h>
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <urcu.h>
 
 #include "log.h"
-#include "store_priv.h"
+#include "store_redis_priv.h"
 
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 enum req_kind { REQ_USER, REQ_NC, REQ_JTI };
 
-#define CONNECT_TIMEOUT_MS 2000
-#define REPLY_TIMEOUT_MS 2000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define MAX_REDIRECTS 3
 
 struct store_req {
 	struct store_req *next_free;
 	struct store_conn *conn;
+	struct store_link *link; /* where it was sent last */
 	struct txn *t;
 	struct store_op *op;
 	uint8_t kind;
-	bool retried; /* sent once more as EVAL after NOSCRIPT */
+	uint8_t redirects;
+	bool retried; /* sent once more after NOSCRIPT */
 	uint64_t epoch; /* store_inval_epoch when a user fetch was sent */
 	uint32_t nc;
 	unsigned ttl;
-	size_t keylen, dlglen;
+	size_t keylen, dlglen, rkeylen;
 	char key[STORE_ID_MAX > STORE_KEY_MAX ? STORE_ID_MAX : STORE_KEY_MAX]; /* id, nonce or jti */
 	char dialog[STORE_DIALOG_MAX];
 	char rkey[STORE_KEY_MAX + 32]; /* the Redis key */
 };
 
+/* A thread's client: its links and request slots. */
 struct store_conn {
 	const struct store_loop_ops *ops;
 	void *impl;
-	bool subscriber, closing, watched;
 	void (*resume)(struct txn *t);
-	redisAsyncContext *ac;
-	int fd;
-	unsigned events;
-	enum conn_state state;
-	uint64_t since_ms, next_try_ms, backoff_ms, last_reply_ms;
+	bool closing;
+	uint64_t topo_gen; /* topology the links follow */
+	unsigned n_links;
+	struct store_link links[STORE_REDIS_MAX_NODES];
+	uint8_t slot_link[STORE_CLUSTER_SLOTS]; /* cluster: index into links, or STORE_SLOT_NONE */
 	unsigned inflight, nslots;
 	struct store_req *free;
 	struct store_req *slots;
 };
 
 _Thread_local struct store_conn *store_tls_conn;
-static _Atomic int conns_up; /* command connections (not the subscriber) in CONN_UP, all threads */
-static struct log_limit lim_conn, lim_data, lim_err;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static _Atomic int conns_up; /* command links in LINK_UP, all threads */
+static struct log_limit lim_data, lim_err;
 
 bool store_redis_is_up(void)
 {
 	return atomic_load_explicit(&conns_up, memory_order_relaxed) > 0;
 }
 
-/* ================================================================ adapter */
-
-static void conn_io(void *arg, unsigned events)
-{
-	struct store_conn *c = arg;
-	redisAsyncContext *ac = c->ac;
-	if (!ac)
-		return;
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-		redisAsyncHandleRead(ac);
-	/* the read may have freed the context (EOF): only write to the same live one */
-	if (c->ac == ac && (events & EPOLLOUT))
-		redisAsyncHandleWrite(ac);
-}
-
-static void conn_apply(struct store_conn *c)
-{
-	if (c->fd < 0)
-		return;
-	if (c->events) {
-		if (c->ops->watch(c->impl, c->fd, c->events, conn_io, c) == 0)
-			c->watched = true;
-	} else if (c->watched) {
-		c->ops->unwatch(c->impl, c->fd);
-		c->watched = false;
-	}
-}
-
-static void ev_add_read(void *d)
-{
-	struct store_conn *c = d;
-	c->events |= EPOLLIN;
-	conn_apply(c);
-}
-
-static void ev_del_read(void *d)
-{
-	struct store_conn *c = d;
-	c->events &= ~(unsigned)EPOLLIN;
-	conn_apply(c);
-}
-
-static void ev_add_write(void *d)
-{
-	struct store_conn *c = d;
-	c->events |= EPOLLOUT;
-	conn_apply(c);
-}
-
-static void ev_del_write(void *d)
-{
-	struct store_conn *c = d;
-	c->events &= ~(unsigned)EPOLLOUT;
-	conn_apply(c);
-}
-
-static void ev_cleanup(void *d)
-{
-	struct store_conn *c = d;
-	c->events = 0;
-	conn_apply(c);
-	c->fd = -1;
-}
-
-/* ================================================================ connection */
-
-static void limited(struct log_limit *l, enum cfg_log_level lvl, const char *what, const char *detail)
+static void limited(struct log_limit *l, enum cfg_log_level lvl, const char *what, const struct store_link *link,
+		    const char *detail)
 {
 	uint64_t suppressed = 0;
 	if (log_limit_pass(l, &suppressed))
-		log_write(lvl, "store", "%s redis=%s:%d %s suppressed=%llu", what, store_conf.redis_host,
-			  store_conf.redis_port, detail ? detail : "", (unsigned long long)suppressed);
+		log_write(lvl, "store", "%s redis=%s:%u %s suppressed=%llu", what, link ? link->host : "-",
+			  link ? link->port : 0, detail ? detail : "", (unsigned long long)suppressed);
 }
 
-/* conn_mark_down - the context is gone or going: stop using it, plan a retry. Idempotent. */
-static void conn_mark_down(struct store_conn *c)
-{
-	if (c->state == CONN_UP && !c->subscriber)
-		atomic_fetch_sub_explicit(&conns_up, 1, memory_order_relaxed);
-	if (c->state != CONN_DOWN) {
-		c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-		if (c->backoff_ms > BACKOFF_MAX_MS)
-			c->backoff_ms = BACKOFF_MAX_MS;
-		c->next_try_ms = now_ms() + c->backoff_ms;
-	}
-	c->state = CONN_DOWN;
-	c->ac = NULL;
-}
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-	struct store_conn *c = ac->data;
-	if (status != REDIS_OK) {
-		limited(&lim_conn, CFG_LOG_WARN, "cannot connect to Redis", ac->errstr);
-		conn_mark_down(c); /* hiredis frees the context after this callback */
-		return;
-	}
-	c->state = CONN_UP;
-	c->backoff_ms = 0;
-	/* a peer that vanished without a FIN (the subscriber has no reply clock) */
-	redisEnableKeepAlive((redisContext *)&ac->c);
-	c->last_reply_ms = now_ms();
-	if (!c->subscriber)
-		atomic_fetch_add_explicit(&conns_up, 1, memory_order_relaxed);
-	/* Invalidations may have been missed while we were away (SPEC §6). */
-	atomic_fetch_add_explicit(&store_inval_epoch, 1, memory_order_seq_cst);
-	rcu_read_lock();
-	struct store_users *tb = store_users_current_rcu();
-	if (tb)
-		store_users_clear(tb);
-	rcu_read_unlock();
-	log_info("store", "connected to Redis redis=%s:%d%s", store_conf.redis_host, store_conf.redis_port,
-		 c->subscriber ? " role=subscriber" : "");
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct store_conn *c = ac->data;
-	if (!c->closing)
-		limited(&lim_conn, CFG_LOG_WARN, "lost Redis connection", status == REDIS_OK ? "" : ac->errstr);
-	conn_mark_down(c);
-}
+/* ================================================================ links of a client */
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	const redisReply *r = reply;
+	struct store_link *l = ac->data;
 	if (r && r->type == REDIS_REPLY_ERROR)
-		limited(&lim_err, CFG_LOG_ERROR, "Redis setup command failed", r->str);
+		limited(&lim_err, CFG_LOG_ERROR, "Redis setup command failed", l, r->str);
 }
 
-static void on_message(redisAsyncContext *ac, void *reply, void *priv)
+static void client_link_up(struct store_link *l)
 {
-	const redisReply *r = reply;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING)
+	store_link_set_up(l);
+	atomic_fetch_add_explicit(&conns_up, 1, memory_order_relaxed);
+}
+
+/* on_role_reply - Sentinel: a link serves only once ROLE says "master". */
+static void on_role_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct store_link *l = ac->data;
+	int role = reply ? store_sentinel_parse_role(reply) : -EINVAL;
+	if (!reply)
 		return;
-	if (strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
-		store_invalidate(slice_make(r->element[2]->str, r->element[2]->len));
-}
-
-static void conn_connect(struct store_conn *c)
-{
-	redisAsyncContext *ac = redisAsyncConnect(store_conf.redis_host, store_conf.redis_port);
-	if (!ac || ac->err) {
-		limited(&lim_conn, CFG_LOG_WARN, "cannot connect to Redis", ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
-		c->state = CONN_CONNECTING; /* so conn_mark_down plans a retry */
-		conn_mark_down(c);
+	if (role == 1) {
+		client_link_up(l);
 		return;
 	}
-	c->ac = ac;
-	c->fd = ac->c.fd;
-	c->events = 0;
-	c->watched = false;
-	c->state = CONN_CONNECTING;
-	c->since_ms = now_ms();
-	ac->data = c;
-	ac->ev.data = c;
-	ac->ev.addRead = ev_add_read;
-	ac->ev.delRead = ev_del_read;
-	ac->ev.addWrite = ev_add_write;
-	ac->ev.delWrite = ev_del_write;
-	ac->ev.cleanup = ev_cleanup;
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	/* queued until connected; replies come back in order before any lookup's */
-	if (store_conf.redis_db)
-		redisAsyncCommand(ac, on_setup_reply, c, "SELECT %d", store_conf.redis_db);
-	if (c->subscriber)
-		redisAsyncCommand(ac, on_message, c, "SUBSCRIBE %s", STORE_REDIS_CHANNEL);
+	limited(&lim_err, CFG_LOG_WARN, "Redis server is not the master, asking the sentinels again", l,
+		role == 0 ? "role=replica" : "bad ROLE reply");
+	store_topo_want_refresh();
+	redisAsyncDisconnect(ac);
+}
+
+static void client_link_connected(struct store_link *l)
+{
+	redisAsyncContext *ac = l->ac;
+	/* queued in order: their replies come before any request's */
+	if (store_conf.redis.db)
+		redisAsyncCommand(ac, on_setup_reply, NULL, "SELECT %u", store_conf.redis.db);
+	redisAsyncCommand(ac, on_setup_reply, NULL, "SCRIPT LOAD %s", store_script_text());
+	if (store_conf.redis.kind == CFG_REDIS_SENTINEL)
+		redisAsyncCommand(ac, on_role_reply, NULL, "ROLE");
 	else
-		redisAsyncCommand(ac, on_setup_reply, c, "SCRIPT LOAD %s", store_script_text());
+		client_link_up(l);
 }
 
-/* conn_drop - give up on the current context now (timeouts, shutdown). Not from a hiredis callback. */
-static void conn_drop(struct store_conn *c)
+static void client_link_lost(struct store_link *l, bool was_up)
 {
-	redisAsyncContext *ac = c->ac;
-	if (!ac)
+	struct store_conn *c = l->owner;
+	if (was_up)
+		atomic_fetch_sub_explicit(&conns_up, 1, memory_order_relaxed);
+	if (!c->closing && store_conf.redis.kind != CFG_REDIS_SINGLE)
+		store_topo_want_refresh(); /* the master failed over, or the node left */
+}
+
+static const struct store_link_hooks client_hooks = { client_link_connected, client_link_lost };
+
+/* client_link_for - the link serving @host:@port, aimed there when absent. NULL when full. */
+static struct store_link *client_link_for(struct store_conn *c, const struct cfg_redis_host *h)
+{
+	struct store_link *spare = NULL;
+	for (unsigned i = 0; i < c->n_links; i++) {
+		struct store_link *l = &c->links[i];
+		if (l->in_use && store_link_is(l, h->host, h->port))
+			return l;
+		if (!l->in_use && !spare)
+			spare = l;
+	}
+	if (!spare && c->n_links < STORE_REDIS_MAX_NODES) {
+		spare = &c->links[c->n_links++];
+		store_link_init(spare, c->ops, c->impl, &client_hooks, c, "command");
+	}
+	if (spare)
+		store_link_target(spare, h->host, h->port);
+	return spare;
+}
+
+/* client_follow - aim the links at the published topology when it changed.
+ * Links to servers no longer in it are dropped (their requests complete). */
+static void client_follow(struct store_conn *c)
+{
+	uint64_t gen = store_topo_gen();
+	if (gen == c->topo_gen || c->closing)
 		return;
-	redisAsyncFree(ac); /* pending requests complete with a NULL reply */
-	conn_mark_down(c);
+	static _Thread_local struct cfg_redis_host nodes[STORE_REDIS_MAX_NODES];
+	unsigned n = 0;
+	rcu_read_lock();
+	const struct store_topo *t = store_topo_current_rcu();
+	if (t) {
+		gen = t->gen;
+		n = t->n_nodes;
+		memcpy(nodes, t->nodes, n * sizeof(nodes[0]));
+		memcpy(c->slot_link, t->slot_node, sizeof(c->slot_link));
+		STORE_TSAN_RELEASE(t); /* done reading: pairs with the acquire before the free */
+	}
+	rcu_read_unlock();
+	if (!t)
+		return;
+	bool keep[STORE_REDIS_MAX_NODES] = { false };
+	uint8_t node_link[STORE_REDIS_MAX_NODES];
+	/* first the links already aimed right, so a changed map never drops them */
+	for (unsigned i = 0; i < n; i++) {
+		node_link[i] = STORE_SLOT_NONE;
+		for (unsigned j = 0; j < c->n_links; j++)
+			if (!keep[j] && c->links[j].in_use && store_link_is(&c->links[j], nodes[i].host, nodes[i].port)) {
+				node_link[i] = (uint8_t)j;
+				keep[j] = true;
+				break;
+			}
+	}
+	for (unsigned j = 0; j < c->n_links; j++)
+		if (!keep[j] && c->links[j].in_use) {
+			store_link_drop(&c->links[j]);
+			c->links[j].in_use = false;
+		}
+	for (unsigned i = 0; i < n; i++) {
+		if (node_link[i] != STORE_SLOT_NONE)
+			continue;
+		struct store_link *l = client_link_for(c, &nodes[i]);
+		if (l) {
+			node_link[i] = (uint8_t)(l - c->links);
+			store_link_connect(l);
+		}
+	}
+	for (unsigned s = 0; s < STORE_CLUSTER_SLOTS; s++)
+		c->slot_link[s] = c->slot_link[s] < n ? node_link[c->slot_link[s]] : STORE_SLOT_NONE;
+	c->topo_gen = gen;
 }
 
-static bool conn_ready(const struct store_conn *c)
+/* client_route - the link for Redis key @rkey (cluster: by slot), or NULL. */
+static struct store_link *client_route(struct store_conn *c, const char *rkey, size_t len)
 {
-	return c && c->state == CONN_UP && c->ac && !(c->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+	if (!c)
+		return NULL;
+	if (store_conf.redis.kind != CFG_REDIS_CLUSTER)
+		return c->n_links && c->links[0].in_use ? &c->links[0] : NULL;
+	unsigned j = c->slot_link[store_cluster_slot(rkey, len)];
+	return j < c->n_links ? &c->links[j] : NULL;
 }
 
 struct store_conn *store_conn_new(const struct store_loop_ops *ops, void *impl, bool subscriber,
 				  void (*resume)(struct txn *t))
 {
+	(void)subscriber; /* the subscriber lives in store_redis_topo.c now */
 	struct store_conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->ops = ops;
 	c->impl = impl;
-	c->subscriber = subscriber;
 	c->resume = resume;
-	c->fd = -1;
-	c->nslots = subscriber ? 0 : store_conf.max_inflight;
-	if (c->nslots) {
-		c->slots = calloc(c->nslots, sizeof(*c->slots));
-		if (!c->slots) {
-			free(c);
-			return NULL;
-		}
-		for (unsigned i = 0; i < c->nslots; i++) {
-			c->slots[i].next_free = c->free;
-			c->free = &c->slots[i];
-		}
+	memset(c->slot_link, STORE_SLOT_NONE, sizeof(c->slot_link));
+	c->nslots = store_conf.max_inflight;
+	c->slots = calloc(c->nslots, sizeof(*c->slots));
+	if (!c->slots) {
+		free(c);
+		return NULL;
 	}
-	conn_connect(c); /* first attempt now; failures retry from the tick */
+	for (unsigned i = 0; i < c->nslots; i++) {
+		c->slots[i].next_free = c->free;
+		c->free = &c->slots[i];
+	}
+	client_follow(c); /* first attempt now when the topology is known; else from the tick */
 	return c;
 }
 
@@ -300,33 +246,22 @@ void store_conn_free(struct store_conn *c)
 	if (!c)
 		return;
 	c->closing = true; /* parked txns get their result but are not resumed */
-	conn_drop(c);
+	for (unsigned i = 0; i < c->n_links; i++) {
+		c->links[i].closing = true;
+		store_link_drop(&c->links[i]);
+	}
 	free(c->slots);
 	free(c);
 }
 
 void store_conn_tick(struct store_conn *c)
 {
-	uint64_t now = now_ms();
+	uint64_t now = store_redis_now_ms();
 	store_sweep_maybe();
-	switch (c->state) {
-	case CONN_DOWN:
-		if (!c->closing && now >= c->next_try_ms)
-			conn_connect(c);
-		break;
-	case CONN_CONNECTING:
-		if (now - c->since_ms > CONNECT_TIMEOUT_MS) {
-			limited(&lim_conn, CFG_LOG_WARN, "Redis connect timeout", "");
-			conn_drop(c);
-		}
-		break;
-	case CONN_UP:
-		if (c->inflight && now - c->last_reply_ms > REPLY_TIMEOUT_MS) {
-			limited(&lim_conn, CFG_LOG_WARN, "Redis not answering, reconnecting", "");
-			conn_drop(c);
-		}
-		break;
-	}
+	client_follow(c);
+	for (unsigned i = 0; i < c->n_links; i++)
+		if (c->links[i].in_use)
+			store_link_tick(&c->links[i], now);
 }
 
 /* ================================================================ requests */
@@ -337,10 +272,11 @@ static struct store_req *req_get(struct store_conn *c)
 	if (!r)
 		return NULL;
 	c->free = r->next_free;
-	if (c->inflight++ == 0)
-		c->last_reply_ms = now_ms(); /* the reply clock starts with the first request */
+	c->inflight++;
 	r->conn = c;
+	r->link = NULL;
 	r->retried = false;
+	r->redirects = 0;
 	return r;
 }
 
@@ -365,6 +301,109 @@ static void req_done(struct store_req *r, enum store_rc rc)
 		c->resume(t);
 }
 
+static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv);
+static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+/* req_send - the request's command on @l (ASKING first after an ASK redirect). 0 or -EIO. */
+static int req_send(struct store_req *r, struct store_link *l, bool asking)
+{
+	char val[16], ttl[16];
+	const char *argv[7];
+	size_t argl[7];
+	int n = 0;
+	if (!store_link_ready(l))
+		return -EIO;
+	if (asking && redisAsyncCommand(l->ac, NULL, NULL, "ASKING") != REDIS_OK)
+		return -EIO;
+	if (r->kind == REQ_USER) {
+		argv[n] = "HGETALL";
+		argl[n++] = 7;
+	} else {
+		argv[n] = "EVALSHA";
+		argl[n++] = 7;
+		argv[n] = store_script_sha();
+		argl[n++] = 40;
+		argv[n] = "1";
+		argl[n++] = 1;
+	}
+	argv[n] = r->rkey;
+	argl[n++] = r->rkeylen;
+	if (r->kind != REQ_USER) {
+		argv[n] = r->kind == REQ_NC ? "nc" : "jti";
+		argl[n] = strlen(argv[n]);
+		n++;
+		if (r->kind == REQ_NC) {
+			argl[n] = (size_t)snprintf(val, sizeof(val), "%u", r->nc);
+			argv[n++] = val;
+		} else {
+			argv[n] = r->dialog;
+			argl[n++] = r->dlglen;
+		}
+		argl[n] = (size_t)snprintf(ttl, sizeof(ttl), "%u", r->ttl ? r->ttl : 1);
+		argv[n++] = ttl;
+	}
+	redisCallbackFn *fn = r->kind == REQ_USER ? on_user_reply : on_mark_reply;
+	if (redisAsyncCommandArgv(l->ac, fn, r, n, argv, argl) != REDIS_OK)
+		return -EIO;
+	if (l->inflight++ == 0)
+		l->last_reply_ms = store_redis_now_ms(); /* the reply clock starts with the first request */
+	r->link = l;
+	return 0;
+}
+
+/* req_reply_begin - bookkeeping every reply does first; false when the link is gone (NULL reply). */
+static bool req_reply_begin(struct store_req *r, const redisReply *rep)
+{
+	struct store_link *l = r->link;
+	if (!rep) {
+		store_link_mark_down(l); /* the context is being freed: nothing more goes out on it */
+		return false;
+	}
+	store_link_replied(l);
+	return true;
+}
+
+/* req_follow - an error reply that moves the request: MOVED/ASK to another
+ * node (cluster), NOSCRIPT (script cache flushed), READONLY (a demoted
+ * master). true when the request went out again and the reply is for later. */
+static bool req_follow(struct store_req *r, const redisReply *rep)
+{
+	if (rep->type != REDIS_REPLY_ERROR || !rep->str)
+		return false;
+	struct store_conn *c = r->conn;
+	struct store_link *from = r->link;
+	if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && r->kind != REQ_USER && !r->retried) {
+		r->retried = true; /* restart, failover or SCRIPT FLUSH: load it on this node, then again */
+		redisAsyncCommand(from->ac, on_setup_reply, NULL, "SCRIPT LOAD %s", store_script_text());
+		return req_send(r, from, false) == 0;
+	}
+	if (strncmp(rep->str, "READONLY", 8) == 0) {
+		limited(&lim_err, CFG_LOG_WARN, "Redis server became a replica, asking the sentinels again", from, "");
+		store_topo_want_refresh();
+		redisAsyncDisconnect(from->ac);
+		return false;
+	}
+	bool ask;
+	unsigned slot;
+	struct cfg_redis_host to;
+	if (store_conf.redis.kind != CFG_REDIS_CLUSTER ||
+	    store_cluster_parse_redirect(rep->str, rep->len, &ask, &slot, &to) != 0)
+		return false;
+	store_redis_count_redirect(ask);
+	if (!ask)
+		store_topo_want_refresh(); /* the slot map changed: fetch it again */
+	if (++r->redirects > MAX_REDIRECTS)
+		return false;
+	struct store_link *l = client_link_for(c, &to);
+	if (!l)
+		return false;
+	if (!ask && slot < STORE_CLUSTER_SLOTS)
+		c->slot_link[slot] = (uint8_t)(l - c->links); /* until the refreshed map arrives */
+	if (l->state == LINK_DOWN)
+		store_link_connect(l);
+	return req_send(r, l, ask) == 0;
+}
+
 /* user_parse - HGETALL pairs into @u. NULL, or why the data is bad. */
 static const char *user_parse(const redisReply *r, struct store_user *u, char *why, size_t whylen)
 {
@@ -376,13 +415,13 @@ static const char *user_parse(const redisReply *r, struct store_user *u, char *w
 		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			return "non-string field";
 		struct slice name = slice_make(f->str, f->len), val = slice_make(v->str, v->len);
-		if (slice_eq(name, SLICE_LIT("ha1_md5"))) {
+		if (slice_eq(name, SLICE_LIT(STORE_FIELD_HA1_MD5))) {
 			if (!(u->has_md5 = store_hex_decode(val, u->ha1_md5, 16)))
-				return "ha1_md5 is not 32 hex digits";
-		} else if (slice_eq(name, SLICE_LIT("ha1_sha256"))) {
+				return STORE_FIELD_HA1_MD5 " is not 32 hex digits";
+		} else if (slice_eq(name, SLICE_LIT(STORE_FIELD_HA1_SHA256))) {
 			if (!(u->has_sha256 = store_hex_decode(val, u->ha1_sha256, 32)))
-				return "ha1_sha256 is not 64 hex digits";
-		} else if (slice_eq(name, SLICE_LIT("permissions"))) {
+				return STORE_FIELD_HA1_SHA256 " is not 64 hex digits";
+		} else if (slice_eq(name, SLICE_LIT(STORE_FIELD_PERMISSIONS))) {
 			struct slice bad = SLICE_NULL;
 			has_perms = true;
 			if (store_perms_parse(val, u->perms, &bad) < 0) {
@@ -392,25 +431,24 @@ static const char *user_parse(const redisReply *r, struct store_user *u, char *w
 		}
 	}
 	if (!u->has_md5 && !u->has_sha256)
-		return "missing field ha1_md5/ha1_sha256";
+		return "missing field " STORE_FIELD_HA1_MD5 "/" STORE_FIELD_HA1_SHA256;
 	if (!has_perms)
-		return "missing field permissions";
+		return "missing field " STORE_FIELD_PERMISSIONS;
 	return NULL;
 }
 
 static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct store_req *r = priv;
-	struct store_conn *c = r->conn;
 	const redisReply *rep = reply;
 	enum store_rc rc = STORE_UNAVAILABLE;
-	if (!rep) {
-		conn_mark_down(c); /* the context is being freed: nothing more goes out on it */
+	if (!req_reply_begin(r, rep)) {
 		STORE_COUNT(UNAVAILABLE);
 		req_done(r, rc);
 		return;
 	}
-	c->last_reply_ms = now_ms();
+	if (req_follow(r, rep))
+		return;
 	bool wrong_type = rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "WRONGTYPE", 9) == 0;
 	if (rep->type == REDIS_REPLY_ARRAY || wrong_type) {
 		struct store_user u;
@@ -440,7 +478,8 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 		memset(&u, 0, sizeof(u));
 	} else {
 		STORE_COUNT(ERROR);
-		limited(&lim_err, CFG_LOG_ERROR, "HGETALL failed", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+		limited(&lim_err, CFG_LOG_ERROR, "HGETALL failed", r->link,
+			rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
 	}
 	req_done(r, rc);
 }
@@ -462,15 +501,22 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	struct store_users *tb = store_users_current_rcu();
 	int rc = tb ? store_users_get_rcu(tb, id, out, &age) : -ENOENT;
 	rcu_read_unlock();
-	/* stale entries keep serving while Redis is down (SPEC §6) */
-	if (rc >= 0 && (just_fetched || age < store_conf.cache_max_age || !conn_ready(c))) {
+	if (rc >= 0 && (just_fetched || age < store_conf.cache_max_age)) {
+		STORE_COUNT(HIT);
+		return rc > 0 ? STORE_OK : STORE_NOT_FOUND;
+	}
+	char rkey[STORE_KEY_MAX + 32];
+	int klen = store_key_user(rkey, sizeof(rkey), id);
+	struct store_link *l = klen > 0 ? client_route(c, rkey, (size_t)klen) : NULL;
+	/* stale entries keep serving while their Redis is away (SPEC §6, §12) */
+	if (rc >= 0 && !store_link_ready(l)) {
 		STORE_COUNT(HIT);
 		return rc > 0 ? STORE_OK : STORE_NOT_FOUND;
 	}
 	if (just_fetched) /* fetched, then dropped at once (invalidation or no memory): retry later */
 		return STORE_UNAVAILABLE;
 	STORE_COUNT(MISS);
-	if (!conn_ready(c)) {
+	if (!store_link_ready(l)) {
 		STORE_COUNT(UNAVAILABLE);
 		return STORE_UNAVAILABLE;
 	}
@@ -485,10 +531,9 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	r->epoch = atomic_load_explicit(&store_inval_epoch, memory_order_seq_cst);
 	memcpy(r->key, id.p, id.len);
 	r->keylen = id.len;
-	int klen = store_key_user(r->rkey, sizeof(r->rkey), id);
-	const char *argv[2] = { "HGETALL", r->rkey };
-	size_t argl[2] = { 7, klen > 0 ? (size_t)klen : 0 };
-	if (klen < 0 || redisAsyncCommandArgv(c->ac, on_user_reply, r, 2, argv, argl) != REDIS_OK) {
+	memcpy(r->rkey, rkey, (size_t)klen + 1);
+	r->rkeylen = (size_t)klen;
+	if (req_send(r, l, false) < 0) {
 		req_release(c, r);
 		STORE_COUNT(ERROR);
 		return STORE_UNAVAILABLE;
@@ -496,38 +541,6 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	op->state = STORE_OP_WAIT;
 	op->priv = r;
 	return STORE_PARKED;
-}
-
-/* mark_send - EVALSHA (or EVAL after NOSCRIPT) of the nc/JTI script for @r. */
-static int mark_send(struct store_conn *c, struct store_req *r, redisCallbackFn *fn)
-{
-	char val[16], ttl[16];
-	const char *argv[7];
-	size_t argl[7];
-	int n = 0;
-	argv[n] = r->retried ? "EVAL" : "EVALSHA";
-	argl[n] = strlen(argv[n]);
-	n++;
-	argv[n] = r->retried ? store_script_text() : store_script_sha();
-	argl[n] = strlen(argv[n]);
-	n++;
-	argv[n] = "1";
-	argl[n++] = 1;
-	argv[n] = r->rkey;
-	argl[n++] = strlen(r->rkey);
-	argv[n] = r->kind == REQ_NC ? "nc" : "jti";
-	argl[n] = strlen(argv[n]);
-	n++;
-	if (r->kind == REQ_NC) {
-		argl[n] = (size_t)snprintf(val, sizeof(val), "%u", r->nc);
-		argv[n++] = val;
-	} else {
-		argv[n] = r->dialog;
-		argl[n++] = r->dlglen;
-	}
-	argl[n] = (size_t)snprintf(ttl, sizeof(ttl), "%u", r->ttl ? r->ttl : 1);
-	argv[n++] = ttl;
-	return redisAsyncCommandArgv(c->ac, fn, r, n, argv, argl) == REDIS_OK ? 0 : -EIO;
 }
 
 /* mark_local - the local table's say: nc was recorded before asking Redis;
@@ -543,36 +556,34 @@ static enum store_rc mark_local(const struct store_req *r)
 static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct store_req *r = priv;
-	struct store_conn *c = r->conn;
 	const redisReply *rep = reply;
-	if (!rep) {
-		conn_mark_down(c);
+	if (!req_reply_begin(r, rep)) {
 		STORE_COUNT(DEGRADED);
 		req_done(r, mark_local(r));
 		return;
 	}
-	c->last_reply_ms = now_ms();
+	if (req_follow(r, rep))
+		return;
 	if (rep->type == REDIS_REPLY_INTEGER) {
 		if (rep->integer == 1)
 			mark_local(r); /* remember Redis's binding for when it is away */
 		req_done(r, rep->integer == 1 ? STORE_OK : STORE_REJECT);
 		return;
 	}
-	if (rep->type == REDIS_REPLY_ERROR && !r->retried && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-		r->retried = true; /* script cache flushed (restart, SCRIPT FLUSH): EVAL loads it again */
-		if (mark_send(c, r, on_mark_reply) == 0)
-			return;
-	}
 	STORE_COUNT(ERROR);
 	STORE_COUNT(DEGRADED);
-	limited(&lim_err, CFG_LOG_ERROR, "nc/jti script failed", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+	limited(&lim_err, CFG_LOG_ERROR, "nc/jti script failed", r->link,
+		rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
 	req_done(r, mark_local(r));
 }
 
 enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store_op *op, bool is_nc,
 			       struct slice key, uint32_t nc, struct slice dialog, unsigned ttl)
 {
-	if (!conn_ready(c)) {
+	char rkey[STORE_KEY_MAX + 32];
+	int klen = is_nc ? store_key_nc(rkey, sizeof(rkey), key) : store_key_jti(rkey, sizeof(rkey), key);
+	struct store_link *l = klen > 0 ? client_route(c, rkey, (size_t)klen) : NULL;
+	if (!store_link_ready(l)) {
 		STORE_COUNT(DEGRADED); /* the local table decides (SPEC §6) */
 		return is_nc ? STORE_OK : store_marks_jti(store_jti_marks, key, dialog, ttl, true);
 	}
@@ -591,8 +602,9 @@ enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store
 	r->dlglen = dialog.len;
 	if (dialog.len)
 		memcpy(r->dialog, dialog.p, dialog.len);
-	int klen = is_nc ? store_key_nc(r->rkey, sizeof(r->rkey), key) : store_key_jti(r->rkey, sizeof(r->rkey), key);
-	if (klen < 0 || mark_send(c, r, on_mark_reply) < 0) {
+	memcpy(r->rkey, rkey, (size_t)klen + 1);
+	r->rkeylen = (size_t)klen;
+	if (req_send(r, l, false) < 0) {
 		enum store_rc rc = mark_local(r);
 		req_release(c, r);
 		STORE_COUNT(ERROR);
@@ -602,50 +614,4 @@ enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store
 	op->state = STORE_OP_WAIT;
 	op->priv = r;
 	return STORE_PARKED;
-}
-
-/* ================================================================ subscriber */
-
-static pthread_t sub_thread;
-static atomic_bool sub_stop;
-static bool sub_running;
-
-/* sub_main - the invalidation subscriber: its own connection and poll loop
- * on a store-owned thread (not a worker), an RCU reader for store_invalidate. */
-static void *sub_main(void *arg)
-{
-	struct store_poll_loop *loop = arg;
-	rcu_register_thread();
-	struct store_conn *c = store_conn_new(&store_poll_ops, loop, true, NULL);
-	while (c && !atomic_load_explicit(&sub_stop, memory_order_acquire))
-		store_poll_loop_run(loop, 100, c);
-	store_conn_free(c);
-	rcu_unregister_thread();
-	store_poll_loop_free(loop);
-	return NULL;
-}
-
-int store_redis_start(void)
-{
-	struct store_poll_loop *loop = store_poll_loop_new();
-	if (!loop)
-		return -ENOMEM;
-	atomic_store_explicit(&sub_stop, false, memory_order_relaxed);
-	int rc = pthread_create(&sub_thread, NULL, sub_main, loop);
-	if (rc) {
-		store_poll_loop_free(loop);
-		return -rc;
-	}
-	sub_running = true;
-	return 0;
-}
-
-void store_redis_stop(void)
-{
-	if (!sub_running)
-		return;
-	/* pairs with the acquire load in sub_main */
-	atomic_store_explicit(&sub_stop, true, memory_order_release);
-	pthread_join(sub_thread, NULL);
-	sub_running = false;
 }

@@ -1,8 +1,9 @@
 /* referee_admin.c - referee-admin, the operator's tool for users and
  * permissions (SPEC §7): user add|del|show|list, permission grant|revoke,
  * explain. With Redis it writes referee:user:<id> hashes (HA1s only, never
- * the password) over a synchronous hiredis connection and publishes the id on
- * referee:invalidate; with the file backend it prints the YAML to add. Keys
+ * the password) over a synchronous hiredis connection (to the server, the
+ * master the sentinels name, or the cluster master of each key: store_redis_sync.c)
+ * and publishes the id on referee:invalidate; with the file backend it prints the YAML to add. Keys
  * are built by store_keys.c. Exit 2 for usage errors, 1 for failures. */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_priv.h"
+#include "store_redis_priv.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
@@ -28,7 +30,7 @@
 struct admin {
 	const char *cfg_path;
 	struct cfg *cfg;
-	redisContext *rc;
+	struct store_sync *redis;
 };
 
 static const char *const help_main =
@@ -66,35 +68,27 @@ static bool is_help(int argc, char **argv)
 
 static int redis_open(struct admin *a)
 {
-	char host[256];
-	int port, db;
-	if (store_redis_url_parse(a->cfg->store.redis, host, sizeof(host), &port, &db) < 0)
-		return fail(EXIT_FAIL, "store.redis '%s' is not redis://host:port[/db]", a->cfg->store.redis);
-	struct timeval tv = { 2, 0 };
-	a->rc = redisConnectWithTimeout(host, port, tv);
-	if (!a->rc || a->rc->err)
-		return fail(EXIT_FAIL, "cannot connect to Redis %s: %s", a->cfg->store.redis,
-			    a->rc ? a->rc->errstr : "out of memory");
-	redisSetTimeout(a->rc, tv);
-	if (db) {
-		redisReply *r = redisCommand(a->rc, "SELECT %d", db);
-		bool ok = r && r->type != REDIS_REPLY_ERROR;
-		freeReplyObject(r);
-		if (!ok)
-			return fail(EXIT_FAIL, "Redis SELECT %d failed", db);
-	}
+	struct cfg_redis_url u;
+	char why[512];
+	const char *bad = cfg_redis_url_parse(a->cfg->store.redis, &u);
+	if (bad)
+		return fail(EXIT_FAIL, "store.redis '%s' %s", a->cfg->store.redis, bad);
+	/* the sentinels' master (ROLE-checked) or the cluster's slot map, as referee finds them */
+	a->redis = store_sync_open(&u, why, sizeof(why));
+	if (!a->redis)
+		return fail(EXIT_FAIL, "cannot reach Redis %s: %s", a->cfg->store.redis, why);
 	return 0;
 }
 
-/* cmd - run one command; NULL (message printed) on a transport or Redis error. */
-static redisReply *cmd(struct admin *a, int argc, const char **argv)
+/* cmd_at - run one command on master @node, or (@node < 0) on the master of
+ * the key argv[1]; NULL (message printed) on a transport or Redis error. */
+static redisReply *cmd_at(struct admin *a, int node, int argc, const char **argv)
 {
-	size_t lens[16];
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	redisReply *r = redisCommandArgv(a->rc, argc, argv, lens);
+	char why[512];
+	redisReply *r = node < 0 ? store_sync_key_cmd(a->redis, argv[1], argc, argv, why, sizeof(why))
+				 : store_sync_node_cmd(a->redis, (unsigned)node, argc, argv, why, sizeof(why));
 	if (!r) {
-		fail(EXIT_FAIL, "Redis: %s", a->rc->errstr);
+		fail(EXIT_FAIL, "%s", why);
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
@@ -105,10 +99,16 @@ static redisReply *cmd(struct admin *a, int argc, const char **argv)
 	return r;
 }
 
+static redisReply *cmd(struct admin *a, int argc, const char **argv)
+{
+	return cmd_at(a, -1, argc, argv);
+}
+
 static int publish(struct admin *a, const char *id)
 {
+	/* any node: in a cluster PUBLISH reaches the subscribers of every node */
 	const char *argv[] = { "PUBLISH", STORE_REDIS_CHANNEL, id };
-	redisReply *r = cmd(a, 3, argv);
+	redisReply *r = cmd_at(a, 0, 3, argv);
 	freeReplyObject(r);
 	return r ? 0 : EXIT_FAIL;
 }
@@ -157,11 +157,11 @@ static int user_fetch(struct admin *a, const char *id, char *ha1_md5, char *ha1_
 		const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
 		if (!f || !v)
 			continue;
-		if (strcmp(f, "ha1_md5") == 0)
+		if (strcmp(f, STORE_FIELD_HA1_MD5) == 0)
 			snprintf(ha1_md5, 65, "%s", v);
-		else if (strcmp(f, "ha1_sha256") == 0)
+		else if (strcmp(f, STORE_FIELD_HA1_SHA256) == 0)
 			snprintf(ha1_sha, 65, "%s", v);
-		else if (strcmp(f, "permissions") == 0)
+		else if (strcmp(f, STORE_FIELD_PERMISSIONS) == 0)
 			snprintf(perms, cap, "%s", v);
 	}
 	int found = r->elements > 0;
@@ -266,7 +266,8 @@ static int user_add(struct admin *a, int argc, char **argv)
 	freeReplyObject(r);
 	if (exists)
 		return fail(EXIT_FAIL, "user %s already exists (user del first, or permission grant)", id);
-	const char *hs[] = { "HSET", key, "ha1_md5", md5_hex, "ha1_sha256", sha_hex, "permissions", list };
+	const char *hs[] = { "HSET", key, STORE_FIELD_HA1_MD5, md5_hex, STORE_FIELD_HA1_SHA256, sha_hex,
+			     STORE_FIELD_PERMISSIONS, list };
 	r = cmd(a, 8, hs);
 	freeReplyObject(r);
 	OPENSSL_cleanse(md5_hex, sizeof(md5_hex));
@@ -423,21 +424,28 @@ static int user_list(struct admin *a, int argc, char **argv)
 		store_users_each(tb, list_one, ctx);
 		store_users_free(tb);
 	} else {
-		char cursor[32] = "0";
-		do { /* SCAN, not KEYS: never blocks a production Redis */
-			const char *scan[] = { "SCAN", cursor, "MATCH", store_key_user_pattern(), "COUNT", "500" };
-			redisReply *r = cmd(a, 6, scan);
-			if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-				freeReplyObject(r);
-				rc = EXIT_FAIL;
-				break;
-			}
-			snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-			for (size_t i = 0; i < r->element[1]->elements; i++)
-				if (list_add(&ids, &n, &cap, r->element[1]->element[i]->str + store_key_user_prefix_len()) < 0)
+		/* SCAN, not KEYS: never blocks a production Redis; every master of a cluster */
+		for (unsigned node = 0; node < store_sync_nodes(a->redis) && rc == 0; node++) {
+			char cursor[32] = "0";
+			do {
+				const char *scan[] = { "SCAN", cursor, "MATCH", store_key_user_pattern(), "COUNT", "500" };
+				redisReply *r = cmd_at(a, (int)node, 6, scan);
+				if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+				    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+					freeReplyObject(r);
 					rc = EXIT_FAIL;
-			freeReplyObject(r);
-		} while (strcmp(cursor, "0") != 0 && rc == 0);
+					break;
+				}
+				snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+				for (size_t i = 0; i < r->element[1]->elements; i++) {
+					const redisReply *k = r->element[1]->element[i];
+					if (k->type == REDIS_REPLY_STRING && k->len >= store_key_user_prefix_len() &&
+					    list_add(&ids, &n, &cap, k->str + store_key_user_prefix_len()) < 0)
+						rc = EXIT_FAIL;
+				}
+				freeReplyObject(r);
+			} while (strcmp(cursor, "0") != 0 && rc == 0);
+		}
 	}
 	qsort(ids, n, sizeof(*ids), str_cmp);
 	for (size_t i = 0; i < n; i++) {
@@ -489,7 +497,7 @@ static int permission(struct admin *a, int argc, char **argv)
 		return fail(EXIT_FAIL, "too many permissions for %s", id);
 	char key[STORE_ID_MAX + 32];
 	store_key_user(key, sizeof(key), slice_from_cstr(id));
-	const char *hs[] = { "HSET", key, "permissions", list };
+	const char *hs[] = { "HSET", key, STORE_FIELD_PERMISSIONS, list };
 	redisReply *r = cmd(a, 4, hs);
 	freeReplyObject(r);
 	if (!r || publish(a, id))
@@ -633,8 +641,7 @@ int main(int argc, char **argv)
 	rc = run(&a, argc - i, argv + i);
 out_auth:
 	auth_fini();
-	if (a.rc)
-		redisFree(a.rc);
+	store_sync_close(a.redis);
 out_cfg:
 	cfg_free(a.cfg);
 out:

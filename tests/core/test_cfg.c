@@ -327,11 +327,11 @@ static const struct bad_conf bad_confs[] = {
 	{ "listen: [udp://127.0.0.1:5060]\ndomains: [a.com]\nstore:\n  backend: mysql\n", 4,
 	  "store.backend: 'mysql' is not one of file|redis" },
 	{ "listen: [udp://127.0.0.1:5060]\ndomains: [a.com]\nstore:\n  backend: redis\n"
-	  "  redis: redis://127.0.0.1\n",
-	  5, "is not redis://host:port[/db]" },
+	  "  redis: redis://127.0.0.1:0\n",
+	  5, "has a bad port (1..65535)" },
 	{ "listen: [udp://127.0.0.1:5060]\ndomains: [a.com]\nstore:\n  backend: redis\n"
 	  "  redis: redis://db.local:6379/999\n",
-	  5, "is not redis://host:port[/db]" },
+	  5, "has a bad database number (0..255)" },
 	{ BASE "auth:\n  algorithms: [MD5, md5]\n", 5, "auth.algorithms: 'MD5' is listed twice" },
 	{ BASE "auth:\n  algorithms: [SHA-1]\n", 5, "'SHA-1' is not one of SHA-256|MD5" },
 	{ BASE "auth:\n  algorithms: []\n", 5, "auth.algorithms: must not be empty" },

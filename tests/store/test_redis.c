@@ -22,23 +22,8 @@
 
 static void test_url_and_keys(void **state)
 {
-	char host[64], key[64];
-	int port, db;
-	assert_int_equal(store_redis_url_parse("redis://127.0.0.1:6380/2", host, sizeof(host), &port, &db), 0);
-	assert_string_equal(host, "127.0.0.1");
-	assert_int_equal(port, 6380);
-	assert_int_equal(db, 2);
-	assert_int_equal(store_redis_url_parse("redis://localhost", host, sizeof(host), &port, &db), 0);
-	assert_int_equal(port, 6379);
-	assert_int_equal(db, 0);
-	assert_int_equal(store_redis_url_parse("redis://[::1]:7000", host, sizeof(host), &port, &db), 0);
-	assert_string_equal(host, "::1");
-	assert_int_equal(port, 7000);
-	assert_int_equal(store_redis_url_parse("http://x:1", host, sizeof(host), &port, &db), -EINVAL);
-	assert_int_equal(store_redis_url_parse("redis://x:0", host, sizeof(host), &port, &db), -EINVAL);
-	assert_int_equal(store_redis_url_parse("redis://x:99999", host, sizeof(host), &port, &db), -EINVAL);
-	assert_int_equal(store_redis_url_parse("redis://x:1/a", host, sizeof(host), &port, &db), -EINVAL);
-	assert_int_equal(store_redis_url_parse("redis://:1", host, sizeof(host), &port, &db), -EINVAL);
+	char key[64];
+	/* URLs: tests/store/test_redis_ha.c (cfg_redis_url_parse) */
 	assert_true(store_key_user(key, sizeof(key), SLICE_LIT("1001@example.com")) > 0);
 	assert_string_equal(key, "referee:user:1001@example.com");
 	assert_true(store_key_nc(key, sizeof(key), SLICE_LIT("abc")) > 0);

@@ -1,0 +1,248 @@
+/* store_redis_link.c - one hiredis *async* context to one Redis server,
+ * driven by the owning thread's loop through a small adapter (hiredis's
+ * ev.addRead/delRead/addWrite/delWrite/cleanup hooks map to the loop's
+ * watch/unwatch), with connect and reply timeouts and reconnect with
+ * backoff. What is sent on it is the owner's business (hooks): command links
+ * of a thread's client (store_redis.c), the invalidation subscriber and the
+ * +switch-master subscriber (store_redis_topo.c). Never blocks. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include "log.h"
+#include "store_redis_priv.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define REPLY_TIMEOUT_MS 2000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+static struct log_limit lim_conn;
+
+uint64_t store_redis_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void link_log(const struct store_link *l, const char *what, const char *detail)
+{
+	uint64_t suppressed = 0;
+	if (log_limit_pass(&lim_conn, &suppressed))
+		log_warn("store", "%s redis=%s:%u role=%s %s suppressed=%llu", what, l->host, l->port, l->role,
+			 detail ? detail : "", (unsigned long long)suppressed);
+}
+
+/* ================================================================ adapter */
+
+static void link_io(void *arg, unsigned events)
+{
+	struct store_link *l = arg;
+	redisAsyncContext *ac = l->ac;
+	if (!ac)
+		return;
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+		redisAsyncHandleRead(ac);
+	/* the read may have freed the context (EOF): only write to the same live one */
+	if (l->ac == ac && (events & EPOLLOUT))
+		redisAsyncHandleWrite(ac);
+}
+
+static void link_apply(struct store_link *l)
+{
+	if (l->fd < 0)
+		return;
+	if (l->events) {
+		if (l->ops->watch(l->impl, l->fd, l->events, link_io, l) == 0)
+			l->watched = true;
+	} else if (l->watched) {
+		l->ops->unwatch(l->impl, l->fd);
+		l->watched = false;
+	}
+}
+
+static void ev_add_read(void *d)
+{
+	struct store_link *l = d;
+	l->events |= EPOLLIN;
+	link_apply(l);
+}
+
+static void ev_del_read(void *d)
+{
+	struct store_link *l = d;
+	l->events &= ~(unsigned)EPOLLIN;
+	link_apply(l);
+}
+
+static void ev_add_write(void *d)
+{
+	struct store_link *l = d;
+	l->events |= EPOLLOUT;
+	link_apply(l);
+}
+
+static void ev_del_write(void *d)
+{
+	struct store_link *l = d;
+	l->events &= ~(unsigned)EPOLLOUT;
+	link_apply(l);
+}
+
+static void ev_cleanup(void *d)
+{
+	struct store_link *l = d;
+	l->events = 0;
+	link_apply(l);
+	l->fd = -1;
+}
+
+/* ================================================================ life cycle */
+
+void store_link_init(struct store_link *l, const struct store_loop_ops *ops, void *impl,
+		     const struct store_link_hooks *hooks, void *owner, const char *role)
+{
+	memset(l, 0, sizeof(*l));
+	l->ops = ops;
+	l->impl = impl;
+	l->hooks = hooks;
+	l->owner = owner;
+	l->role = role;
+	l->fd = -1;
+}
+
+void store_link_mark_down(struct store_link *l)
+{
+	bool was_up = l->state == LINK_UP;
+	if (l->state != LINK_DOWN) {
+		l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+		if (l->backoff_ms > BACKOFF_MAX_MS)
+			l->backoff_ms = BACKOFF_MAX_MS;
+		l->next_try_ms = store_redis_now_ms() + l->backoff_ms;
+		l->state = LINK_DOWN;
+		l->ac = NULL;
+		if (l->hooks->lost)
+			l->hooks->lost(l, was_up);
+	}
+	l->ac = NULL;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct store_link *l = ac->data;
+	if (status != REDIS_OK) {
+		link_log(l, "cannot connect to Redis", ac->errstr);
+		store_link_mark_down(l); /* hiredis frees the context after this callback */
+		return;
+	}
+	l->backoff_ms = 0;
+	/* a peer that vanished without a FIN (a subscriber has no reply clock) */
+	redisEnableKeepAlive((redisContext *)&ac->c);
+	l->last_reply_ms = store_redis_now_ms();
+	l->state = LINK_VERIFYING;
+	l->hooks->connected(l);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct store_link *l = ac->data;
+	if (!l->closing)
+		link_log(l, "lost Redis connection", status == REDIS_OK ? "" : ac->errstr);
+	store_link_mark_down(l);
+}
+
+void store_link_set_up(struct store_link *l)
+{
+	if (l->state != LINK_VERIFYING)
+		return;
+	l->state = LINK_UP;
+	log_info("store", "connected to Redis redis=%s:%u role=%s", l->host, l->port, l->role);
+}
+
+int store_link_connect(struct store_link *l)
+{
+	if (!l->host[0])
+		return -EINVAL;
+	if (l->ac)
+		return 0; /* already connecting or connected */
+	redisAsyncContext *ac = redisAsyncConnect(l->host, (int)l->port);
+	if (!ac || ac->err) {
+		link_log(l, "cannot connect to Redis", ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		l->state = LINK_CONNECTING; /* so mark_down plans a retry */
+		store_link_mark_down(l);
+		return -ECONNREFUSED;
+	}
+	l->ac = ac;
+	l->fd = ac->c.fd;
+	l->events = 0;
+	l->watched = false;
+	l->inflight = 0;
+	l->state = LINK_CONNECTING;
+	l->since_ms = store_redis_now_ms();
+	ac->data = l;
+	ac->ev.data = l;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	return 0;
+}
+
+void store_link_drop(struct store_link *l)
+{
+	redisAsyncContext *ac = l->ac;
+	if (!ac)
+		return;
+	redisAsyncFree(ac); /* pending requests complete with a NULL reply, then on_disconnect */
+	store_link_mark_down(l);
+}
+
+void store_link_target(struct store_link *l, const char *host, unsigned port)
+{
+	if (l->in_use && store_link_is(l, host, port))
+		return;
+	store_link_drop(l);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	l->port = port;
+	l->in_use = true;
+	l->backoff_ms = 0;
+	l->next_try_ms = 0; /* a new server: try at once */
+}
+
+void store_link_replied(struct store_link *l)
+{
+	l->last_reply_ms = store_redis_now_ms();
+	if (l->inflight)
+		l->inflight--;
+}
+
+void store_link_tick(struct store_link *l, uint64_t now)
+{
+	switch (l->state) {
+	case LINK_DOWN:
+		if (l->in_use && !l->closing && now >= l->next_try_ms)
+			store_link_connect(l);
+		break;
+	case LINK_CONNECTING:
+	case LINK_VERIFYING:
+		if (now - l->since_ms > CONNECT_TIMEOUT_MS) {
+			link_log(l, "Redis connect timeout", "");
+			store_link_drop(l);
+		}
+		break;
+	case LINK_UP:
+		if (l->inflight && now - l->last_reply_ms > REPLY_TIMEOUT_MS) {
+			link_log(l, "Redis not answering, reconnecting", "");
+			store_link_drop(l);
+		}
+		break;
+	}
+}
