@@ -59,6 +59,7 @@ struct store_conn {
 };
 
 _Thread_local struct store_conn *store_tls_conn;
+_Atomic uint64_t store_cache_flush_sec;
 static _Atomic int conns_up; /* command links in LINK_UP, all threads */
 static struct log_limit lim_data, lim_err;
 
@@ -501,7 +502,11 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	struct store_users *tb = store_users_current_rcu();
 	int rc = tb ? store_users_get_rcu(tb, id, out, &age) : -ENOENT;
 	rcu_read_unlock();
-	if (rc >= 0 && (just_fetched || age < store_conf.cache_max_age)) {
+	/* fresh: younger than max-age and inserted after the last (re)subscription */
+	uint64_t now = store_now_sec();
+	bool fresh = age < store_conf.cache_max_age &&
+		     now - age > atomic_load_explicit(&store_cache_flush_sec, memory_order_relaxed);
+	if (rc >= 0 && (just_fetched || fresh)) {
 		STORE_COUNT(HIT);
 		return rc > 0 ? STORE_OK : STORE_NOT_FOUND;
 	}

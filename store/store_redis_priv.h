@@ -21,6 +21,11 @@
 
 uint64_t store_redis_now_ms(void);
 
+/* store_now_sec() of the last (re)subscription to referee:invalidate: cached
+ * users inserted at or before it are fetched again before they serve while
+ * their Redis answers (store_redis.c). */
+extern _Atomic uint64_t store_cache_flush_sec;
+
 /* ================================================================ topology */
 
 /* What every thread's links follow. Single server and Sentinel: node 0 is

@@ -156,13 +156,12 @@ static void on_invalidate(redisAsyncContext *ac, void *reply, void *priv)
 	if (strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
 		store_invalidate(slice_make(r->element[2]->str, r->element[2]->len));
 	} else if (strcmp(r->element[0]->str, "subscribe") == 0) {
-		/* Invalidations may have been missed while we were away (SPEC §6). */
+		/* Invalidations may have been missed while we were away (SPEC §6):
+		 * every cached entry is fetched again before it serves while Redis
+		 * answers; it still serves while the key's server is unreachable (a
+		 * worker whose link to the new master is not up yet, a failover). */
 		atomic_fetch_add_explicit(&store_inval_epoch, 1, memory_order_seq_cst);
-		rcu_read_lock();
-		struct store_users *tb = store_users_current_rcu();
-		if (tb)
-			store_users_clear(tb);
-		rcu_read_unlock();
+		atomic_store_explicit(&store_cache_flush_sec, store_now_sec(), memory_order_relaxed);
 		store_link_set_up(l);
 	}
 }

@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# lib_redisha.sh - Redis Sentinel and Cluster set-ups for the Redis HA integration tests
+# (test_store_sentinel.sh, test_store_cluster.sh; SPEC §12), sourced after lib.sh and
+# lib_auth.sh: real redis-server / redis-sentinel processes from Debian on free loopback
+# ports, no persistence, each started through it_spawn (killed by PID by lib.sh's EXIT trap),
+# every wait bounded.
+
+# rha_wait_ping PORT SECONDS: the Redis (or sentinel) on 127.0.0.1:PORT answers PONG.
+rha_wait_ping() {
+	for _ in $(seq $(($2 * 10))); do
+		[ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# rha_ports N: N distinct free TCP ports of 127.0.0.1 (and their +10000 cluster bus ports free).
+rha_ports() {
+	python3 - "$1" <<'PY'
+import socket, sys
+n, got, held = int(sys.argv[1]), [], []
+while len(got) < n:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    held.append(s)
+    if p + 10000 > 65535 or p in got:
+        continue
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 10000))
+    except OSError:
+        continue
+    held.append(b)
+    got.append(p)
+print(" ".join(map(str, got)))
+PY
+}
+
+# rha_redis NAME PORT [ARGS...]: a redis-server on 127.0.0.1:PORT, its folder $IT_WORK/NAME.
+# Sets RHA_PID.
+rha_redis() {
+	local name=$1 port=$2 d=$IT_WORK/$1
+	shift 2
+	mkdir -p "$d"
+	it_spawn "$name" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$d" "$@"
+	RHA_PID=$IT_LAST_PID
+	rha_wait_ping "$port" 10 || it_die "redis-server $name did not answer on port $port ($(tail -n 3 "$IT_WORK/$name.out"))"
+}
+
+# rha_sentinel NAME PORT MASTER_PORT QUORUM: a redis-sentinel monitoring "mymaster" at
+# 127.0.0.1:MASTER_PORT with a 1 s down-after (the test's failover must be quick).
+rha_sentinel() {
+	local name=$1 port=$2 mport=$3 quorum=$4 d=$IT_WORK/$1
+	mkdir -p "$d"
+	cat >"$d/sentinel.conf" <<EOF
+port $port
+bind 127.0.0.1
+dir $d
+sentinel monitor mymaster 127.0.0.1 $mport $quorum
+sentinel down-after-milliseconds mymaster 1000
+sentinel failover-timeout mymaster 5000
+sentinel parallel-syncs mymaster 1
+EOF
+	it_spawn "$name" redis-sentinel "$d/sentinel.conf"
+	RHA_PID=$IT_LAST_PID
+	rha_wait_ping "$port" 10 || it_die "redis-sentinel $name did not answer on port $port"
+}
+
+# rha_sentinel_master SENTINEL_PORT: "IP PORT" the sentinel reports for mymaster.
+rha_sentinel_master() {
+	redis-cli -p "$1" SENTINEL get-master-addr-by-name mymaster 2>/dev/null | tr '\n' ' ' | sed 's/ $//'
+}
+
+# rha_now_ms: wall clock in milliseconds (phase timing in the test logs).
+rha_now_ms() { date +%s%3N; }
