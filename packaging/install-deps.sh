@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh - Debian 12 packages referee needs to build, test and benchmark.
 #   packaging/install-deps.sh          build + run dependencies
-#   packaging/install-deps.sh --test   also the test peers (redis-server, sipp, clang for libFuzzer)
+#   packaging/install-deps.sh --test   also the test peers (redis-server, redis-sentinel, sipp, clang for libFuzzer)
 #   packaging/install-deps.sh --bench  also Kamailio for the side-by-side benchmark
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config liburcu-dev libssl-dev libjemalloc-dev li
       libyaml-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev)
 for a in "$@"; do
   case "$a" in
-    --test) pkgs+=(redis-server sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core) ;;
+    --test) pkgs+=(redis-server redis-sentinel sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core) ;;
     --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules kamailio-tls-modules gnuplot-nox procps) ;;
     *) echo "install-deps.sh: unknown option '$a' (use --test or --bench)" >&2; exit 2 ;;
   esac

@@ -128,7 +128,7 @@ static void client_link_lost(struct store_link *l, bool was_up)
 	struct store_conn *c = l->owner;
 	if (was_up)
 		atomic_fetch_sub_explicit(&conns_up, 1, memory_order_relaxed);
-	if (!c->closing && store_conf.redis.kind != CFG_REDIS_SINGLE)
+	if (!c->closing && !l->retargeting && store_conf.redis.kind != CFG_REDIS_SINGLE)
 		store_topo_want_refresh(); /* the master failed over, or the node left */
 }
 
@@ -188,10 +188,8 @@ static void client_follow(struct store_conn *c)
 			}
 	}
 	for (unsigned j = 0; j < c->n_links; j++)
-		if (!keep[j] && c->links[j].in_use) {
-			store_link_drop(&c->links[j]);
-			c->links[j].in_use = false;
-		}
+		if (!keep[j] && c->links[j].in_use)
+			store_link_retire(&c->links[j]);
 	for (unsigned i = 0; i < n; i++) {
 		if (node_link[i] != STORE_SLOT_NONE)
 			continue;

@@ -149,7 +149,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct store_link *l = ac->data;
-	if (!l->closing)
+	if (!l->closing && !l->retargeting)
 		link_log(l, "lost Redis connection", status == REDIS_OK ? "" : ac->errstr);
 	store_link_mark_down(l);
 }
@@ -205,11 +205,19 @@ void store_link_drop(struct store_link *l)
 	store_link_mark_down(l);
 }
 
+void store_link_retire(struct store_link *l)
+{
+	l->retargeting = true;
+	store_link_drop(l);
+	l->retargeting = false;
+	l->in_use = false;
+}
+
 void store_link_target(struct store_link *l, const char *host, unsigned port)
 {
 	if (l->in_use && store_link_is(l, host, port))
 		return;
-	store_link_drop(l);
+	store_link_retire(l);
 	snprintf(l->host, sizeof(l->host), "%s", host);
 	l->port = port;
 	l->in_use = true;

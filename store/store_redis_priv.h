@@ -72,6 +72,7 @@ struct store_link {
 	int fd;
 	unsigned events;
 	bool watched, closing, in_use;
+	bool retargeting; /* the context is dropped on purpose (a new server): not a loss */
 	enum link_state state;
 	char host[256];
 	unsigned port;
@@ -89,6 +90,9 @@ int store_link_connect(struct store_link *l);
 void store_link_set_up(struct store_link *l);
 /* store_link_drop - give up on the context now (never from one of its own callbacks). */
 void store_link_drop(struct store_link *l);
+/* store_link_retire - drop the context on purpose (the server left the topology); the
+ * hooks see retargeting set, so it is not taken for a lost server. */
+void store_link_retire(struct store_link *l);
 /* store_link_mark_down - the context is gone or going (from its callbacks). Idempotent. */
 void store_link_mark_down(struct store_link *l);
 /* store_link_tick - connect/reply timeouts and reconnect when due. Owner thread. */

@@ -143,6 +143,7 @@ struct topo_thread {
 	struct store_link sub;      /* referee:invalidate */
 	struct store_link sw;       /* +switch-master on a sentinel */
 	unsigned sub_rot, sw_rot;   /* which node / sentinel to try next */
+	bool sub_move;              /* the subscriber lost its node: aim at the next one */
 	uint64_t next_refresh_ms, last_refresh_ms;
 };
 
@@ -174,8 +175,10 @@ static void sub_connected(struct store_link *l)
 static void sub_lost(struct store_link *l, bool was_up)
 {
 	struct topo_thread *th = l->owner;
-	th->sub_rot++; /* cluster: the next node */
-	if (store_conf.redis.kind != CFG_REDIS_SINGLE && !l->closing)
+	if (l->closing || l->retargeting)
+		return;
+	th->sub_move = true; /* cluster: try another node */
+	if (store_conf.redis.kind != CFG_REDIS_SINGLE)
 		store_topo_want_refresh();
 }
 
@@ -209,12 +212,30 @@ static void sw_connected(struct store_link *l)
 static void sw_lost(struct store_link *l, bool was_up)
 {
 	struct topo_thread *th = l->owner;
+	if (l->closing || l->retargeting)
+		return;
 	th->sw_rot++; /* the next sentinel */
-	if (!l->closing)
-		store_topo_want_refresh(); /* a switch may pass while we are not listening */
+	store_topo_want_refresh(); /* a switch may pass while we are not listening */
 }
 
 static const struct store_link_hooks sw_hooks = { sw_connected, sw_lost };
+
+/* sub_misplaced - the subscriber must move: not aimed yet, lost its cluster node, or no
+ * longer on the server / master of @t. */
+static bool sub_misplaced(const struct topo_thread *th, const struct store_topo *t)
+{
+	const struct store_link *l = &th->sub;
+	if (!l->in_use)
+		return true;
+	if (store_conf.redis.kind != CFG_REDIS_CLUSTER)
+		return !store_link_is(l, t->nodes[0].host, t->nodes[0].port);
+	if (th->sub_move)
+		return true;
+	for (unsigned i = 0; i < t->n_nodes; i++)
+		if (store_link_is(l, t->nodes[i].host, t->nodes[i].port))
+			return false;
+	return true;
+}
 
 /* topo_tick - refresh when asked or due; keep both subscribers aimed and connected. */
 static void topo_tick(struct topo_thread *th)
@@ -231,8 +252,12 @@ static void topo_tick(struct topo_thread *th)
 			now + (rc < 0 ? RETRY_MS : u->kind == CFG_REDIS_SENTINEL ? SENTINEL_PERIOD_MS : CLUSTER_PERIOD_MS);
 	}
 	const struct store_topo *t = topo_cur; /* we are the only writer */
-	if (t && t->n_nodes) {
-		const struct cfg_redis_host *h = &t->nodes[th->sub_rot % t->n_nodes];
+	if (t && t->n_nodes && sub_misplaced(th, t)) {
+		/* the server / master; in a cluster any node serves: stay on one while it lives */
+		const struct cfg_redis_host *h = &t->nodes[++th->sub_rot % t->n_nodes];
+		if (u->kind != CFG_REDIS_CLUSTER)
+			h = &t->nodes[0];
+		th->sub_move = false;
 		store_link_target(&th->sub, h->host, h->port);
 	}
 	if (th->sub.in_use)

@@ -31,6 +31,7 @@ xfer_redis_start() {
 
 # xfer_config FILE PORT LOCAL_PORT IDENTITY GRANT_TTL: one instance of the shared setup
 # (Redis store, secret $IT_WORK/secret, MD5 only for SIPp, the LocalDialing rule).
+# XFER_REDIS_URL, when set, replaces redis://127.0.0.1:$XFER_RPORT (a sentinel or cluster URL).
 xfer_config() {
 	local f=$1 port=$2 local_port=$3 identity=$4 ttl=$5
 	[ -f "$IT_WORK/secret" ] || referee_secret "$IT_WORK/secret"
@@ -45,7 +46,7 @@ routes:
   local: udp://127.0.0.1:$local_port
 store:
   backend: redis
-  redis: redis://127.0.0.1:$XFER_RPORT
+  redis: ${XFER_REDIS_URL:-redis://127.0.0.1:$XFER_RPORT}
 auth:
   algorithms: [MD5]
 rules:
