@@ -102,13 +102,8 @@ static bool master_addr(const redisReply *m, const struct cfg_redis_host *asked,
 		return false;
 	const char *host = ip->len ? ip->str : asked ? asked->host : NULL;
 	size_t hlen = ip->len ? ip->len : host ? strlen(host) : 0;
-	if (!host || hlen == 0 || hlen >= sizeof(out->host) || memchr(host, '\0', hlen) || (hlen == 1 && host[0] == '?'))
+	if (!host || (hlen == 1 && host[0] == '?') || !store_redis_host_copy(host, hlen, out))
 		return false;
-	for (size_t i = 0; i < hlen; i++)
-		if ((unsigned char)host[i] <= ' ' || (unsigned char)host[i] >= 0x7f)
-			return false;
-	memcpy(out->host, host, hlen);
-	out->host[hlen] = '\0';
 	out->port = (unsigned)port->integer;
 	return true;
 }
@@ -189,11 +184,8 @@ int store_cluster_parse_redirect(const char *err, size_t len, bool *ask, unsigne
 	}
 	if (port < 1 || port > 65535)
 		return -EINVAL;
-	for (const char *q = addr; q < colon; q++)
-		if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
-			return -EINVAL;
-	memcpy(to->host, addr, (size_t)(colon - addr));
-	to->host[colon - addr] = '\0';
+	if (!store_redis_host_copy(addr, (size_t)(colon - addr), to))
+		return -EINVAL;
 	to->port = port;
 	*slot = s;
 	return 0;

@@ -110,6 +110,16 @@ void store_link_replied(struct store_link *l);
 
 /* ================================================================ Sentinel (store_sentinel.c) */
 
+/* store_redis_host_copy - a host name or IP from Redis into @out->host: 1..255
+ * printable bytes, no blank, no NUL. false (out untouched) otherwise. */
+bool store_redis_host_copy(const char *p, size_t len, struct cfg_redis_host *out);
+/**
+ * store_pubsub_parse - a reply on a subscribed connection: ["message", channel,
+ * payload] (*@kind "message", @payload set) or ["subscribe", channel, count]
+ * (*@kind "subscribe"). -ENOENT for other kinds, -EINVAL when malformed.
+ */
+int store_pubsub_parse(const redisReply *r, const char **kind, struct slice *payload);
+
 /**
  * store_sentinel_parse_addr - reply of SENTINEL get-master-addr-by-name:
  * a two-string array [ip, port]. 0 with @out filled, -ENOENT for nil (the

@@ -149,14 +149,14 @@ struct topo_thread {
 
 static void on_invalidate(redisAsyncContext *ac, void *reply, void *priv)
 {
-	const redisReply *r = reply;
 	struct store_link *l = ac->data;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !r->element[0] ||
-	    r->element[0]->type != REDIS_REPLY_STRING || !r->element[2])
+	const char *kind;
+	struct slice payload;
+	if (store_pubsub_parse(reply, &kind, &payload) != 0)
 		return;
-	if (strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
-		store_invalidate(slice_make(r->element[2]->str, r->element[2]->len));
-	} else if (strcmp(r->element[0]->str, "subscribe") == 0) {
+	if (kind[0] == 'm') {
+		store_invalidate(payload);
+	} else {
 		/* Invalidations may have been missed while we were away (SPEC §6):
 		 * every cached entry is fetched again before it serves while Redis
 		 * answers; it still serves while the key's server is unreachable (a
@@ -186,18 +186,17 @@ static const struct store_link_hooks sub_hooks = { sub_connected, sub_lost };
 
 static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
 {
-	const redisReply *r = reply;
 	struct store_link *l = ac->data;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !r->element[0] ||
-	    r->element[0]->type != REDIS_REPLY_STRING || !r->element[2])
+	const char *kind;
+	struct slice payload;
+	if (store_pubsub_parse(reply, &kind, &payload) != 0)
 		return;
-	if (strcmp(r->element[0]->str, "subscribe") == 0) {
+	if (kind[0] == 's') {
 		store_link_set_up(l);
 		return;
 	}
 	struct cfg_redis_host to;
-	if (strcmp(r->element[0]->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING &&
-	    store_sentinel_parse_switch(r->element[2]->str, r->element[2]->len, store_conf.redis.master, &to) == 0) {
+	if (store_sentinel_parse_switch(payload.p, payload.len, store_conf.redis.master, &to) == 0) {
 		log_info("store", "sentinel reports +switch-master master=%s to=%s:%u", store_conf.redis.master, to.host,
 			 to.port);
 		store_topo_want_refresh(); /* the refresh asks again and checks ROLE */

@@ -26,8 +26,7 @@ static bool port_parse(const char *p, size_t len, unsigned *port)
 	return v >= 1 && v <= 65535;
 }
 
-/* host_copy - a host name or IP from Redis: printable, no blanks, fits. */
-static bool host_copy(const char *p, size_t len, struct cfg_redis_host *out)
+bool store_redis_host_copy(const char *p, size_t len, struct cfg_redis_host *out)
 {
 	if (len == 0 || len >= sizeof(out->host))
 		return false;
@@ -54,10 +53,34 @@ int store_sentinel_parse_addr(const redisReply *r, struct cfg_redis_host *out)
 	    !port->str)
 		return -EINVAL;
 	struct cfg_redis_host h;
-	if (!host_copy(ip->str, ip->len, &h) || !port_parse(port->str, port->len, &h.port))
+	if (!store_redis_host_copy(ip->str, ip->len, &h) || !port_parse(port->str, port->len, &h.port))
 		return -EINVAL;
 	*out = h;
 	return 0;
+}
+
+int store_pubsub_parse(const redisReply *r, const char **kind, struct slice *payload)
+{
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !r->element)
+		return -EINVAL;
+	for (int i = 0; i < 3; i++)
+		if (!r->element[i])
+			return -EINVAL;
+	const redisReply *k = r->element[0], *ch = r->element[1], *p = r->element[2];
+	if (k->type != REDIS_REPLY_STRING || !k->str || ch->type != REDIS_REPLY_STRING)
+		return -EINVAL;
+	static const char *const kinds[] = { "message", "subscribe" };
+	for (size_t i = 0; i < 2; i++) {
+		if (k->len != strlen(kinds[i]) || memcmp(k->str, kinds[i], k->len) != 0)
+			continue;
+		/* a message carries a string, a subscription confirmation the channel count */
+		if (i == 0 ? p->type != REDIS_REPLY_STRING || !p->str : p->type != REDIS_REPLY_INTEGER)
+			return -EINVAL;
+		*kind = kinds[i];
+		*payload = i == 0 ? slice_make(p->str, p->len) : SLICE_NULL;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int store_sentinel_parse_role(const redisReply *r)
@@ -98,7 +121,7 @@ int store_sentinel_parse_switch(const char *msg, size_t len, const char *master,
 	if (next_word(&p, end, &extra, &extra_len))
 		return -EINVAL;
 	struct cfg_redis_host h;
-	if (!host_copy(w[3], wl[3], &h) || !port_parse(w[4], wl[4], &h.port))
+	if (!store_redis_host_copy(w[3], wl[3], &h) || !port_parse(w[4], wl[4], &h.port))
 		return -EINVAL;
 	if (wl[0] != strlen(master) || memcmp(w[0], master, wl[0]) != 0)
 		return -ENOENT;

@@ -72,5 +72,19 @@ rha_sentinel_master() {
 	redis-cli -p "$1" SENTINEL get-master-addr-by-name mymaster 2>/dev/null | tr '\n' ' ' | sed 's/ $//'
 }
 
+# rha_add_users CONFIG USER...: referee-admin user add USER@example.com --password pwUSER
+# --permission LocalDialing for each; a failed add is a failed check. Appends USER:pwUSER to
+# RHA_USERS (the SIPp injection list).
+RHA_USERS=()
+rha_add_users() {
+	local cfgf=$1 u
+	shift
+	for u in "$@"; do
+		"$ADMIN" -c "$cfgf" user add "$u@example.com" --password "pw$u" --permission LocalDialing \
+			>>"$IT_WORK/admin.out" 2>&1 || it_fail "admin user add $u ($(grep -m1 'redis:' "$cfgf"))" "$(tail -n 1 "$IT_WORK/admin.out")"
+		RHA_USERS+=("$u:pw$u")
+	done
+}
+
 # rha_now_ms: wall clock in milliseconds (phase timing in the test logs).
 rha_now_ms() { date +%s%3N; }

@@ -66,16 +66,9 @@ printf 'metrics:\n  listen: 127.0.0.1:%s\n' "$M_B" >>"$W/b.yaml"
 sed -i "s/^store:\$/store:\n  cache_max_age: ${RHA_CACHE_MAX_AGE:-300}/" "$W/a.yaml" "$W/b.yaml"
 admin() { "$ADMIN" -c "$W/a.yaml" "$@"; }
 
-USERS=()
-for u in $(seq 1000 1019); do
-	admin user add "$u@example.com" --password "pw$u" --permission LocalDialing >>"$W/admin.out" 2>&1 ||
-		it_fail "admin user add $u (cluster URL)" "$(tail -n 1 "$W/admin.out")"
-	USERS+=("$u:pw$u")
-done
-for u in 1100 1101 1102 1103; do
-	admin user add "$u@example.com" --password "pw$u" --permission LocalDialing >>"$W/admin.out" 2>&1 ||
-		it_fail "admin user add $u" "$(tail -n 1 "$W/admin.out")"
-done
+rha_add_users "$W/a.yaml" $(seq 1000 1019)
+USERS=("${RHA_USERS[@]}")
+rha_add_users "$W/a.yaml" 1100 1101 1102 1103
 admin user add 1099@example.com --password pw1099 >>"$W/admin.out" 2>&1 || it_fail "admin user add 1099"
 authit_expect "referee-admin wrote through the cluster (ha1_md5 of 1001)" "$(authit_ha1_md5 1001 pw1001)" \
 	"$(rcli HGET referee:user:1001@example.com ha1_md5)"

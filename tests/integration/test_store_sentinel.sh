@@ -64,16 +64,9 @@ EOF
 admin() { "$ADMIN" -c "$W/referee.yaml" "$@"; }
 
 # ---- users through the sentinels: written on the master, replicated ---------------------
-CACHED=()
-for u in $(seq 1000 1019); do
-	admin user add "$u@example.com" --password "pw$u" --permission LocalDialing >>"$W/admin.out" 2>&1 ||
-		it_fail "admin user add $u (sentinel URL)" "$(tail -n 1 "$W/admin.out")"
-	CACHED+=("$u:pw$u")
-done
-for u in 1100 1101 1102; do
-	admin user add "$u@example.com" --password "pw$u" --permission LocalDialing >>"$W/admin.out" 2>&1 ||
-		it_fail "admin user add $u" "$(tail -n 1 "$W/admin.out")"
-done
+rha_add_users "$W/referee.yaml" $(seq 1000 1019)
+CACHED=("${RHA_USERS[@]}")
+rha_add_users "$W/referee.yaml" 1100 1101 1102
 authit_expect "referee-admin wrote on the master the sentinels name" "$(authit_ha1_md5 1001 pw1001)" \
 	"$(redis-cli -p "$MPORT" HGET referee:user:1001@example.com ha1_md5)"
 for _ in $(seq 100); do

@@ -187,6 +187,41 @@ static void test_sentinel_switch(void **state)
 	assert_int_equal(store_sentinel_parse_switch(NULL, 0, "mymaster", &h), -EINVAL);
 }
 
+static void test_pubsub(void **state)
+{
+	const char *kind = NULL;
+	struct slice payload = SLICE_NULL;
+	redisReply *r = resp("*3\r\n$7\r\nmessage\r\n$18\r\nreferee:invalidate\r\n$16\r\n1001@example.com\r\n");
+	assert_int_equal(store_pubsub_parse(r, &kind, &payload), 0);
+	assert_string_equal(kind, "message");
+	assert_true(slice_eq(payload, SLICE_LIT("1001@example.com")));
+	freeReplyObject(r);
+	r = resp("*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n");
+	assert_int_equal(store_pubsub_parse(r, &kind, &payload), 0);
+	assert_string_equal(kind, "subscribe");
+	freeReplyObject(r);
+	r = resp("*3\r\n$11\r\nunsubscribe\r\n$1\r\nx\r\n:0\r\n");
+	assert_int_equal(store_pubsub_parse(r, &kind, &payload), -ENOENT);
+	freeReplyObject(r);
+	const char *bad[] = {
+		"*2\r\n$7\r\nmessage\r\n$1\r\nx\r\n",			  /* two elements */
+		"*3\r\n$7\r\nmessage\r\n$1\r\nx\r\n:5\r\n",		  /* message with an integer */
+		"*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n$1\r\n1\r\n", /* count as a string */
+		"*3\r\n:1\r\n$1\r\nx\r\n$1\r\ny\r\n",		  /* kind not a string */
+		"*3\r\n$7\r\nmessage\r\n*0\r\n$1\r\ny\r\n",	  /* channel not a string */
+		"*3\r\n$7\r\nmessage\r\n$1\r\nx\r\n$-1\r\n",	  /* nil payload */
+		"*4\r\n$7\r\nmessage\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\nz\r\n",
+		"$7\r\nmessage\r\n", "-ERR x\r\n", "*-1\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = resp(bad[i]);
+		if (store_pubsub_parse(r, &kind, &payload) != -EINVAL)
+			fail_msg("case %zu accepted", i);
+		freeReplyObject(r);
+	}
+	assert_int_equal(store_pubsub_parse(NULL, &kind, &payload), -EINVAL);
+}
+
 /* ================================================================ Cluster */
 
 static void test_cluster_slot(void **state)
@@ -304,7 +339,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_single),	 cmocka_unit_test(test_url_sentinel_cluster),
 		cmocka_unit_test(test_sentinel_addr),	 cmocka_unit_test(test_sentinel_role),
-		cmocka_unit_test(test_sentinel_switch), cmocka_unit_test(test_cluster_slot),
+		cmocka_unit_test(test_sentinel_switch), cmocka_unit_test(test_pubsub),
+		cmocka_unit_test(test_cluster_slot),
 		cmocka_unit_test(test_cluster_slots),	 cmocka_unit_test(test_cluster_redirect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
