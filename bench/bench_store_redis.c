@@ -7,6 +7,9 @@
  *   cmake --build build --target bench_store_redis
  *   redis-server --port 6390 --save '' --appendonly no &
  *   build/bench/bench_store_redis redis://127.0.0.1:6390 [users] [window]
+ * Any store.redis URL works (redis-sentinel://, redis-cluster://: the same path through
+ * the discovered master or the slot map); with those the users are loaded first by
+ * bench/redisha_load_users.sh (this program pipelines them only into a redis:// server).
  * Prints lookups/s and this process's CPU µs per lookup (Redis's own CPU not included). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,14 +40,14 @@ static double cpu_s(void)
 }
 
 /* load_users - HSET referee:user:<id> through one pipelined synchronous connection. */
-static int load_users(const char *host, int port, int db, int users)
+static int load_users(const char *host, unsigned port, unsigned db, int users)
 {
-	redisContext *r = redisConnect(host, port);
+	redisContext *r = redisConnect(host, (int)port);
 	if (!r || r->err) {
-		fprintf(stderr, "bench_store_redis: cannot connect to %s:%d\n", host, port);
+		fprintf(stderr, "bench_store_redis: cannot connect to %s:%u\n", host, port);
 		return -1;
 	}
-	redisAppendCommand(r, "SELECT %d", db);
+	redisAppendCommand(r, "SELECT %u", db);
 	for (int i = 0; i < users; i++)
 		redisAppendCommand(r, "HSET referee:user:%d@example.com ha1_md5 %s permissions %s", 200000 + i,
 				   "0123456789abcdef0123456789abcdef", "LocalDialing");
@@ -105,14 +108,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int users = argc > 2 ? atoi(argv[2]) : 50000, window = argc > 3 ? atoi(argv[3]) : 256;
-	char host[64];
-	int port = 0, db = 0;
-	if (sscanf(argv[1], "redis://%63[^:]:%d/%d", host, &port, &db) < 2 || users < 1 || window < 1 ||
-	    window > 4096) {
-		fprintf(stderr, "bench_store_redis: bad arguments (redis://127.0.0.1:PORT[/db] users window)\n");
+	struct cfg_redis_url url;
+	const char *bad = cfg_redis_url_parse(argv[1], &url);
+	if (bad || users < 1 || window < 1 || window > 4096) {
+		fprintf(stderr, "bench_store_redis: bad arguments (%s %s, users, window 1..4096)\n", argv[1],
+			bad ? bad : "");
 		return 2;
 	}
-	if (load_users(host, port, db, users) < 0)
+	if (url.kind == CFG_REDIS_SINGLE && load_users(url.hosts[0].host, url.hosts[0].port, url.db, users) < 0)
 		return 1;
 	static struct cfg c;
 	snprintf(c.realm, sizeof(c.realm), "example.com");
@@ -131,7 +134,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_store_redis: %s\n", err);
 		return 1;
 	}
-	for (int i = 0; i < 100 && !store_is_usable(); i++) /* connect */
+	for (int i = 0; i < 300 && !store_is_usable(); i++) /* discover (sentinels, slot map), connect */
 		store_poll(10);
 	int rc = run_pass(users, window, "store_user_get (redis, miss)");
 	rc |= run_pass(users, window, "store_user_get (cached, hit)");
