@@ -124,7 +124,7 @@ static void pipeline_metrics_register(unsigned n_workers)
 	m->tx_errors = metrics_counter("referee_tx_errors_total", "Datagrams the kernel refused to send", NULL,
 				       NULL, 0);
 	m->duration = metrics_histogram("referee_request_duration_seconds",
-					"Time from receive to send of a message", bounds,
+					"Time from receiving a message to sending the datagram it produced (forwarded or answered)", bounds,
 					sizeof(bounds) / sizeof(bounds[0]));
 	m->registered = true;
 }

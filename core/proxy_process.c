@@ -399,16 +399,20 @@ static bool malformed_handle(struct txn *t, enum stage_rc *verdict)
 	}
 	if (chk == SIP_CHECK_OK)
 		return false;
+	/* an unparsable datagram is counted once, by the pipeline, as
+	 * referee_rx_drops_total{reason="malformed"}; here only what parsed */
 	if (!m->is_request || m->method.len == 0 || chk == SIP_CHECK_DROP) {
 		/* responses are discarded silently (RFC 4475 scalarlg, bigcode) */
-		proxy_count_drop(PROXY_DROP_MALFORMED);
+		if (t->parse_rc >= 0)
+			proxy_count_drop(PROXY_DROP_MALFORMED);
 		*verdict = STAGE_DROP;
 		return true;
 	}
 	struct sip_via v;
 	if (proxy_top_via(m, &v) < 0) {
 		/* no Via to route an answer with: nothing else we can do */
-		proxy_count_drop(PROXY_DROP_MALFORMED);
+		if (t->parse_rc >= 0)
+			proxy_count_drop(PROXY_DROP_MALFORMED);
 		*verdict = STAGE_DROP;
 		return true;
 	}

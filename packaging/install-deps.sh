@@ -6,7 +6,7 @@
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config liburcu-dev libssl-dev libjemalloc-dev libhiredis-dev
-      libyaml-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev)
+      libyaml-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev libxml2-dev)
 for a in "$@"; do
   case "$a" in
     --test) pkgs+=(redis-server redis-sentinel sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core) ;;

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <urcu.h>
 
+#include "admin_import.h"
 #include "auth.h"
 #include "cfg.h"
 #include "log.h"
@@ -42,6 +43,8 @@ static const char *const help_main =
 	"  permission grant ID P...                        add permissions to a user\n"
 	"  permission revoke ID P...                       remove permissions from a user\n"
 	"  explain URI [--as ID]                           which rule decides URI, and the verdict\n"
+	"  import-authrules FILE                           sipXecs authrules.xml -> rules: YAML on stdout (no -c)\n"
+	"  import-users FILE.csv                           id,ha1_md5[,ha1_sha256],permissions rows into the store\n"
 	"Each command takes --help. Exit status: 0 done, 1 failed, 2 usage error.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -117,21 +120,6 @@ static int publish(struct admin *a, const char *id)
 static bool perm_known(const char *p)
 {
 	return store_perm_id(p, strlen(p)) >= 0;
-}
-
-/* perm_name_ok - the syntax store_perm_intern accepts (without interning it). */
-static bool perm_name_ok(const char *p)
-{
-	size_t len = strlen(p);
-	if (len == 0 || len >= STORE_PERM_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = p[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-		      ch == '-' || ch == '.'))
-			return false;
-	}
-	return true;
 }
 
 static int check_id(const char *in, char *id)
@@ -232,7 +220,7 @@ static int user_add(struct admin *a, int argc, char **argv)
 	if (check_id(raw_id, id))
 		return EXIT_USAGE;
 	for (int i = 0; i < n_perms; i++) {
-		if (!perm_name_ok(perms[i]))
+		if (!admin_perm_name_ok(perms[i]))
 			return fail(EXIT_USAGE, "'%s' is not a permission name", perms[i]);
 		if (a->cfg->store.backend == CFG_STORE_REDIS && !perm_known(perms[i]))
 			return fail(EXIT_FAIL, "permission '%s' is used by no rule in %s: referee would treat the user as unknown",
@@ -476,7 +464,7 @@ static int permission(struct admin *a, int argc, char **argv)
 	if (argc - 2 > MAX_PERMS)
 		return fail(EXIT_USAGE, "at most %d permissions at once", MAX_PERMS);
 	for (int i = 2; i < argc; i++) {
-		if (!perm_name_ok(argv[i]))
+		if (!admin_perm_name_ok(argv[i]))
 			return fail(EXIT_USAGE, "'%s' is not a permission name", argv[i]);
 		if (grant && a->cfg->store.backend == CFG_STORE_REDIS && !perm_known(argv[i]))
 			return fail(EXIT_FAIL, "permission '%s' is used by no rule in %s: referee would treat the user as unknown",
@@ -566,6 +554,30 @@ static int explain(struct admin *a, int argc, char **argv)
 	return 0;
 }
 
+/* ================================================================ import (admin_import_*.c) */
+
+static const char *const help_import_rules =
+	"usage: referee-admin import-authrules FILE\n"
+	"  Prints the referee rules: list equivalent to the sipXecs authrules.xml FILE (same\n"
+	"  decisions); what cannot be expressed exactly is an error FILE:LINE: element: why (exit 1).\n";
+
+static const char *const help_import_users =
+	"usage: referee-admin -c FILE import-users USERS.csv\n"
+	"  Rows id,ha1_md5[,ha1_sha256],permissions (permissions separated by ';' or ' ';\n"
+	"  '#' lines and a first line naming the columns are skipped). All rows or none:\n"
+	"  the first bad row is reported as USERS.csv:LINE. Redis: one MULTI/EXEC;\n"
+	"  file backend: prints the users-file entries to add.\n";
+
+/* import_authrules - works without -c: the file alone decides the rules. */
+static int import_authrules(int argc, char **argv)
+{
+	if (is_help(argc, argv))
+		return fputs(help_import_rules, stdout), 0;
+	if (argc != 1)
+		return fail(EXIT_USAGE, "import-authrules needs exactly one FILE (try import-authrules --help)");
+	return admin_import_authrules(argv[0], stdout);
+}
+
 /* ================================================================ main */
 
 static int run(struct admin *a, int argc, char **argv)
@@ -591,6 +603,13 @@ static int run(struct admin *a, int argc, char **argv)
 		return permission(a, argc - 1, argv + 1);
 	if (strcmp(what, "explain") == 0)
 		return explain(a, argc - 1, argv + 1);
+	if (strcmp(what, "import-users") == 0) {
+		if (is_help(argc - 1, argv + 1))
+			return fputs(help_import_users, stdout), 0;
+		if (argc != 2)
+			return fail(EXIT_USAGE, "import-users needs exactly one FILE.csv (try import-users --help)");
+		return admin_import_users(a->cfg, a->rc, argv[1]);
+	}
 	return fail(EXIT_USAGE, "unknown command '%s' (try --help)", what);
 }
 
@@ -614,6 +633,8 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		return fail(EXIT_USAGE, "no command (try --help)");
+	if (strcmp(argv[i], "import-authrules") == 0)
+		return import_authrules(argc - i - 1, argv + i + 1);
 	if (!a.cfg_path) {
 		if (is_help(argc - i, argv + i)) { /* "referee-admin user add --help" works without -c */
 			static struct cfg none;
