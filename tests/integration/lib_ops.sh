@@ -145,10 +145,11 @@ ops_metric_sum() {
 
 OPS_PROM_URL=""
 
-# ops_prom_start TARGET: a private Prometheus server (its own config, TSDB and web port in
-# $IT_WORK/prom) scraping http://TARGET/metrics every second. Sets OPS_PROM_URL.
+# ops_prom_start TARGET [RULES_FILE]: a private Prometheus server (its own config, TSDB and
+# web port in $IT_WORK/prom) scraping http://TARGET/metrics every second as job "referee",
+# evaluating RULES_FILE when given. Sets OPS_PROM_URL.
 ops_prom_start() {
-	local target=$1 d=$IT_WORK/prom port
+	local target=$1 rules=${2:-} d=$IT_WORK/prom port
 	mkdir -p "$d/data"
 	port=$(ops_free_tcp_port)
 	cat >"$d/prometheus.yml" <<EOF
@@ -156,6 +157,7 @@ global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+${rules:+rule_files: [$rules]}
 scrape_configs:
   - job_name: referee
     static_configs:
