@@ -9,7 +9,8 @@ pkgs=(build-essential cmake pkg-config liburcu-dev libssl-dev libjemalloc-dev li
       libyaml-dev libpcre2-dev libcmocka-dev libmicrohttpd-dev libxml2-dev)
 for a in "$@"; do
   case "$a" in
-    --test) pkgs+=(redis-server redis-sentinel sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core) ;;
+    --test) pkgs+=(redis-server redis-sentinel sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core
+                   lintian systemd man-db) ;; # lintian, systemd-analyze and man: test_package.sh
     --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules kamailio-tls-modules gnuplot-nox procps) ;;
     *) echo "install-deps.sh: unknown option '$a' (use --test or --bench)" >&2; exit 2 ;;
   esac

@@ -84,7 +84,10 @@ static int strlist_add(struct strlist *l, const char *s)
 		l->v = v;
 		l->cap = cap;
 	}
-	snprintf(l->v[l->n++], CFG_NAME_MAX, "%s", s);
+	size_t len = strlen(s);
+	if (len >= CFG_NAME_MAX)
+		return -E2BIG; /* callers check the length first */
+	memcpy(l->v[l->n++], s, len + 1);
 	return 0;
 }
 

@@ -204,7 +204,7 @@ static void test_sipx_encode_uri(void **state)
 	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
 	char *ref = calloc(1, 1 << 20);
-	fread(ref, 1, (1 << 20) - 1, f);
+	assert_true(fread(ref, 1, (1 << 20) - 1, f) > 0);
 	fclose(f);
 	const char *uris[] = { "sip:newdestination@newdomain", "sip:newdestination@newdomain?X-sipX-Authidentity=BlahBlah" };
 	for (int bound = 0; bound < 2; bound++) {
