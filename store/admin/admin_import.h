@@ -8,9 +8,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include <hiredis/hiredis.h>
-
 #include "cfg.h"
+
+struct store_sync; /* store_redis_priv.h: referee-admin's Redis client */
 
 /* admin_import_authrules - convert the sipXecs authrules.xml at @path into an
  * equivalent rules: list written to @out. Every construct whose sipXecs
@@ -20,8 +20,9 @@ int admin_import_authrules(const char *path, FILE *out);
 
 /* admin_import_users - load the CSV at @path (id,ha1_md5[,ha1_sha256],permissions)
  * into the store of @cfg: all rows or none. File backend: prints the users-file
- * entries; Redis (@rc connected): one MULTI/EXEC, then one invalidation per id. */
-int admin_import_users(const struct cfg *cfg, redisContext *rc, const char *path);
+ * entries; Redis (@rs connected): one MULTI/EXEC (per user in a cluster), then
+ * one invalidation per id. */
+int admin_import_users(const struct cfg *cfg, struct store_sync *rs, const char *path);
 
 /* admin_perm_name_ok - the syntax of a permission name (what store_perm_intern
  * accepts: letters, digits, '_', '-', '.', under STORE_PERM_NAME_MAX bytes). */

@@ -7,7 +7,8 @@
  * All or nothing: every row is checked before anything is written, and the
  * first bad one is reported as FILE:LINE: why. Redis: every user in one
  * MULTI/EXEC (an existing id is replaced: re-running an import converges),
- * then the ids published on referee:invalidate. File backend: the users-file
+ * then the ids published on referee:invalidate; a Redis Cluster cannot run one
+ * transaction across slots, so there each user is its own MULTI/EXEC. File backend: the users-file
  * entries are printed, as `user add` does. */
 #include <ctype.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "admin_import.h"
 #include "store.h"
 #include "store_priv.h"
+#include "store_redis_priv.h"
 
 #define CSV_FIELDS 4
 #define CSV_LINE_MAX 8192
@@ -236,68 +238,89 @@ static void print_file_entries(const struct users_import *ui)
 	}
 }
 
-/* redis_ok - one reply read; false (printed) on a transport error or an error reply. */
-static bool redis_ok(redisContext *rc, int want_type)
+/* sync_cmd - one command through the admin's Redis client: routed by @key
+ * (cluster) or to master 0; false (printed) on a transport error, an error
+ * reply or a reply of another type than @want (-1: any). */
+static bool sync_cmd(struct store_sync *rs, const char *key, int want, int argc, const char **argv)
 {
-	redisReply *r = NULL;
-	if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r) {
-		fprintf(stderr, "referee-admin: Redis: %s\n", rc->errstr);
+	char why[512];
+	redisReply *r = key ? store_sync_key_cmd(rs, key, argc, argv, why, sizeof(why))
+			    : store_sync_node_cmd(rs, 0, argc, argv, why, sizeof(why));
+	if (!r) {
+		fprintf(stderr, "referee-admin: Redis: %s\n", why);
 		return false;
 	}
-	bool ok = r->type != REDIS_REPLY_ERROR && (want_type < 0 || r->type == want_type);
+	bool ok = r->type != REDIS_REPLY_ERROR && (want < 0 || r->type == want);
 	if (!ok)
-		fprintf(stderr, "referee-admin: Redis: %s\n", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-	if (ok && want_type == REDIS_REPLY_ARRAY)
-		for (size_t i = 0; i < r->elements; i++)
-			if (r->element[i]->type == REDIS_REPLY_ERROR) {
-				fprintf(stderr, "referee-admin: Redis: %s\n", r->element[i]->str);
-				ok = false;
-			}
+		fprintf(stderr, "referee-admin: Redis %s: %s\n", argv[0], r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+	for (size_t i = 0; ok && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_ERROR) {
+			fprintf(stderr, "referee-admin: Redis: %s\n", r->element[i]->str);
+			ok = false;
+		}
 	freeReplyObject(r);
 	return ok;
 }
 
-static int redis_write(const struct users_import *ui, redisContext *rc)
+/* queue_user - DEL + HSET of one user inside an open MULTI (both answered QUEUED). */
+static bool queue_user(struct store_sync *rs, const char *route, const struct csv_user *u, const char *key)
 {
-	/* pipelined: MULTI, per user DEL + HSET (QUEUED), EXEC; then the publishes */
-	redisAppendCommand(rc, "MULTI");
-	for (size_t k = 0; k < ui->n; k++) {
-		const struct csv_user *u = &ui->u[k];
-		char key[STORE_ID_MAX + 32];
-		store_key_user(key, sizeof(key), slice_from_cstr(u->id));
-		const char *del[] = { "DEL", key };
-		redisAppendCommandArgv(rc, 2, del, NULL);
-		const char *hs[8] = { "HSET", key, "permissions", u->perms };
-		int argc = 4;
-		if (u->md5[0]) {
-			hs[argc++] = "ha1_md5";
-			hs[argc++] = u->md5;
-		}
-		if (u->sha[0]) {
-			hs[argc++] = "ha1_sha256";
-			hs[argc++] = u->sha;
-		}
-		redisAppendCommandArgv(rc, argc, hs, NULL);
+	const char *del[] = { "DEL", key };
+	const char *hs[8] = { "HSET", key, "permissions", u->perms };
+	int argc = 4;
+	if (u->md5[0]) {
+		hs[argc++] = "ha1_md5";
+		hs[argc++] = u->md5;
 	}
-	redisAppendCommand(rc, "EXEC");
-	bool ok = redis_ok(rc, REDIS_REPLY_STATUS);
-	for (size_t k = 0; k < 2 * ui->n; k++)
-		ok &= redis_ok(rc, REDIS_REPLY_STATUS); /* QUEUED */
-	ok &= redis_ok(rc, REDIS_REPLY_ARRAY);
-	if (!ok) {
-		fprintf(stderr, "referee-admin: %s: nothing imported (the transaction did not run)\n", ui->path);
-		return 1;
+	if (u->sha[0]) {
+		hs[argc++] = "ha1_sha256";
+		hs[argc++] = u->sha;
 	}
-	for (size_t k = 0; k < ui->n; k++)
-		redisAppendCommand(rc, "PUBLISH %s %s", STORE_REDIS_CHANNEL, ui->u[k].id);
-	for (size_t k = 0; k < ui->n; k++)
-		if (!redis_ok(rc, REDIS_REPLY_INTEGER))
+	return sync_cmd(rs, route, REDIS_REPLY_STATUS, 2, del) && sync_cmd(rs, route, REDIS_REPLY_STATUS, argc, hs);
+}
+
+/* redis_write - one server (or the sentinels' master): every user in one
+ * MULTI/EXEC on one connection. A cluster cannot run a transaction across
+ * slots: every row was validated first, then each user is written atomically
+ * (its own MULTI/EXEC on its master) and a failure names the first row not written. */
+static int redis_write(const struct users_import *ui, struct store_sync *rs, bool cluster)
+{
+	static const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" }, *discard[] = { "DISCARD" };
+	char key[STORE_ID_MAX + 32];
+	if (!cluster) {
+		bool ok = sync_cmd(rs, NULL, REDIS_REPLY_STATUS, 1, multi);
+		for (size_t k = 0; ok && k < ui->n; k++) {
+			store_key_user(key, sizeof(key), slice_from_cstr(ui->u[k].id));
+			ok = queue_user(rs, NULL, &ui->u[k], key);
+		}
+		if (!ok || !sync_cmd(rs, NULL, REDIS_REPLY_ARRAY, 1, exec)) {
+			sync_cmd(rs, NULL, -1, 1, discard); /* an error while queueing: nothing ran */
+			fprintf(stderr, "referee-admin: %s: nothing imported (the transaction did not run)\n", ui->path);
 			return 1;
+		}
+	} else {
+		for (size_t k = 0; k < ui->n; k++) {
+			store_key_user(key, sizeof(key), slice_from_cstr(ui->u[k].id));
+			bool ok = sync_cmd(rs, key, REDIS_REPLY_STATUS, 1, multi) && queue_user(rs, key, &ui->u[k], key) &&
+				  sync_cmd(rs, key, REDIS_REPLY_ARRAY, 1, exec);
+			if (!ok) {
+				sync_cmd(rs, key, -1, 1, discard);
+				fprintf(stderr, "%s:%u: not written (Redis Cluster: %zu users before it were imported)\n",
+					ui->path, ui->u[k].line, k);
+				return 1;
+			}
+		}
+	}
+	for (size_t k = 0; k < ui->n; k++) {
+		const char *pub[] = { "PUBLISH", STORE_REDIS_CHANNEL, ui->u[k].id };
+		if (!sync_cmd(rs, NULL, REDIS_REPLY_INTEGER, 3, pub))
+			return 1;
+	}
 	printf("imported %zu users from %s\n", ui->n, ui->path);
 	return 0;
 }
 
-int admin_import_users(const struct cfg *cfg, redisContext *rc, const char *path)
+int admin_import_users(const struct cfg *cfg, struct store_sync *rs, const char *path)
 {
 	struct users_import ui = { .path = path, .cfg = cfg };
 	int code = 1;
@@ -306,7 +329,9 @@ int admin_import_users(const struct cfg *cfg, redisContext *rc, const char *path
 			print_file_entries(&ui);
 			code = 0;
 		} else {
-			code = redis_write(&ui, rc);
+			struct cfg_redis_url u;
+			bool cluster = !cfg_redis_url_parse(cfg->store.redis, &u) && u.kind == CFG_REDIS_CLUSTER;
+			code = redis_write(&ui, rs, cluster);
 		}
 	}
 	if (ui.u)

@@ -608,7 +608,7 @@ static int run(struct admin *a, int argc, char **argv)
 			return fputs(help_import_users, stdout), 0;
 		if (argc != 2)
 			return fail(EXIT_USAGE, "import-users needs exactly one FILE.csv (try import-users --help)");
-		return admin_import_users(a->cfg, a->rc, argv[1]);
+		return admin_import_users(a->cfg, a->redis, argv[1]);
 	}
 	return fail(EXIT_USAGE, "unknown command '%s' (try --help)", what);
 }
