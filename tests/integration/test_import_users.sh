@@ -5,11 +5,13 @@
 # imported user with digest (MD5 and SHA-256) and applies its imported permissions.
 # All or nothing: a CSV with one bad row (bad hex, bad id, unknown permission, duplicate id,
 # too few columns) is refused naming FILE:LINE and leaves Redis exactly as it was.
+# Redis Cluster (three masters): every user lands on its slot's master.
 # File backend: the users-file entries are printed and referee --check loads them.
 # shellcheck disable=SC2015
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_auth.sh"
+. "$(dirname "$0")/lib_redisha.sh"
 
 it_need redis-server redis-cli python3 md5sum sha256sum
 ADMIN=${REFEREE_ADMIN_BIN:-$REFEREE_BUILD_DIR/referee-admin}
@@ -88,6 +90,38 @@ bad_csv unterminated_quote 2 "not a CSV row" "$good
 \"2006@example.com,$(md5 2006 x),,"
 [ "$(R get keep-me)" = untouched ] && it_check "unrelated_keys_untouched" || it_fail unrelated_keys_untouched
 authit_referee_stop referee "$AUTHIT_PID"
+
+# ---- Redis Cluster: users spread over three masters, each its own MULTI/EXEC
+read -r C1 C2 C3 <<<"$(rha_ports 3)"
+for p in "$C1" "$C2" "$C3"; do
+	rha_redis "cnode-$p" "$p" --cluster-enabled yes --cluster-config-file "$IT_WORK/cnode-$p/nodes.conf" \
+		--cluster-node-timeout 2000
+done
+timeout 30 redis-cli --cluster create "127.0.0.1:$C1" "127.0.0.1:$C2" "127.0.0.1:$C3" --cluster-replicas 0 \
+	--cluster-yes >"$IT_WORK/create.out" 2>&1 || it_die "redis-cli --cluster create failed: $(tail -n 3 "$IT_WORK/create.out")"
+for _ in $(seq 200); do
+	ok=0
+	for p in "$C1" "$C2" "$C3"; do redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' && ok=$((ok + 1)); done
+	[ "$ok" = 3 ] && break
+	sleep 0.1
+done
+[ "$ok" = 3 ] || it_die "cluster_state not ok on every node"
+sed "s#^  redis: .*#  redis: redis-cluster://127.0.0.1:$C1,127.0.0.1:$C2#" "$IT_WORK/redis.yaml" >"$IT_WORK/cluster.yaml"
+{ echo "id,ha1_md5,permissions"; for u in $(seq 3001 3030); do echo "$u@example.com,$(md5 "$u" pw),LocalDialing"; done; } >"$IT_WORK/many.csv"
+out=$("$ADMIN" -c "$IT_WORK/cluster.yaml" import-users "$IT_WORK/many.csv" 2>&1)
+rc=$?
+n=0 masters=""
+for u in $(seq 3001 3030); do
+	for p in "$C1" "$C2" "$C3"; do
+		if [ "$(redis-cli -p "$p" hget "referee:user:$u@example.com" permissions 2>/dev/null)" = LocalDialing ]; then
+			n=$((n + 1))
+			[[ " $masters " == *" $p "* ]] || masters="$masters $p"
+		fi
+	done
+done
+[ "$rc" = 0 ] && [ "$n" = 30 ] && [ "$(wc -w <<<"$masters")" = 3 ] &&
+	it_check "import_users_cluster (30 users on $(wc -w <<<"$masters") masters: $out)" ||
+	it_fail import_users_cluster "exit $rc, $n of 30 found on masters '$masters': $out"
 
 # ---- file backend: the entries to add, which referee then loads
 referee_config "$IT_WORK/file.yaml" "$(it_free_udp_port)" "$(it_free_udp_port)" "$RULES"
