@@ -235,6 +235,8 @@ int pipeline_rx_read(struct receiver *rx, unsigned i, bool *full)
 {
 	struct mmsghdr msgs[PIPELINE_RX_BATCH];
 	struct iovec iov[PIPELINE_RX_BATCH];
+	if (rx->fds[i] < 0)
+		return 0; /* not a UDP listen address */
 	receiver_refill(rx);
 	unsigned k = rx->n_free < PIPELINE_RX_BATCH ? rx->n_free : PIPELINE_RX_BATCH;
 	if (k == 0) {
@@ -361,6 +363,8 @@ static int receiver_setup(struct receiver *rx, struct pipeline *p, unsigned id, 
 			return -ENOMEM;
 	}
 	for (unsigned i = 0; i < p->n_listen; i++) {
+		if (listen[i].transport != CFG_TRANSPORT_UDP)
+			continue; /* stream listeners: core/conn_*.c (fds[i] stays -1) */
 		rx->fds[i] = socket_open(&listen[i]);
 		if (rx->fds[i] < 0) {
 			int err = rx->fds[i];
