@@ -57,45 +57,45 @@ void conn_metrics_register(void)
 	conn_rt.metrics_registered = true;
 }
 
+/* one series of a family registered above, when it exists */
+static void count_in(unsigned family, unsigned i, unsigned n)
+{
+	if (conn_rt.metrics_registered && i < n)
+		metrics_inc(family + i);
+}
+
 void conn_count_close(enum cfg_transport t, enum conn_close_reason why)
 {
 	(void)t;
-	if (conn_rt.metrics_registered && why < CONN_CLOSE_COUNT)
-		metrics_inc(conn_rt.m.closed + (unsigned)why);
+	count_in(conn_rt.m.closed, why, CONN_CLOSE_COUNT);
 }
 
 void conn_count_refuse(enum conn_refuse_reason why)
 {
-	if (conn_rt.metrics_registered && why < CONN_REFUSE_COUNT)
-		metrics_inc(conn_rt.m.refused + (unsigned)why);
+	count_in(conn_rt.m.refused, why, CONN_REFUSE_COUNT);
 }
 
 void conn_count_tls_failure(enum conn_tls_failure why)
 {
-	if (conn_rt.metrics_registered && why < CONN_TLS_FAIL_COUNT)
-		metrics_inc(conn_rt.m.tls_failures + (unsigned)why);
+	count_in(conn_rt.m.tls_failures, why, CONN_TLS_FAIL_COUNT);
 }
 
 void conn_count_accept(enum cfg_transport t)
 {
-	if (conn_rt.metrics_registered && t < CFG_TRANSPORT_COUNT)
-		metrics_inc(conn_rt.m.accepted + (unsigned)t);
+	count_in(conn_rt.m.accepted, t, CFG_TRANSPORT_COUNT);
 }
 
 void conn_count_queue_full(enum conn_queue_full_where where)
 {
-	if (conn_rt.metrics_registered && where < CONN_QFULL_COUNT)
-		metrics_inc(conn_rt.m.queue_full + (unsigned)where);
+	count_in(conn_rt.m.queue_full, where, CONN_QFULL_COUNT);
 }
 
 void conn_count_connect_failure(enum cfg_transport t)
 {
-	if (conn_rt.metrics_registered && t < CFG_TRANSPORT_COUNT)
-		metrics_inc(conn_rt.m.connect_failures + (unsigned)t);
+	count_in(conn_rt.m.connect_failures, t, CFG_TRANSPORT_COUNT);
 }
 
 void conn_count_dropped(void)
 {
-	if (conn_rt.metrics_registered)
-		metrics_inc(conn_rt.m.dropped);
+	count_in(conn_rt.m.dropped, 0, 1);
 }

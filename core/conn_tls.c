@@ -98,30 +98,27 @@ int conn_tls_handshake(struct conn *c)
 	return -EPROTO;
 }
 
-long conn_tls_read(struct conn *c, char *buf, size_t len)
+/* SSL_read/SSL_write result @r as read(2)/write(2) would give it */
+static long io_result(struct conn *c, int r)
 {
-	int r = SSL_read(c->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
 	if (r > 0)
 		return r;
 	int err = SSL_get_error(c->ssl, r);
 	ERR_clear_error();
 	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
 		return -EAGAIN;
-	if (err == SSL_ERROR_ZERO_RETURN)
-		return 0;
-	return -EIO;
+	return err == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
+}
+
+long conn_tls_read(struct conn *c, char *buf, size_t len)
+{
+	return io_result(c, SSL_read(c->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len)));
 }
 
 long conn_tls_write(struct conn *c, const char *buf, size_t len)
 {
-	int r = SSL_write(c->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
-	if (r > 0)
-		return r;
-	int err = SSL_get_error(c->ssl, r);
-	ERR_clear_error();
-	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-		return -EAGAIN;
-	return -EIO;
+	long r = io_result(c, SSL_write(c->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len)));
+	return r == 0 ? -EIO : r; /* a close_notify while writing: the connection is gone */
 }
 
 void conn_tls_free(struct conn *c)

@@ -119,6 +119,10 @@ static void *fx_worker_main(void *arg)
 		fx.head = (fx.head + 1) % FX_PENDING;
 		fx.n_pending--;
 		pthread_mutex_unlock(&fx.mu);
+		if (p->len >= 4 && memcmp(p->buf, "ECHO", 4) == 0) { /* an echo of ours came back: done */
+			free(p);
+			continue;
+		}
 		int n = snprintf(out, sizeof(out), "ECHO %u\r\n", p->len);
 		memcpy(out + n, p->buf, p->len);
 		struct conn_dest d = { .addr = &p->peer,
@@ -133,7 +137,7 @@ static void *fx_worker_main(void *arg)
 }
 
 /* fx_free_port - a TCP port free on 127.0.0.1 now */
-static uint16_t fx_free_port(void)
+static inline uint16_t fx_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -182,7 +186,7 @@ static void fx_stop(void)
 }
 
 /* fx_connect - a blocking client from @src_ip (NULL: any) to 127.0.0.1:@port, 3 s timeouts */
-static int fx_connect(uint16_t port, const char *src_ip)
+static inline int fx_connect(uint16_t port, const char *src_ip)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = { .tv_sec = 3 };
@@ -204,7 +208,7 @@ static int fx_connect(uint16_t port, const char *src_ip)
 }
 
 /* fx_read_until - read into @buf until it holds @want bytes, EOF or timeout; bytes read */
-static size_t fx_read_until(int fd, char *buf, size_t cap, size_t want)
+static inline size_t fx_read_until(int fd, char *buf, size_t cap, size_t want)
 {
 	size_t have = 0;
 	while (have < want && have < cap) {
@@ -217,7 +221,7 @@ static size_t fx_read_until(int fd, char *buf, size_t cap, size_t want)
 }
 
 /* fx_eof - the peer closes within the receive timeout (after any bytes) */
-static bool fx_eof(int fd)
+static inline bool fx_eof(int fd)
 {
 	char tmp[512];
 	for (int i = 0; i < 100; i++) {
