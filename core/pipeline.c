@@ -417,6 +417,15 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 			  CFG_MAX_LISTEN);
 		return -EINVAL;
 	}
+	/* interim (issue 10): the config takes tcp:// and tls://, the connection
+	 * threads (core/conn_*.c) are not in the pipeline yet: refuse, never
+	 * pretend to listen or send */
+	if (cfg_has_transport(c, CFG_TRANSPORT_TCP) || cfg_has_transport(c, CFG_TRANSPORT_TLS) ||
+	    (c->routes.has_local && c->routes.local.transport != CFG_TRANSPORT_UDP) ||
+	    (c->routes.has_outbound && c->routes.outbound.transport != CFG_TRANSPORT_UDP)) {
+		log_error("pipeline", "tcp:// and tls:// addresses are not served by this build yet; use udp://");
+		return -EPROTONOSUPPORT;
+	}
 	pipeline_metrics_register(p->n_workers);
 	p->rx = calloc(p->n_rx, sizeof(*p->rx));
 	p->workers = aligned_alloc(64, p->n_workers * sizeof(*p->workers));
