@@ -110,6 +110,10 @@ void conn_close(struct conn *c, enum conn_close_reason why)
 	if (c->fd < 0)
 		return;
 	struct conn_thread *ct = c->owner;
+	/* counted before the peer can see the close (tests read the counters then) */
+	conn_count_close((enum cfg_transport)c->key.transport, why);
+	if (why == CONN_CLOSE_CONNECT)
+		conn_count_connect_failure((enum cfg_transport)c->key.transport);
 	conn_table_del(c);
 	conn_tls_free(c);
 	epoll_ctl(ct->epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -134,9 +138,6 @@ void conn_close(struct conn *c, enum conn_close_reason why)
 	ct->n_conns--;
 	atomic_fetch_sub_explicit(&conn_rt.n_open, 1, memory_order_relaxed);
 	open_gauge((enum cfg_transport)c->key.transport, -1);
-	conn_count_close((enum cfg_transport)c->key.transport, why);
-	if (why == CONN_CLOSE_CONNECT)
-		conn_count_connect_failure((enum cfg_transport)c->key.transport);
 	CONN_TSAN_RELEASE(&conn_rt);
 	call_rcu(&c->rcu, conn_free_rcu);
 }

@@ -220,16 +220,18 @@ static inline size_t fx_read_until(int fd, char *buf, size_t cap, size_t want)
 	return have;
 }
 
-/* fx_eof - the peer closes within the receive timeout (after any bytes) */
+/* fx_eof - the peer closes within three receive timeouts (after any bytes;
+ * the machine may be loaded) */
 static inline bool fx_eof(int fd)
 {
 	char tmp[512];
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0, waits = 0; i < 100 && waits < 3; i++) {
 		ssize_t r = recv(fd, tmp, sizeof(tmp), 0);
 		if (r == 0 || (r < 0 && errno == ECONNRESET))
 			return true;
-		if (r < 0)
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return false;
+		waits += r < 0;
 	}
 	return false;
 }

@@ -161,6 +161,7 @@ static void test_limits_and_timeouts(void **state)
 	assert_int_equal(send(other, part, sizeof(part) - 1, 0), (ssize_t)sizeof(part) - 1);
 	assert_true(fx_eof(other));
 	close(other);
+	FX_WAIT(closed(CONN_CLOSE_READ_TIMEOUT) == slow0 + 1);
 	assert_int_equal(closed(CONN_CLOSE_READ_TIMEOUT), slow0 + 1);
 	/* the accepted ones of 127.0.0.99 go idle (2 s) and are closed */
 	for (int i = 0; i < 6; i++) {

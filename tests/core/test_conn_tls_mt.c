@@ -152,6 +152,7 @@ static void test_handshake_trust_garbage_reload(void **state)
 	g = fx_connect(port, NULL);
 	assert_true(fx_eof(g));
 	close(g);
+	FX_WAIT(tls_failures(CONN_TLS_FAIL_TIMEOUT) == slow0 + 1);
 	assert_int_equal(tls_failures(CONN_TLS_FAIL_TIMEOUT), slow0 + 1);
 	fx_stop();
 	tls_ctx_stop();
