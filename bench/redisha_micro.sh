@@ -17,15 +17,8 @@ BENCH=$BUILD/bench/bench_store_redis
 W=$IT_WORK
 read -r SINGLE MPORT RPORT S1 S2 S3 C1 C2 C3 <<<"$(rha_ports 9)"
 rha_redis single "$SINGLE"
-rha_redis master "$MPORT"
-rha_redis replica "$RPORT" --replicaof 127.0.0.1 "$MPORT"
-for s in "$S1" "$S2" "$S3"; do rha_sentinel "sentinel-$s" "$s" "$MPORT" 2; done
-for p in "$C1" "$C2" "$C3"; do
-	rha_redis "node-$p" "$p" --cluster-enabled yes --cluster-config-file "$W/node-$p/nodes.conf"
-done
-timeout 30 redis-cli --cluster create "127.0.0.1:$C1" "127.0.0.1:$C2" "127.0.0.1:$C3" --cluster-replicas 0 \
-	--cluster-yes >"$W/create.out" 2>&1 || it_die "redis-cli --cluster create failed"
-for _ in $(seq 100); do redis-cli -p "$C3" cluster info | grep -q '^cluster_state:ok' && break; sleep 0.1; done
+rha_sentinel_set "$MPORT" "$RPORT" "$S1" "$S2" "$S3"
+rha_cluster "$C1" "$C2" "$C3"
 "$HERE/redisha_load_users.sh" "$MPORT" "$USERS"
 "$HERE/redisha_load_users.sh" "$C1" "$USERS" -c
 declare -A URL=(
