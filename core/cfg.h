@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #define CFG_MAX_LISTEN 8
+#define CFG_MAX_THREADS 32 /* threads.receivers and threads.workers (the engine's limit too) */
 #define CFG_MAX_DOMAINS 16
 #define CFG_MAX_TRUSTED 64
 #define CFG_MAX_ALGOS 2

@@ -92,8 +92,8 @@ static const char *const verify_names[] = { "none", "optional", "require", NULL 
 
 static const struct cfg_key threads_keys[] = {
 	{ .name = "receivers", .kind = CFG_K_UINT, .off = OFF(threads.receivers), .min = 1,
-	  .max = 32, .def = 2, .doc = "threads reading the listen sockets" },
-	{ .name = "workers", .kind = CFG_K_UINT, .off = OFF(threads.workers), .min = 1, .max = 32,
+	  .max = CFG_MAX_THREADS, .def = 2, .doc = "threads reading the listen sockets" },
+	{ .name = "workers", .kind = CFG_K_UINT, .off = OFF(threads.workers), .min = 1, .max = CFG_MAX_THREADS,
 	  .def = 2, .doc = "threads running the request stages" },
 	{ .name = "inline_receive", .kind = CFG_K_BOOL, .off = OFF(threads.inline_receive), .def = false,
 	  .doc = "no receiver threads: each worker reads its own receiver's sockets (needs receivers = workers; saves a thread hop)" },

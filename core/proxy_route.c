@@ -180,10 +180,10 @@ struct slice proxy_listen_text(const struct txn *t)
 
 /* ---------------------------------------------------------------- routing */
 
-static int route_configured(const struct cfg *c, enum proxy_route_kind kind, struct proxy_route *r)
+static int route_configured(const struct cfg *c, enum txn_route_kind kind, struct txn_route *r)
 {
-	const bool have = kind == PROXY_ROUTE_LOCAL ? c->routes.has_local : c->routes.has_outbound;
-	const struct cfg_addr *a = kind == PROXY_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
+	const bool have = kind == TXN_ROUTE_LOCAL ? c->routes.has_local : c->routes.has_outbound;
+	const struct cfg_addr *a = kind == TXN_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
 	if (!have)
 		return -ENOENT;
 	r->kind = kind;
@@ -194,35 +194,35 @@ static int route_configured(const struct cfg *c, enum proxy_route_kind kind, str
 
 /* Next hop for @u, the remaining top Route (@from_route) or the Request-URI. */
 static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_route,
-			struct proxy_route *r)
+			struct txn_route *r)
 {
 	if (u->host_is_ipv4 || u->host_is_ipv6) {
 		/* our own address in the Request-URI is a request for our domain */
 		if (!from_route && proxy_uri_is_ours(c, u))
-			return route_configured(c, PROXY_ROUTE_LOCAL, r);
+			return route_configured(c, TXN_ROUTE_LOCAL, r);
 		const uint16_t port = u->has_port ? u->port : PROXY_DEFAULT_PORT;
 		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
 			return -EBADMSG;
 		if (proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst))
 			return -EADDRNOTAVAIL;
-		r->kind = PROXY_ROUTE_DIRECT;
+		r->kind = TXN_ROUTE_DIRECT;
 		return 0;
 	}
 	if (cfg_is_our_domain(c, u->host.p, u->host.len))
-		return route_configured(c, PROXY_ROUTE_LOCAL, r);
-	return route_configured(c, PROXY_ROUTE_OUTBOUND, r);
+		return route_configured(c, TXN_ROUTE_LOCAL, r);
+	return route_configured(c, TXN_ROUTE_OUTBOUND, r);
 }
 
-int proxy_route(const struct txn *t, struct proxy_route *r)
+static int route_decide(struct txn *t, struct txn_route *r)
 {
 	const struct cfg *c = t->cfg;
 	const struct sip_msg *m = &t->msg;
-	memset(r, 0, sizeof(*r));
 	struct sip_uri u;
 	unsigned i = m->first[SIP_HDR_ROUTE];
 	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->hdrs[i].value, &u)) {
-		r->n_pop++;
-		i = proxy_next_value(m, i);
+		if (r->n_pop++ == 0)
+			r->top_ours = u;
+		i = sip_msg_next(m, i);
 	}
 	if (i != SIP_NO_HDR) {
 		struct sip_nameaddr na;
@@ -231,8 +231,32 @@ int proxy_route(const struct txn *t, struct proxy_route *r)
 			return -EBADMSG;
 		return route_to_uri(c, &u, true, r);
 	}
-	const struct slice ruri = t->edits.ruri.p ? t->edits.ruri : m->ruri;
-	if (sip_uri_parse(ruri, &u) < 0 || !sip_uri_is_sip(&u))
+	/* a stage's new Request-URI (rare: transfer) is parsed here; the received one once, by the view */
+	const struct sip_uri *ru = &u;
+	if (t->edits.ruri.p) {
+		if (sip_uri_parse(t->edits.ruri, &u) < 0)
+			return -EBADMSG;
+	} else if (!(ru = txn_ruri(t))) {
 		return -EBADMSG;
-	return route_to_uri(c, &u, false, r);
+	}
+	if (!sip_uri_is_sip(ru))
+		return -EBADMSG;
+	return route_to_uri(c, ru, false, r);
+}
+
+const struct txn_route *txn_route(struct txn *t)
+{
+	struct txn_view *v = &t->view;
+	if (!(v->looked & TXN_VIEW_ROUTE)) {
+		memset(&v->route, 0, sizeof(v->route));
+		v->route.rc = route_decide(t, &v->route);
+		v->looked |= TXN_VIEW_ROUTE;
+	}
+	return &v->route;
+}
+
+bool txn_next_hop_trusted(struct txn *t)
+{
+	const struct txn_route *r = txn_route(t);
+	return r->rc == 0 && cfg_is_trusted(t->cfg, (const struct sockaddr *)&r->dst);
 }
