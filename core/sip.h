@@ -284,12 +284,12 @@ struct sip_parsed {
 	struct sip_nameaddr from, to;
 };
 
-#ifndef NDEBUG
-/* Parses done by the calling thread since it started (debug builds only):
- * the parse-once test counts them per message. */
+/* Parses done by the calling thread since it started (counted in debug
+ * builds only): the parse-once test counts them per message. */
 struct sip_parse_counts {
 	unsigned long uri, via, nameaddr;
 };
+#ifndef NDEBUG
 extern _Thread_local struct sip_parse_counts sip_parse_counts;
 #endif
 
