@@ -213,7 +213,9 @@ start_referee() { # start_referee SCENARIO
 	[ -n "$REFEREE_PID" ] && bench_stop_pid "$REFEREE_PID" 10
 	REFEREE_PID=""
 	referee_conf "$1" "$cfgf" "$REF_PORT" "$SINK_PORT" "$BENCH_WORK"
-	bench_cmd "$REFEREE_BIN" -c "$cfgf" --check >&2 || bench_die "referee --check rejected $cfgf"
+	bench_cmd "$REFEREE_BIN" -c "$cfgf" --check >"$BENCH_WORK/referee-check.txt" 2>&1 ||
+		{ cat "$BENCH_WORK/referee-check.txt" >&2; bench_die "referee --check rejected $cfgf"; }
+	cat "$BENCH_WORK/referee-check.txt" >&2
 	printf '%q -c %q &\n' "$REFEREE_BIN" "$cfgf" >>"$BENCH_WORK/commands.txt"
 	printf '+ %q -c %q &\n' "$REFEREE_BIN" "$cfgf" >&2
 	"$REFEREE_BIN" -c "$cfgf" </dev/null >>"$BENCH_WORK/referee.log" 2>&1 &
@@ -279,10 +281,10 @@ profile_referee() {
 		strace -c -f -q -o "$dir/$scen.strace" -p "$REFEREE_PID" 2>/dev/null &
 		spid=$!
 		sleep 1
-		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/$scen.strace_run.txt"
+		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/runs/$scen.strace_run.txt"
 		kill -INT "$spid" 2>/dev/null
 		wait "$spid" 2>/dev/null
-		calls=$(awk '/^successful_calls/ { print $2 }' "$dir/$scen.strace_run.txt")
+		calls=$(awk '/^successful_calls/ { print $2 }' "$dir/runs/$scen.strace_run.txt")
 		{
 			echo "syscalls per call (strace -c -f over $calls calls at $rate cps; strace slows referee, so only the counts matter):"
 			awk -v calls="${calls:-0}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
@@ -296,11 +298,11 @@ profile_referee() {
 		printf '+ perf record -e cpu-clock -F 1999 -g -o %q -p %s -- sleep %s &\n' "$dir/$scen.perf" "$REFEREE_PID" "$PROFILE_DURATION" >>"$BENCH_WORK/commands.txt"
 		perf record -q -e cpu-clock -F 1999 -g -o "$dir/$scen.perf" -p "$REFEREE_PID" -- sleep "$((PROFILE_DURATION + 1))" >/dev/null 2>&1 &
 		spid=$!
-		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/$scen.perf_run.txt"
+		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/runs/$scen.perf_run.txt"
 		wait "$spid" 2>/dev/null
 		{
 			echo
-			echo "context switches per call (untraced run at $rate cps): $(awk '/^ctx_switches_call/ { print $2 }' "$dir/$scen.perf_run.txt")"
+			echo "context switches per call (the perf run at $rate cps): $(awk '/^ctx_switches_call/ { print $2 }' "$dir/runs/$scen.perf_run.txt")"
 			echo
 			echo "perf profile at $rate cps (cpu-clock samples of all referee threads; % of referee's CPU):"
 			perf report -i "$dir/$scen.perf" --no-children --sort dso --stdio 2>/dev/null |
@@ -407,7 +409,7 @@ fi
 	echo '```'
 	echo
 	# what referee itself said it runs (its start-up log line)
-	thr=$(grep -o 'serving receivers=[0-9]* workers=[0-9]* inline_receive=[a-z]*' "$BENCH_WORK/referee.log" 2>/dev/null | tail -n 1 | sed 's/^serving //')
+	thr=$(grep -o 'threads: receivers=[0-9]* workers=[0-9]* inline_receive=[a-z]*' "$BENCH_WORK/referee-check.txt" 2>/dev/null | tail -n 1 | sed 's/^threads: //')
 	if [ -n "${REFEREE_THREADS:-}" ]; then thr="threads $REFEREE_THREADS (NOT the shipped default: an A/B run), $thr"
 	else thr="the shipped default threading ($thr)"; fi
 	echo "referee: $REFEREE_DESC, $thr. $(kamailio -v 2>/dev/null | head -n 1 | sed 's/^version: //;s/ *$//'), 2 children."

@@ -92,7 +92,7 @@ struct cfg {
 	struct {
 		unsigned receivers; /* default 2 */
 		unsigned workers;   /* default 2 */
-		bool inline_receive; /* default false: workers read the sockets themselves */
+		bool inline_receive; /* default true when receivers == workers: workers read the sockets themselves */
 	} threads;
 
 	struct {
