@@ -148,7 +148,10 @@ int rx_read(struct receiver *rx, unsigned i, bool *full)
 	if (rx->fds[i] < 0)
 		return 0; /* not a UDP listen address */
 	rx_refill(rx);
-	unsigned k = rx->n_free < PIPELINE_RX_BATCH ? rx->n_free : PIPELINE_RX_BATCH;
+	/* as many slots as the last reads needed (each costs a header setup per
+	 * read even when one datagram comes): grows to the batch while reads come
+	 * back full, shrinks when they do not */
+	unsigned k = rx->n_free < rx->batch ? rx->n_free : rx->batch;
 	if (k == 0) {
 		int n = rx_discard(rx, rx->fds[i]);
 		*full |= n > 0;
@@ -173,6 +176,10 @@ int rx_read(struct receiver *rx, unsigned i, bool *full)
 	}
 	int n = recvmmsg(rx->fds[i], msgs, k, MSG_DONTWAIT, NULL);
 	*full |= n == (int)k;
+	if (n == (int)k && rx->batch < PIPELINE_RX_BATCH)
+		rx->batch = rx->batch * 2 < PIPELINE_RX_BATCH ? rx->batch * 2 : PIPELINE_RX_BATCH;
+	else if (n < (int)k / 2 && rx->batch > PIPELINE_RX_BATCH_MIN)
+		rx->batch /= 2;
 	if (n <= 0) {
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			static struct log_limit lim;
@@ -286,6 +293,7 @@ int rx_setup(struct receiver *rx, unsigned id, unsigned n_workers, unsigned n_li
 	     struct cfg_addr *listen, struct rx_consumer *const *consumers)
 {
 	rx->id = id;
+	rx->batch = PIPELINE_RX_BATCH_MIN;
 	rx->n_workers = n_workers;
 	rx->n_listen = n_listen;
 	size_t bytes = ((size_t)PIPELINE_POOL_TXNS + 1) * sizeof(struct txn);

@@ -26,7 +26,8 @@
 #define PIPELINE_MAX_RECEIVERS CFG_MAX_THREADS
 #define PIPELINE_POOL_TXNS 2048  /* txns per receiver; a return ring holds them all */
 #define PIPELINE_RING_SLOTS 1024 /* receiver -> worker ring capacity */
-#define PIPELINE_RX_BATCH 32     /* datagrams per recvmmsg */
+#define PIPELINE_RX_BATCH 32     /* datagrams per recvmmsg, at most */
+#define PIPELINE_RX_BATCH_MIN 4  /* ... and at least (the batch adapts to the load) */
 #define PIPELINE_BIG_BUFS 64     /* TXN_RX_MAX buffers per receiver, for datagrams over TXN_RX_INLINE */
 #define PIPELINE_SOCKBUF (4 << 20)
 
@@ -59,6 +60,7 @@ struct receiver {
 	unsigned id;
 	unsigned n_workers, n_listen;
 	bool paired;              /* as many receivers as workers: receiver i feeds worker i */
+	unsigned batch;           /* slots offered to the next recvmmsg (PIPELINE_RX_BATCH_MIN..PIPELINE_RX_BATCH) */
 	pthread_t thread;
 	const atomic_bool *stop;  /* rx_thread_main: stop reading (stop_efd wakes the poll) */
 	int stop_efd;

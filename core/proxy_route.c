@@ -19,9 +19,46 @@
 
 /* ---------------------------------------------------------------- addresses */
 
+/* dotted-quad IPv4 as inet_pton reads it (four decimal parts 0..255, no
+ * leading zeros), without its NUL-terminated copy: the common case of every
+ * "is this us?" test, several per message. */
+static bool ipv4_parse(struct slice s, struct in_addr *out)
+{
+	uint32_t a = 0;
+	unsigned parts = 0;
+	size_t i = 0;
+	while (parts < 4) {
+		if (i >= s.len || s.p[i] < '0' || s.p[i] > '9')
+			return false;
+		const size_t start = i;
+		unsigned v = 0;
+		while (i < s.len && s.p[i] >= '0' && s.p[i] <= '9' && i - start < 3)
+			v = v * 10 + (unsigned)(s.p[i++] - '0');
+		if (v > 255 || (i - start > 1 && s.p[start] == '0'))
+			return false;
+		a = a << 8 | v;
+		if (++parts < 4 && (i >= s.len || s.p[i++] != '.'))
+			return false;
+	}
+	if (i != s.len)
+		return false;
+	out->s_addr = htonl(a);
+	return true;
+}
+
 bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage *ss,
 		      socklen_t *len)
 {
+	struct in_addr a4;
+	if (ipv4_parse(host, &a4)) {
+		memset(ss, 0, sizeof(struct sockaddr_in));
+		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		in4->sin_addr = a4;
+		*len = sizeof(*in4);
+		return true;
+	}
 	if (host.len >= 2 && host.p[0] == '[' && host.p[host.len - 1] == ']')
 		host = slice_make(host.p + 1, host.len - 2);
 	char buf[PROXY_IP_TEXT_MAX];
@@ -140,20 +177,35 @@ bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri
 	       proxy_uri_is_ours(c, u);
 }
 
+/* a.b.c.d of @a (network order) into @out; its length (no NUL needed by callers, one is written) */
+static size_t ipv4_text(const uint8_t a[4], char out[PROXY_IP_TEXT_MAX])
+{
+	size_t n = 0;
+	for (int i = 0; i < 4; i++) {
+		const unsigned v = a[i];
+		if (v >= 100)
+			out[n++] = (char)('0' + v / 100);
+		if (v >= 10)
+			out[n++] = (char)('0' + v / 10 % 10);
+		out[n++] = (char)('0' + v % 10);
+		if (i < 3)
+			out[n++] = '.';
+	}
+	out[n] = '\0';
+	return n;
+}
+
 size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
 {
 	/* received= carries an IPv4 peer as a.b.c.d, not ::ffff:a.b.c.d */
 	const void *addr = v4_mapped(&t->src);
-	int family = AF_INET;
-	if (!addr && t->src.ss_family == AF_INET) {
-		addr = &((const struct sockaddr_in *)&t->src)->sin_addr;
-	} else if (!addr && t->src.ss_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)&t->src)->sin6_addr;
-		family = AF_INET6;
-	} else if (!addr) {
+	if (addr)
+		return ipv4_text(addr, out);
+	if (t->src.ss_family == AF_INET)
+		return ipv4_text((const uint8_t *)&((const struct sockaddr_in *)&t->src)->sin_addr, out);
+	if (t->src.ss_family != AF_INET6)
 		return 0;
-	}
-	if (!inet_ntop(family, addr, out, PROXY_IP_TEXT_MAX))
+	if (!inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&t->src)->sin6_addr, out, PROXY_IP_TEXT_MAX))
 		return 0;
 	return strnlen(out, PROXY_IP_TEXT_MAX);
 }

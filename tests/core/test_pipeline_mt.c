@@ -405,7 +405,7 @@ static void test_pipeline_end_to_end(void **state)
 		send_options(fd, my_port, id);
 	}
 	until = now_ms() + 5000;
-	while (metric("referee_requests_total{method=\"OPTIONS\"} ") - options0 < N_REQUESTS + 320 && now_ms() < until)
+	while (metric("referee_requests_total{method=\"OPTIONS\"} ") - options0 < N_REQUESTS + 323 && now_ms() < until)
 		usleep(1000);
 	pipeline_stop();
 	assert_int_equal(pthread_join(th, NULL), 0);
