@@ -223,6 +223,15 @@ start_referee() { # start_referee SCENARIO
 	bench_wait_port "$REF_PORT" 20 "$REFEREE_PID" ||
 		{ tail -n 20 "$BENCH_WORK/referee.log"; bench_die "referee did not start (log: $BENCH_WORK/referee.log)"; }
 	bench_log "referee pid $REFEREE_PID on udp 127.0.0.1:$REF_PORT ($cfgf)"
+	sleep 1
+	rss_note "$1" "at rest after start"
+}
+
+# rss_note SCENARIO WHEN: referee's resident memory now and its peak (issue 9: at rest <= 64 MB)
+rss_note() {
+	awk -v s="$1" -v w="$2" '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 }
+		END { if (r != "") printf "| %s | %s | %.1f | %.1f |\n", s, w, r / 1024, h / 1024 }' \
+		"/proc/$REFEREE_PID/status" 2>/dev/null >>"$BENCH_WORK/rss.md"
 }
 
 NULL_PID=""
@@ -382,6 +391,7 @@ for scen in "${SCENARIOS[@]}"; do
 		done
 	done
 	unset stopped
+	[ -n "$REFEREE_PID" ] && bench_pid_alive "$REFEREE_PID" && rss_note "$scen" "after the sweep"
 	if [ "$PROFILE" = 1 ] && [[ " $PROXIES " == *" referee "* ]] && bench_pid_alive "$REFEREE_PID"; then
 		prv=$(scen_var "$scen" PROFILE_RATE)
 		profile_referee "$scen" "${!prv:-${PROFILE_RATE_DEFAULT[$scen]}}"
@@ -437,6 +447,14 @@ fi
 	echo "  the proxy's CPU per call / that floor. cs/call: context switches (voluntary + involuntary) of all the"
 	echo "  proxy's threads per call."
 	echo
+	if [ -s "$BENCH_WORK/rss.md" ]; then
+		echo "referee's resident memory (/proc/PID/status VmRSS, VmHWM = peak; target at rest ≤ 64 MB):"
+		echo
+		echo "| scenario | when | RSS MB | peak MB |"
+		echo "|---|---|---:|---:|"
+		cat "$BENCH_WORK/rss.md"
+		echo
+	fi
 	if [ -d "$BENCH_WORK/profile" ]; then
 		echo "## Where referee's CPU goes"
 		echo
