@@ -43,6 +43,8 @@
 #   BENCH_WORK             work folder (default mktemp -d); run folders in $BENCH_WORK/results
 #   REPORT_DIR             where report.md, cpu_per_call.png, summary.tsv, commands.txt are copied
 #                          (default bench/report for `all`, none otherwise)
+#   README_UPDATE=1        `all` also writes the report into README.md between the bench-report
+#                          markers of its Benchmark section (0: leave the README alone)
 #   REF_PORT=5075 KAM_PORT=5070 SINK_PORT=5080 UAC_PORT=5060 REDIS_PORT=6379 (busy: a free one)
 #   BENCH_CALL_TRUSTED=1   call/options: 127.0.0.1/32 in referee's trusted list
 #   REFEREE_THREADS="{receivers: 2, workers: 2, inline_receive: false}"   a threads mapping for
@@ -480,5 +482,16 @@ if [ -n "$REPORT_DIR" ]; then
 	cp "$BENCH_WORK/report.md" "$RES_DIR/summary.tsv" "$BENCH_WORK/commands.txt" "$REPORT_DIR/"
 	[ -f "$BENCH_WORK/cpu_per_call.png" ] && cp "$BENCH_WORK/cpu_per_call.png" "$REPORT_DIR/"
 	bench_log "report copied to $REPORT_DIR"
+fi
+# `all`: the report goes into the README's Benchmark section, between its two markers (headings one
+# level down, the plot's path from the repository root)
+if [ "$IS_ALL" = 1 ] && [ "${README_UPDATE:-1}" = 1 ] && grep -q '^<!-- bench-report:begin' "$REPO/README.md"; then
+	rel=${REPORT_DIR#"$REPO"/}
+	sed -e '1d' -e 's/^## /### /' -e "s|(cpu_per_call.png)|($rel/cpu_per_call.png)|" "$BENCH_WORK/report.md" >"$BENCH_WORK/readme_part.md"
+	awk -v part="$BENCH_WORK/readme_part.md" '
+		/^<!-- bench-report:begin/ { print; while ((getline l < part) > 0) print l; skip = 1; next }
+		/^<!-- bench-report:end/ { skip = 0 }
+		!skip { print }' "$REPO/README.md" >"$BENCH_WORK/README.new" && mv "$BENCH_WORK/README.new" "$REPO/README.md"
+	bench_log "README.md Benchmark section updated from the report (review and commit it)"
 fi
 cat "$BENCH_WORK/report.md"

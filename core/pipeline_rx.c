@@ -1,7 +1,7 @@
 /* pipeline_rx.c - the receive hot path (SPEC §1, §7): recvmmsg a batch into
  * pool txns, parse each once (txn_received), stage it for its worker, push
  * the batch into the rings and wake each sleeping worker once; plus the
- * receiver's setup (pool, big slab, SO_REUSEPORT sockets) and its thread.
+ * receiver's setup (pool, big slab, its sockets from pipeline_socket.c) and its thread.
  *
  * Which worker: no Call-ID affinity. A stateless proxy keeps no dialog state
  * in a thread (users, nonce counts and grants are shared lock-free tables);
@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "pipeline_rx.h"
+#include "pipeline_socket.h"
 #include "sip.h"
 
 void rx_consumer_wake(struct rx_consumer *c)
@@ -248,40 +249,6 @@ void *rx_thread_main(void *arg)
 
 /* ---------------------------------------------------------------- setup */
 
-static void socket_bufsize(int fd, int opt_force, int opt, const char *what)
-{
-	int size = PIPELINE_SOCKBUF;
-	if (setsockopt(fd, SOL_SOCKET, opt_force, &size, sizeof(size)) == 0)
-		return; /* needs CAP_NET_ADMIN; otherwise capped by net.core.*mem_max */
-	if (setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size)) < 0)
-		log_warn("pipeline", "cannot set %s: %s", what, strerror(errno));
-}
-
-/* bind one SO_REUSEPORT socket to @a (whose port is fixed by the first bind). */
-static int socket_open(struct cfg_addr *a)
-{
-	int fd = socket(a->sa.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
-		goto fail;
-	socket_bufsize(fd, SO_RCVBUFFORCE, SO_RCVBUF, "SO_RCVBUF");
-	socket_bufsize(fd, SO_SNDBUFFORCE, SO_SNDBUF, "SO_SNDBUF");
-	if (bind(fd, (struct sockaddr *)&a->sa, a->salen) < 0)
-		goto fail;
-	/* port 0: every later receiver binds the port the kernel chose */
-	socklen_t len = sizeof(a->sa);
-	if (getsockname(fd, (struct sockaddr *)&a->sa, &len) < 0)
-		goto fail;
-	a->salen = len;
-	return fd;
-fail:;
-	int err = -errno;
-	close(fd);
-	return err;
-}
-
 void rx_init(struct receiver *rx)
 {
 	memset(rx, 0, sizeof(*rx));
@@ -319,7 +286,7 @@ int rx_setup(struct receiver *rx, unsigned id, unsigned n_workers, unsigned n_li
 	for (unsigned i = 0; i < n_listen; i++) {
 		if (listen[i].transport != CFG_TRANSPORT_UDP)
 			continue; /* stream listeners: core/conn_*.c (fds[i] stays -1) */
-		rx->fds[i] = socket_open(&listen[i]);
+		rx->fds[i] = pipeline_udp_socket(&listen[i]);
 		if (rx->fds[i] < 0) {
 			int err = rx->fds[i];
 			log_error("pipeline", "cannot listen on %s: %s", listen[i].text, strerror(-err));

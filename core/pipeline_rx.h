@@ -29,7 +29,6 @@
 #define PIPELINE_RX_BATCH 32     /* datagrams per recvmmsg, at most */
 #define PIPELINE_RX_BATCH_MIN 4  /* ... and at least (the batch adapts to the load) */
 #define PIPELINE_BIG_BUFS 64     /* TXN_RX_MAX buffers per receiver, for datagrams over TXN_RX_INLINE */
-#define PIPELINE_SOCKBUF (4 << 20)
 
 static inline uint64_t pipeline_now_ns(void)
 {
