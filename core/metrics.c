@@ -43,6 +43,7 @@ struct metrics_family {
 	unsigned n_series; /* series used (histogram: n_bounds + 2) */
 	unsigned first;
 	double bounds[METRICS_MAX_BOUNDS];
+	uint64_t bounds_ns[METRICS_MAX_BOUNDS]; /* the same in ns: metrics_observe_ns compares integers */
 	unsigned n_bounds;
 };
 
@@ -154,6 +155,8 @@ static unsigned family_add(enum metrics_kind kind, const char *name, const char 
 				      .n_bounds = n_bounds };
 	if (n_bounds)
 		memcpy(f->bounds, bounds, n_bounds * sizeof(*bounds));
+	for (unsigned b = 0; b < n_bounds; b++)
+		f->bounds_ns[b] = (uint64_t)llround(bounds[b] * 1e9);
 	n_series_used += n;
 	if (kind == METRICS_HISTOGRAM)
 		atomic_store_explicit(&histogram_at[f->first], f, memory_order_release);
@@ -257,6 +260,21 @@ void metrics_set(unsigned series, int64_t value)
 		return;
 	struct metrics_shard *s = tls_shard ? tls_shard : &shared_shard;
 	atomic_store_explicit(&s->v[series], (uint64_t)value, memory_order_relaxed);
+}
+
+void metrics_observe_ns(unsigned histogram, uint64_t ns)
+{
+	if (histogram >= METRICS_MAX_SERIES)
+		return;
+	/* acquire pairs with the release store in family_add */
+	const struct metrics_family *f = atomic_load_explicit(&histogram_at[histogram], memory_order_acquire);
+	if (!f)
+		return;
+	unsigned b = 0;
+	while (b < f->n_bounds && ns > f->bounds_ns[b])
+		b++;
+	metrics_inc(histogram + b);
+	metrics_add(histogram + f->n_bounds + 1, ns);
 }
 
 void metrics_observe(unsigned histogram, double seconds)

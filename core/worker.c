@@ -153,7 +153,7 @@ static void worker_flush(struct worker *w)
 	uint64_t now = pipeline_now_ns();
 	for (unsigned s = 0; s < w->n_send; s++) {
 		struct txn *t = w->send_txn[s];
-		metrics_observe(pipeline_metrics.duration, (double)(now - t->rx_ns) * 1e-9);
+		metrics_observe_ns(pipeline_metrics.duration, now - t->rx_ns);
 		worker_return(w, t);
 	}
 	w->n_send = 0;
