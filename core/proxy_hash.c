@@ -56,10 +56,17 @@ void proxy_hash_add(struct proxy_hash *h, const void *p, size_t n)
 	const uint8_t *b = p;
 	size_t i = 0;
 	h->total += n;
-	/* top up a partial word byte by byte, then whole little-endian words */
-	while (i < n && h->ntail) {
-		h->tail |= (uint64_t)b[i++] << (8 * h->ntail);
-		if (++h->ntail == 8) {
+	/* top up a partial word, then whole little-endian words, then keep the
+	 * rest (fields are length-prefixed, so partial words are the rule: they
+	 * are loaded with one memcpy, not byte by byte) */
+	if (h->ntail && n) {
+		size_t take = 8 - h->ntail < n ? 8 - h->ntail : n;
+		uint64_t w = 0;
+		memcpy(&w, b, take);
+		h->tail |= le64toh(w) << (8 * h->ntail); /* ntail >= 1: shift <= 56 */
+		h->ntail += (unsigned)take;
+		i = take;
+		if (h->ntail == 8) {
 			sip_compress(h, h->tail);
 			h->tail = 0;
 			h->ntail = 0;
@@ -70,8 +77,13 @@ void proxy_hash_add(struct proxy_hash *h, const void *p, size_t n)
 		memcpy(&w, b + i, sizeof(w));
 		sip_compress(h, le64toh(w));
 	}
-	for (; i < n; i++)
-		h->tail |= (uint64_t)b[i] << (8 * h->ntail++);
+	if (i < n) {
+		/* here ntail == 0 (a partial word was completed above or n ran out) */
+		uint64_t w = 0;
+		memcpy(&w, b + i, n - i);
+		h->tail = le64toh(w);
+		h->ntail = (unsigned)(n - i);
+	}
 }
 
 void proxy_hash_field(struct proxy_hash *h, struct slice s)
