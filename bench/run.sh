@@ -487,7 +487,8 @@ fi
 # level down, the plot's path from the repository root)
 if [ "$IS_ALL" = 1 ] && [ "${README_UPDATE:-1}" = 1 ] && grep -q '^<!-- bench-report:begin' "$REPO/README.md"; then
 	rel=${REPORT_DIR#"$REPO"/}
-	sed -e '1d' -e 's/^## /### /' -e "s|(cpu_per_call.png)|($rel/cpu_per_call.png)|" "$BENCH_WORK/report.md" >"$BENCH_WORK/readme_part.md"
+	sed -e '1d' -e 's/^## /### /' -e "s|(cpu_per_call.png)|($rel/cpu_per_call.png)|" -e '/^Run folders/d' \
+		"$BENCH_WORK/report.md" >"$BENCH_WORK/readme_part.md"
 	awk -v part="$BENCH_WORK/readme_part.md" '
 		/^<!-- bench-report:begin/ { print; while ((getline l < part) > 0) print l; skip = 1; next }
 		/^<!-- bench-report:end/ { skip = 0 }
