@@ -186,6 +186,9 @@ enum stage_rc proxy_checks_stage(struct txn *t)
 	}
 	if (proxy_require_rejected(t))
 		return STAGE_REPLY;
-	t->in_authorized_dialog = authorized_dialog(t);
+	/* only the rules stage reads it, and ACK and CANCEL are not its business
+	 * (SPEC §2): no MAC to verify for them */
+	if (m->method_id != SIP_METHOD_ACK && m->method_id != SIP_METHOD_CANCEL)
+		t->in_authorized_dialog = authorized_dialog(t);
 	return STAGE_CONTINUE;
 }

@@ -57,6 +57,8 @@ enum txn_view_part {
 	TXN_VIEW_TO = 1u << 3,    /* To name-addr and tag */
 	TXN_VIEW_ROUTE = 1u << 4, /* the route decision (for the current Request-URI edit) */
 	TXN_VIEW_VIA2 = 1u << 5,  /* the second Via (where a response goes) */
+	TXN_VIEW_FROM_TAG = 1u << 6, /* from_tag looked up in the parsed From */
+	TXN_VIEW_TO_TAG = 1u << 7,   /* to_tag looked up in the parsed To */
 };
 
 /* The message as the stages read it, parsed lazily and once. Reset by the

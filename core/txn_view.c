@@ -63,42 +63,45 @@ static struct slice tag_of(const struct sip_nameaddr *na)
 	return sip_param_find(na->params, SLICE_LIT("tag"), &tag) ? tag : slice_make("", 0);
 }
 
-/* name-addr part @bit of header @id into @na, its tag into @tag */
+/* name-addr part @bit of header @id into @na */
 static const struct sip_nameaddr *nameaddr_part(struct txn *t, unsigned bit, enum sip_hdr_id id,
-						 struct sip_nameaddr *na, struct slice *tag)
+						 struct sip_nameaddr *na)
 {
 	struct txn_view *v = &t->view;
 	if (part_todo(t, bit)) {
-		*tag = slice_make("", 0);
 		const struct sip_hdr *h = sip_msg_hdr(&t->msg, id);
-		if (h && sip_nameaddr_parse(h->value, na) == 0) {
+		if (h && sip_nameaddr_parse(h->value, na) == 0)
 			v->ok |= (uint8_t)bit;
-			*tag = tag_of(na);
-		}
 	}
 	return v->ok & bit ? na : NULL;
 }
 
 const struct sip_nameaddr *txn_from(struct txn *t)
 {
-	return nameaddr_part(t, TXN_VIEW_FROM, SIP_HDR_FROM, &t->view.p.from, &t->view.from_tag);
+	return nameaddr_part(t, TXN_VIEW_FROM, SIP_HDR_FROM, &t->view.p.from);
 }
 
 const struct sip_nameaddr *txn_to(struct txn *t)
 {
-	return nameaddr_part(t, TXN_VIEW_TO, SIP_HDR_TO, &t->view.p.to, &t->view.to_tag);
+	return nameaddr_part(t, TXN_VIEW_TO, SIP_HDR_TO, &t->view.p.to);
+}
+
+/* the tag of a parsed name-addr, looked up once (empty: none, or no name-addr) */
+static struct slice tag_part(struct txn *t, unsigned bit, const struct sip_nameaddr *na, struct slice *tag)
+{
+	if (part_todo(t, bit))
+		*tag = na ? tag_of(na) : slice_make("", 0);
+	return *tag;
 }
 
 struct slice txn_from_tag(struct txn *t)
 {
-	txn_from(t);
-	return t->view.from_tag;
+	return tag_part(t, TXN_VIEW_FROM_TAG, txn_from(t), &t->view.from_tag);
 }
 
 struct slice txn_to_tag(struct txn *t)
 {
-	txn_to(t);
-	return t->view.to_tag;
+	return tag_part(t, TXN_VIEW_TO_TAG, txn_to(t), &t->view.to_tag);
 }
 
 void txn_view_checked(struct txn *t)
@@ -113,7 +116,5 @@ void txn_view_checked(struct txn *t)
 	else
 		v->looked |= TXN_VIEW_VIA2; /* looked at: there is none */
 	v->looked |= parts;
-	v->ok |= parts;
-	v->from_tag = tag_of(&v->p.from);
-	v->to_tag = tag_of(&v->p.to);
+	v->ok |= parts; /* the tags are looked up when first asked for (responses never ask) */
 }
