@@ -67,22 +67,21 @@ struct counted {
 static struct counted run_chain(const char *src_ip, const char *text)
 {
 	struct counted r = { 0 };
-#ifndef NDEBUG
 	static char out[TXN_OUT_MAX];
+#ifndef NDEBUG
 	const struct sip_parse_counts before = sip_parse_counts;
+#endif
 	struct txn *t = fx_txn(fx_grant, src_ip, text); /* txn_received: the receiver's one sip_parse */
 	t->out = out;
 	t->out_cap = sizeof(out);
 	r.rc = proxy_process(&chain, t);
 	r.code = t->reply_code;
+#ifndef NDEBUG
 	r.n.uri = sip_parse_counts.uri - before.uri;
 	r.n.via = sip_parse_counts.via - before.via;
 	r.n.nameaddr = sip_parse_counts.nameaddr - before.nameaddr;
-	free(t);
-#else
-	(void)src_ip;
-	(void)text;
 #endif
+	free(t);
 	return r;
 }
 
