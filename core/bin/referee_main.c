@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "cfg.h"
+#include "flood.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -183,6 +184,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		goto out_auth;
 	}
+	if (flood_init(c) < 0) {
+		fprintf(stderr, "referee: cannot initialise the flood limiter: out of memory\n");
+		goto out_store;
+	}
 	if (proxy_init(c, &d.secret) < 0 || transfer_init(c, &d.secret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "referee: cannot initialise: %s\n", err);
 		goto out_store;
@@ -203,6 +208,7 @@ int main(int argc, char **argv)
 	metrics_http_stop();
 	log_info("main", "releasing the store and the rules");
 out_store:
+	flood_fini();
 	store_fini();
 out_auth:
 	auth_fini();
