@@ -124,6 +124,7 @@ static void user_free_rcu(struct rcu_head *head)
 	struct user_ent *e = caa_container_of(head, struct user_ent, rcu);
 	atomic_store_explicit(&e->linked, 0, memory_order_relaxed);
 	store_slab_put(e->tb->slab, e);
+	STORE_TSAN_RELEASE(&tsan_gp); /* before rcu_barrier returns in store_users_free */
 }
 
 struct store_users *store_users_new_capped(size_t cap)
@@ -174,6 +175,7 @@ void store_users_free(struct store_users *tb)
 		cds_lfht_del(tb->ht, node);
 	rcu_read_unlock();
 	rcu_barrier();
+	STORE_TSAN_ACQUIRE(&tsan_gp); /* the queued frees are done with the slab */
 	cds_lfht_destroy(tb->ht, NULL);
 	store_slab_destroy(tb->slab);
 	free(tb);
@@ -362,6 +364,7 @@ void store_users_limits(struct store_users *tb, struct store_table_limits *out)
 	out->bytes = store_slab_bytes(tb->slab);
 	out->full = atomic_load_explicit(&tb->full, memory_order_relaxed);
 	out->evicted = atomic_load_explicit(&tb->evicted, memory_order_relaxed);
+	STORE_TSAN_RELEASE(&tsan_gp); /* our reads of the table come before its free */
 }
 
 /* ================================================================ marks */
@@ -409,6 +412,7 @@ static void mark_free_rcu(struct rcu_head *head)
 	struct mark_ent *e = caa_container_of(head, struct mark_ent, rcu);
 	atomic_store_explicit(&e->linked, 0, memory_order_relaxed);
 	store_slab_put(e->slab, e);
+	STORE_TSAN_RELEASE(&tsan_gp); /* before rcu_barrier returns in store_marks_free */
 }
 
 struct store_marks *store_marks_new_capped(size_t cap)
