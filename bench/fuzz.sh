@@ -19,7 +19,7 @@ rc=0
 FUZZ_NICE=19 tests/fuzz/run.sh "$B" "$SECS" >"$B/summary.txt" 2>&1 || rc=$?
 end=$(date -u +%s)
 {
-	echo "bench/fuzz.sh $SECS at $(git rev-parse --short HEAD), $(date -u -d "@$start" '+%Y-%m-%d %H:%M') UTC,"
+	echo "bench/fuzz.sh $SECS at $(git rev-parse --short HEAD 2>/dev/null || echo "${REFEREE_COMMIT:-?}"), $(date -u -d "@$start" '+%Y-%m-%d %H:%M') UTC,"
 	echo "$SECS s per target, two at a time: $(((end - start) / 60)) min wall in all, nice 19"
 	echo
 	cat "$B/summary.txt"

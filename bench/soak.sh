@@ -58,7 +58,7 @@ SIPP=$!
 PIDS+=("$SIPP")
 start=$(date +%s)
 {
-	echo "bench/soak.sh at $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M') UTC: $RATE calls/s for $DURATION s through packaging/referee.yaml, nice 19"
+	echo "bench/soak.sh at $(git rev-parse --short HEAD 2>/dev/null || echo "${REFEREE_COMMIT:-?}"), $(date -u '+%Y-%m-%d %H:%M') UTC: $RATE calls/s for $DURATION s through packaging/referee.yaml, nice 19"
 	printf '%6s %10s %5s %8s %8s %8s %10s %10s\n' t_s rss_kib fds nonce grant users requests flood_drops
 	sample 0
 	while kill -0 "$SIPP" 2>/dev/null && [ $(($(date +%s) - start)) -lt $((DURATION + 60)) ]; do
