@@ -399,10 +399,10 @@ static atomic_flag sweeping = ATOMIC_FLAG_INIT;
 static _Atomic uint64_t sweep_max_ns; /* longest step so far */
 static _Atomic uint64_t sweep_removed; /* entries the steps removed, all tables */
 
-void store_sweep_maybe(void)
+unsigned store_sweep_maybe(void)
 {
 	if (atomic_flag_test_and_set_explicit(&sweeping, memory_order_acquire))
-		return; /* someone else is sweeping: the cursors are theirs */
+		return 0; /* someone else is sweeping: the cursors are theirs */
 	uint64_t t0 = mono_ns();
 	const uint64_t third = STORE_SWEEP_BUDGET_NS / 3;
 	unsigned removed = 0;
@@ -427,6 +427,7 @@ void store_sweep_maybe(void)
 								   memory_order_relaxed))
 		;
 	atomic_flag_clear_explicit(&sweeping, memory_order_release);
+	return removed;
 }
 
 uint64_t store_sweep_removed(void)

@@ -254,6 +254,13 @@ extern unsigned store_metric_base;
  * concurrent call returns at once). */
 #define STORE_SWEEP_BUDGET_NS (200 * 1000ull)
 #define STORE_SWEEP_PERIOD_MS 10
-void store_sweep_maybe(void);
+/* ... and at most this much work per table and step whatever the clock says
+ * (a look at a slot is 1, an unlink 16): a step stays short on a machine whose
+ * clock readings cannot be trusted to stop it (a descheduled vCPU). A step
+ * removes at most STORE_SWEEP_MAX_REMOVED entries per table. */
+#define STORE_SWEEP_MAX_WORK 8192u
+#define STORE_SWEEP_MAX_REMOVED ((STORE_SWEEP_MAX_WORK + 64u) / 16u + 4u)
+/* returns how many entries it removed */
+unsigned store_sweep_maybe(void);
 /* store_sweep_removed - entries the housekeeping steps removed so far (O(1), tests). */
 uint64_t store_sweep_removed(void);

@@ -84,7 +84,12 @@ static bool deadline_passed(uint64_t deadline_ns)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec >= deadline_ns;
 }
 
-#define SWEEP_CLOCK_EVERY 64 /* slots between two looks at the clock */
+/* Work between two looks at the clock: a slot looked at is 1, a node unlinked
+ * SWEEP_KILL_COST (it walks a bucket chain and queues a free: cache misses on
+ * a big table), so a step overruns its deadline by a few unlinks at most. */
+#define SWEEP_CLOCK_EVERY 64
+#define SWEEP_KILL_COST 16
+_Static_assert(STORE_SWEEP_MAX_REMOVED * SWEEP_KILL_COST >= STORE_SWEEP_MAX_WORK, "bound holds");
 
 /* ================================================================ users */
 
@@ -295,7 +300,8 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 	uint32_t gen = atomic_load_explicit(&tb->gen, memory_order_acquire);
 	size_t slots = store_slab_slots(tb->slab), looked = 0;
 	size_t at = atomic_load_explicit(&tb->sweep_at, memory_order_relaxed);
-	unsigned n = 0;
+	unsigned n = 0, work = 0, total = 0;
+	const bool bounded = deadline_ns != UINT64_MAX; /* a step, not a full pass */
 	rcu_read_lock();
 	while (looked < slots) {
 		if (at >= slots)
@@ -307,11 +313,17 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 			STORE_TSAN_ACQUIRE(&e->node);
 			bool old_gen = atomic_load_explicit(&e->gen, memory_order_relaxed) != gen;
 			bool too_old = max_age && atomic_load_explicit(&e->loaded, memory_order_relaxed) < min_loaded;
-			if ((old_gen || too_old) && user_unlink(tb, e))
+			if ((old_gen || too_old) && user_unlink(tb, e)) {
 				n++;
+				work += SWEEP_KILL_COST;
+			}
 		}
-		if (looked % SWEEP_CLOCK_EVERY == 0 && deadline_passed(deadline_ns))
-			break;
+		if (++work >= SWEEP_CLOCK_EVERY) {
+			total += work;
+			work = 0;
+			if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK))
+				break;
+		}
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
@@ -600,7 +612,8 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 {
 	uint64_t now = store_now_sec();
 	size_t looked = 0;
-	unsigned n = 0;
+	unsigned n = 0, work = 0, total = 0;
+	const bool bounded = deadline_ns != UINT64_MAX; /* a step, not a full pass */
 	rcu_read_lock();
 	for (int k = 0; k < 2; k++) {
 		struct store_slab *slab = m->slab[k];
@@ -616,12 +629,18 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 			if (e && atomic_load_explicit(&e->linked, memory_order_acquire)) {
 				STORE_TSAN_ACQUIRE(&e->node);
 				uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
-				if (MARK_EXP(s) != 0 && MARK_EXP(s) <= now && mark_kill(m, e, s))
+				if (MARK_EXP(s) != 0 && MARK_EXP(s) <= now && mark_kill(m, e, s)) {
 					n++;
+					work += SWEEP_KILL_COST;
+				}
 			}
-			if (seen % SWEEP_CLOCK_EVERY == 0 && deadline_passed(deadline_ns)) {
-				late = true;
-				break;
+			if (++work >= SWEEP_CLOCK_EVERY) {
+				total += work;
+				work = 0;
+				if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK)) {
+					late = true;
+					break;
+				}
 			}
 		}
 		atomic_store_explicit(&m->sweep_at[k], at, memory_order_relaxed);

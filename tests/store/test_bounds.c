@@ -9,7 +9,10 @@
  *    entries, as the Redis reply handler inserts them) leave the cache at its
  *    store.cache_max_entries cap with RSS growth bounded by it.
  * CPU time, not wall time, is measured for a step, so a busy machine cannot
- * make the test fail; the bound is what the design promises (a 200 µs budget). */
+ * make the test fail, and the work of a step is bounded too: the assertion is
+ * on that bound and on at most one call in a thousand over 1 ms of CPU (a
+ * virtual CPU the host deschedules is charged as running); the design budget
+ * is 200 µs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,12 +125,15 @@ static void test_sweep_2m_in_bounded_steps(void **state)
 	/* sweep as the housekeeping thread does (it runs too: a call that finds
 	 * it sweeping returns at once), timing each call's CPU */
 	uint64_t longest = 0, steps = 0, start = thread_cpu_ns();
-	uint64_t wall0 = wall_ns();
+	uint64_t wall0 = wall_ns(), over_1ms = 0;
+	unsigned most_removed = 0;
 	for (unsigned i = 0; i < 1000000; i++) {
 		uint64_t t0 = thread_cpu_ns();
-		store_sweep_maybe();
+		unsigned removed = store_sweep_maybe();
 		uint64_t dt = thread_cpu_ns() - t0;
 		longest = dt > longest ? dt : longest;
+		over_1ms += dt > 1000000;
+		most_removed = removed > most_removed ? removed : most_removed;
 		steps++;
 		if (removed_so_far() >= SWEEP_ENTRIES || wall_ns() - wall0 > 240ull * 1000000000)
 			break;
@@ -138,8 +144,15 @@ static void test_sweep_2m_in_bounded_steps(void **state)
 		      "longest step seen by the store %.3f ms (wall)\n",
 		      st.nc_marks, (unsigned long long)steps, longest / 1e6, (thread_cpu_ns() - start) / 1e6,
 		      st.sweep_max_ns / 1e6);
+	print_message("calls over 1 ms CPU: %llu of %llu; most entries removed by one call: %u (bound %u)\n",
+		      (unsigned long long)over_1ms, (unsigned long long)steps, most_removed,
+		      2 * STORE_SWEEP_MAX_REMOVED);
 	assert_int_equal(st.nc_marks, 0);
-	assert_true(longest <= 1000000); /* 1 ms */
+	/* the work of a step is bounded whatever the clock says (nonce and grant tables here) */
+	assert_true(most_removed <= 2 * STORE_SWEEP_MAX_REMOVED);
+	/* and its CPU time: at most one call in a thousand over 1 ms (a vCPU the host
+	 * descheduled is charged as running; the design budget is 0.2 ms) */
+	assert_true(over_1ms * 1000 <= steps);
 	/* the slots came back: the table fills again without growing */
 	size_t bytes = st.nc_limits.bytes;
 	rcu_barrier();
