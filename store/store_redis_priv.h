@@ -197,6 +197,9 @@ unsigned store_sync_nodes(const struct store_sync *s);
  */
 redisReply *store_sync_key_cmd(struct store_sync *s, const char *key, int argc, const char **argv, char *why,
 			       size_t whylen);
-/* store_sync_node_cmd - run @argv on master @node (SCAN of every master, PUBLISH). */
+/* store_sync_any_cmd - run @argv on the first master that answers (PUBLISH: in a
+ * cluster it reaches every node's subscribers). */
+redisReply *store_sync_any_cmd(struct store_sync *s, int argc, const char **argv, char *why, size_t whylen);
+/* store_sync_node_cmd - run @argv on master @node (SCAN of every master). */
 redisReply *store_sync_node_cmd(struct store_sync *s, unsigned node, int argc, const char **argv, char *why,
 				size_t whylen);

@@ -67,7 +67,8 @@ struct store_sync *store_sync_open(const struct cfg_redis_url *u, char *why, siz
 	} else {
 		rc = store_cluster_fetch(u->hosts, u->n_hosts, SYNC_TIMEOUT_MS, &s->topo, why, whylen);
 	}
-	if (rc < 0 || !node_ctx(s, &s->ctx[0], &s->topo.nodes[0], why, whylen)) {
+	/* a cluster's nodes are connected on first use: one of them may be down */
+	if (rc < 0 || (u->kind != CFG_REDIS_CLUSTER && !node_ctx(s, &s->ctx[0], &s->topo.nodes[0], why, whylen))) {
 		store_sync_close(s);
 		return NULL;
 	}
@@ -136,6 +137,16 @@ static void map_reread(struct store_sync *s)
 		s->topo = *t;
 	}
 	free(t);
+}
+
+redisReply *store_sync_any_cmd(struct store_sync *s, int argc, const char **argv, char *why, size_t whylen)
+{
+	for (unsigned i = 0; i < s->topo.n_nodes; i++) {
+		redisReply *r = store_sync_node_cmd(s, i, argc, argv, why, whylen);
+		if (r)
+			return r;
+	}
+	return NULL;
 }
 
 redisReply *store_sync_key_cmd(struct store_sync *s, const char *key, int argc, const char **argv, char *why,

@@ -83,13 +83,17 @@ static int redis_open(struct admin *a)
 	return 0;
 }
 
-/* cmd_at - run one command on master @node, or (@node < 0) on the master of
- * the key argv[1]; NULL (message printed) on a transport or Redis error. */
+#define CMD_KEY (-1) /* cmd_at: the master of the key argv[1] */
+#define CMD_ANY (-2) /* cmd_at: the first master that answers */
+
+/* cmd_at - run one command on master @node, CMD_KEY or CMD_ANY; NULL (message
+ * printed) on a transport or Redis error. */
 static redisReply *cmd_at(struct admin *a, int node, int argc, const char **argv)
 {
 	char why[512];
-	redisReply *r = node < 0 ? store_sync_key_cmd(a->redis, argv[1], argc, argv, why, sizeof(why))
-				 : store_sync_node_cmd(a->redis, (unsigned)node, argc, argv, why, sizeof(why));
+	redisReply *r = node == CMD_KEY   ? store_sync_key_cmd(a->redis, argv[1], argc, argv, why, sizeof(why))
+			: node == CMD_ANY ? store_sync_any_cmd(a->redis, argc, argv, why, sizeof(why))
+					  : store_sync_node_cmd(a->redis, (unsigned)node, argc, argv, why, sizeof(why));
 	if (!r) {
 		fail(EXIT_FAIL, "%s", why);
 		return NULL;
@@ -104,14 +108,14 @@ static redisReply *cmd_at(struct admin *a, int node, int argc, const char **argv
 
 static redisReply *cmd(struct admin *a, int argc, const char **argv)
 {
-	return cmd_at(a, -1, argc, argv);
+	return cmd_at(a, CMD_KEY, argc, argv);
 }
 
 static int publish(struct admin *a, const char *id)
 {
-	/* any node: in a cluster PUBLISH reaches the subscribers of every node */
+	/* any node that answers: in a cluster PUBLISH reaches the subscribers of every node */
 	const char *argv[] = { "PUBLISH", STORE_REDIS_CHANNEL, id };
-	redisReply *r = cmd_at(a, 0, 3, argv);
+	redisReply *r = cmd_at(a, CMD_ANY, 3, argv);
 	freeReplyObject(r);
 	return r ? 0 : EXIT_FAIL;
 }

@@ -80,11 +80,13 @@ rha_sentinel_set() {
 
 # rha_cluster PORT...: one cluster-enabled redis-server per PORT (node timeout 2 s), joined by
 # redis-cli --cluster create (masters only), waited for until every node says cluster_state:ok.
+# Sets RHA_NODE_PID_<PORT>.
 rha_cluster() {
 	local p ok addrs=()
 	for p in "$@"; do
 		rha_redis "node-$p" "$p" --cluster-enabled yes --cluster-config-file "$IT_WORK/node-$p/nodes.conf" \
 			--cluster-node-timeout 2000
+		printf -v "RHA_NODE_PID_$p" '%s' "$RHA_PID"
 		addrs+=("127.0.0.1:$p")
 	done
 	timeout 30 redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \

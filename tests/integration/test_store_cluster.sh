@@ -6,8 +6,10 @@
 # permission grant is seen by both through referee:invalidate (published on one node,
 # subscribed on another), a transfer grant issued by A is honoured by B and its replay refused
 # by A, an ASK redirect (a key migrated by hand, its slot MIGRATING) and then MOVED are
-# followed, and SIPp calls run while redis-cli --cluster reshard moves slots under load: no
-# failed call, the redirects and degraded decisions counted in /metrics.
+# followed, SIPp calls run while redis-cli --cluster reshard moves slots under load (no
+# failed call, the redirects and degraded decisions counted in /metrics), then a master holding
+# a subscriber is SIGKILLed: cached users keep working, uncached ones on it get 503, the others
+# are served, the subscribers move to live nodes and a revoke is still seen.
 # Bounded: every wait has a deadline, every SIPp run a call count and a timeout.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -40,7 +42,7 @@ node_of() {
 }
 
 # ---- two instances on the cluster (the first seed is dead: the second one answers) -------
-URL="redis-cluster://127.0.0.1:$DEAD,127.0.0.1:$P2"
+URL="redis-cluster://127.0.0.1:$DEAD,127.0.0.1:$P2,127.0.0.1:$P3"
 export XFER_REDIS_URL=$URL
 xfer_write_tua
 TEE=$(it_free_udp_port)
@@ -57,7 +59,7 @@ admin() { "$ADMIN" -c "$W/a.yaml" "$@"; }
 
 rha_add_users "$W/a.yaml" $(seq 1000 1019)
 USERS=("${RHA_USERS[@]}")
-rha_add_users "$W/a.yaml" 1100 1101 1102 1103
+rha_add_users "$W/a.yaml" 1100 1101 1102 1103 $(seq 1110 1129)
 admin user add 1099@example.com --password pw1099 >>"$W/admin.out" 2>&1 || it_fail "admin user add 1099"
 authit_expect "referee-admin wrote through the cluster (ha1_md5 of 1001)" "$(authit_ha1_md5 1001 pw1001)" \
 	"$(rcli HGET referee:user:1001@example.com ha1_md5)"
@@ -65,7 +67,7 @@ spread=0
 for p in "$P1" "$P2" "$P3"; do [ "$(redis-cli -p "$p" dbsize)" -gt 0 ] && spread=$((spread + 1)); done
 authit_expect "users spread over the three masters" 3 "$spread"
 admin user list >"$W/list.out" 2>&1
-authit_expect "admin user list over every master" 25 "$(wc -l <"$W/list.out")"
+authit_expect "admin user list over every master" 45 "$(wc -l <"$W/list.out")"
 admin user show 1005@example.com >"$W/show.out" 2>&1
 grep -qx 'permissions: LocalDialing' "$W/show.out" && it_check "admin user show through the cluster" ||
 	it_fail "admin user show" "$(cat "$W/show.out")"
@@ -169,6 +171,46 @@ authit_expect "after the reshard: uncached user through A and B" forwarded "$(au
 authit_expect "after the reshard: nc replay refused" 407 "$(authit_line "$out" replay)"
 n=$(for p in "$P1" "$P2" "$P3"; do redis-cli -p "$p" --scan --pattern 'referee:nc:*'; done | wc -l)
 [ "$n" -ge "$LOAD_CALLS" ] && it_check "nonce counters spread over the cluster ($n keys)" || it_fail "referee:nc:* keys" "$n"
+
+# ---- a master dies (no replica to promote): the others serve on ---------------------------
+for p in "$P1" "$P2" "$P3"; do redis-cli -p "$p" config set cluster-require-full-coverage no >/dev/null; done
+K=""
+for p in "$P1" "$P2" "$P3"; do # a node holding one of the invalidation subscribers
+	[ "$(redis-cli -p "$p" pubsub numsub referee:invalidate | sed -n 2p)" -ge 1 ] 2>/dev/null && K=$p && break
+done
+[ -n "$K" ] || it_die "no node has referee's invalidation subscriber"
+CACHED_K="" UNC_K="" UNC_LIVE=""
+for u in $(seq 1000 1019); do [ "$(node_of "referee:user:$u@example.com")" = "$K" ] && CACHED_K=$u && break; done
+for u in $(seq 1110 1129); do
+	if [ "$(node_of "referee:user:$u@example.com")" = "$K" ]; then [ -n "$UNC_K" ] || UNC_K=$u; else [ -n "$UNC_LIVE" ] || UNC_LIVE=$u; fi
+done
+[ -n "$CACHED_K" ] && [ -n "$UNC_K" ] && [ -n "$UNC_LIVE" ] ||
+	it_die "no user on each side of node $K (cached $CACHED_K, uncached $UNC_K / $UNC_LIVE)"
+v="RHA_NODE_PID_$K"
+kill -KILL "${!v}"
+it_log "cluster master $K SIGKILLed (it held a subscriber; users $CACHED_K cached, $UNC_K uncached on it)"
+out=$(sipauth call --to "$A_PORT" --user "$CACHED_K" --pw "pw$CACHED_K" --target 2551234)
+authit_expect "node down: user cached in A keeps authenticating" forwarded "$(authit_line "$out" answer)"
+out=$(sipauth poll --to "$A_PORT" --user "$UNC_LIVE" --pw "pw$UNC_LIVE" --target 2551234 --within 5)
+authit_expect "node down: uncached user on a live node authenticates" forwarded "$(authit_line "$out" poll | cut -d' ' -f1)"
+out=$(sipauth call --to "$A_PORT" --user "$UNC_K" --pw "pw$UNC_K" --target 2551234 --wait 6)
+authit_expect "node down: uncached user on the dead node -> 503" 503 "$(authit_line "$out" answer)"
+authit_expect "... with Retry-After" 1 "$(printf '%s\n' "$out" | grep -c '^answer.hdr Retry-After: [0-9]')"
+subs=0
+for _ in $(seq 100); do
+	subs=0
+	for p in "$P1" "$P2" "$P3"; do
+		[ "$p" = "$K" ] || subs=$((subs + $(redis-cli -p "$p" pubsub numsub referee:invalidate | sed -n 2p)))
+	done
+	[ "$subs" -ge 2 ] && break
+	sleep 0.1
+done
+authit_expect "both subscribers moved to live nodes" 2 "$subs"
+admin permission revoke "$UNC_LIVE@example.com" LocalDialing >"$W/revoke.out" 2>&1 ||
+	it_fail "admin permission revoke with a node down" "$(cat "$W/revoke.out")"
+out=$(sipauth poll --to "$A_PORT" --user "$UNC_LIVE" --pw "pw$UNC_LIVE" --target 2551234 --want 403 --within 2)
+authit_expect "node down: a revoke is seen by A within 2 s" 403 "$(authit_line "$out" poll | cut -d' ' -f1)"
+it_pid_alive "${XFER_PID_A}" && it_pid_alive "${XFER_PID_B}" && it_check "A and B never restarted" || it_fail "A and B alive"
 
 curl -s "http://127.0.0.1:$M_A/metrics" >"$W/a.metrics" 2>/dev/null # for a post-mortem (IT_KEEP=1)
 xfer_referee_stop A
