@@ -13,6 +13,7 @@
 
 #include "proxy.h"
 #include "proxy_priv.h"
+#include "sip_priv.h" /* token bytes */
 
 /* An ACK for a final reply we generated carries our To tag (RFC 3261 §16.11:
  * a stateless proxy absorbs it instead of forwarding it). */
@@ -110,6 +111,33 @@ static bool loop_detected(struct txn *t)
 	return false;
 }
 
+/* tags_out - the option tags of Proxy-Require value @v that are RFC 3261
+ * tokens, comma-separated after *@n earlier ones. Anything else (a CR, LF or
+ * NUL inside the value) is never echoed: it could forge a header line of our
+ * reply (found by tests/fuzz/fuzz_chain). */
+static void tags_out(struct proxy_out *o, struct slice v, unsigned *n)
+{
+	size_t i = 0;
+	while (i < v.len) {
+		while (i < v.len && (v.p[i] == ',' || sip_cc_is(v.p[i], SIP_CC_LWS)))
+			i++;
+		size_t start = i;
+		while (i < v.len && v.p[i] != ',')
+			i++;
+		size_t end = i;
+		while (end > start && sip_cc_is(v.p[end - 1], SIP_CC_LWS))
+			end--;
+		bool token = end > start;
+		for (size_t k = start; k < end && token; k++)
+			token = sip_cc_is(v.p[k], SIP_CC_TOKEN);
+		if (!token)
+			continue;
+		if ((*n)++)
+			proxy_out_lit(o, ", ");
+		proxy_out_slice(o, slice_make(v.p + start, end - start));
+	}
+}
+
 /* §16.3 item 5: every Proxy-Require option tag is unsupported here. */
 static bool proxy_require_rejected(struct txn *t)
 {
@@ -126,18 +154,12 @@ static bool proxy_require_rejected(struct txn *t)
 	char *buf = txn_alloc(t, need);
 	struct proxy_out o = { buf, 0, buf ? (uint32_t)need : 0, false };
 	proxy_out_lit(&o, "Unsupported: ");
-	bool first = true;
+	unsigned tags = 0;
 	for (unsigned i = m->first[SIP_HDR_PROXY_REQUIRE]; i != SIP_NO_HDR;
-	     i = sip_msg_next(m, i)) {
-		if (m->hdrs[i].value.len == 0)
-			continue;
-		if (!first)
-			proxy_out_lit(&o, ", ");
-		proxy_out_slice(&o, m->hdrs[i].value);
-		first = false;
-	}
+	     i = sip_msg_next(m, i))
+		tags_out(&o, m->hdrs[i].value, &tags);
 	txn_reply(t, 420, SLICE_NULL);
-	if (!o.overflow)
+	if (!o.overflow && tags)
 		txn_reply_hdr(t, slice_make(buf, o.len));
 	return true;
 }

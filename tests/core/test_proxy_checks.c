@@ -325,6 +325,16 @@ static void test_420_unsupported(void **state)
 	assert_non_null(strstr(r.out, "\r\nUnsupported: foo, bar, baz\r\nContent-Length: 0\r\n\r\n"));
 	assert_null(strstr(r.out, "uasonly"));
 	done(&r);
+	/* option tags that are not tokens (8-bit bytes, a slash) are not echoed:
+	 * our reply would not parse (found by tests/fuzz/fuzz_chain) */
+	r = run("INVITE sip:bob@example.com SIP/2.0\r\n"
+		"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKext3\r\n"
+		"Proxy-Require: good, b\xc3\xa9" "d, a/b\r\n"
+		"From: <sip:alice@example.com>;tag=a\r\nTo: <sip:bob@example.com>\r\n"
+		"Call-ID: ext3\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\r\n");
+	assert_reply(&r, 420);
+	assert_non_null(strstr(r.out, "\r\nUnsupported: good\r\n"));
+	done(&r);
 	/* Require alone is the UAS's business */
 	r = run("INVITE sip:bob@example.com SIP/2.0\r\n"
 		"Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKext2\r\n"

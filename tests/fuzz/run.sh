@@ -26,6 +26,8 @@ seed() {
 		cp "$SHARED"/testdata/rfc4475/*.dat "$SHARED"/testdata/rfc5118/*.dat "$d"/ 2>/dev/null || true ;;
 	chain)
 		# byte 0: source (bits 0-1) and "sign it" (bit 2, bit 3: SHA-256), then the datagram
+		# regressions found by fuzzing keep their flag byte (seeds/chain/*.bin)
+		cp "$HERE"/seeds/chain/*.bin "$d"/ 2>/dev/null || true
 		for f in "$SHARED"/testdata/rfc4475/*.dat "$SHARED"/testdata/rfc5118/*.dat "$HERE"/seeds/chain/*.sip; do
 			[ -f "$f" ] || continue
 			i=$((i + 1))
