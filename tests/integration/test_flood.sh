@@ -4,7 +4,8 @@
 #   SIPp UAC (127.0.0.1, CALLS calls at RATE/s: 3 requests a call, under the source rate)
 #        --> referee --> SIPp UAS
 #   blaster (127.0.0.2): BLAST OPTIONS at 5000/s, 25x the source rate (bounded count and time)
-#   health checker (127.0.0.3): an OPTIONS to referee every 100 ms while the blast goes on
+#   health checker (127.0.0.3): OPTIONS to referee one after another while the blast goes on
+#   (at least 3 during it; each is a python start, slow on a loaded machine)
 # Checks: the blaster gets (about) its burst plus its rate answered and nothing else (no
 # amplification: no 400/407/503 for what was dropped), referee_flood_drops_total counts the rest,
 # one log line names the source, every health check is answered 200, every legitimate call
@@ -114,7 +115,7 @@ opts=$(( $(ops_metric "$IT_WORK/after.prom" 'referee_requests_total{method="OPTI
 n_lines=$(grep -c 'warn flood: .*src=127.0.0.2 ' "$ERR")
 [ "$n_lines" = 1 ] && it_check "one log line for the source ($(grep 'warn flood:' "$ERR" | head -n 1 | cut -c 1-140))" ||
 	it_fail one_log_line "$n_lines lines for 127.0.0.2"
-[ "$h_n" -gt 5 ] && [ "$h_ok" = "$h_n" ] && it_check "health checks answered during the blast ($h_ok/$h_n)" ||
+[ "$h_n" -ge 3 ] && [ "$h_ok" = "$h_n" ] && it_check "health checks answered during the blast ($h_ok/$h_n)" ||
 	it_fail health_checks "$h_ok of $h_n OPTIONS answered 200"
 
 # ---- a trusted source is exempt --------------------------------------------------------------
