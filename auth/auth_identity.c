@@ -144,7 +144,8 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 	const struct cfg *c = t->cfg;
 	const struct sockaddr *sa = (const struct sockaddr *)&t->src;
 	*rc = STAGE_CONTINUE;
-	if (cfg_is_trusted(c, sa)) {
+	/* SPEC §9: a verified TLS client named in tls.trusted_names is trusted too */
+	if (t->rx_trusted_name || cfg_is_trusted(c, sa)) {
 		t->id_source = TXN_ID_TRUSTED;
 		return NULL;
 	}

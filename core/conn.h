@@ -48,9 +48,13 @@ struct conn_host {
 	void (*deliver)(void *arg, const struct conn_msg *m);
 	/* the messages of this conn_thread_run are all delivered (push them on) */
 	void (*flush)(void *arg);
-	/* headers without a usable Content-Length (m->buf, m->len): write the
-	 * 400 to send into @out (at most @cap bytes), return its length or 0 */
-	size_t (*reply_400)(void *arg, const struct conn_msg *m, char *out, size_t cap);
+	/* the stateless reply @code to the request in @m (m->buf, m->len) into
+	 * @out (at most @cap bytes); its length, or 0 (not a request, ACK, ...).
+	 * 400: headers without a usable Content-Length (sent, then the
+	 * connection closes). 503: a request we could not deliver to a next hop
+	 * (the connection failed); the reply is delivered as if that hop had
+	 * answered, so it travels upstream like any response. */
+	size_t (*reply)(void *arg, const struct conn_msg *m, uint16_t code, char *out, size_t cap);
 	void *arg;
 };
 
@@ -89,7 +93,8 @@ int conn_thread_pollfd(const struct conn_thread *ct);
 /* conn_thread_run - accept, read, write, drain the queue; never blocks.
  * Caller holds rcu_read_lock or not (it takes its own). */
 void conn_thread_run(struct conn_thread *ct);
-/* conn_thread_tick - close idle connections and slow senders (call about every 100 ms). */
+/* conn_thread_tick - close idle connections and slow senders; does its work at
+ * most every 100 ms, so a host may call it on every loop (@now_ns: CLOCK_MONOTONIC). */
 void conn_thread_tick(struct conn_thread *ct, uint64_t now_ns);
 /* conn_thread_stop_accepting - drain: close the listening sockets. */
 void conn_thread_stop_accepting(struct conn_thread *ct);

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #define CONN_READS_PER_EVENT 8
 #define CONN_ACCEPTS_PER_EVENT 64
 #define CONN_SWEEP_NS (1000ull * 1000 * 1000)
+#define CONN_TICK_NS (100ull * 1000 * 1000)
 #define CONN_QUEUE_SPINS 64
 
 struct conn_runtime conn_rt;
@@ -105,11 +107,42 @@ static void conn_free_rcu(struct rcu_head *head)
 	free(caa_container_of(head, struct conn, rcu));
 }
 
+/* SPEC §9: a next hop we could not reach answers, in effect, 503: each
+ * request still queued on the failed connection (nothing of it was sent:
+ * one message per chunk before the connection opened) gets a 503 delivered
+ * upstream as if the hop had sent it. */
+static void answer_message(struct conn_thread *ct, const struct sockaddr_storage *peer, socklen_t peerlen,
+			   uint16_t listen_idx, enum cfg_transport t, const char *buf, uint32_t len)
+{
+	if (!ct->host.reply)
+		return;
+	struct conn_msg m = { .buf = buf, .len = len, .peer = peer, .peerlen = peerlen, .listen_idx = listen_idx,
+			      .transport = t };
+	size_t n = ct->host.reply(ct->host.arg, &m, 503, ct->scratch_reply, CONN_MSG_MAX);
+	if (n == 0 || n > CONN_MSG_MAX)
+		return;
+	m.buf = ct->scratch_reply;
+	m.len = (uint32_t)n;
+	ct->host.deliver(ct->host.arg, &m);
+}
+
+static void answer_unsent(struct conn *c)
+{
+	if (c->state == CONN_OPEN)
+		return;
+	for (struct conn_chunk *k = c->out_head; k; k = k->next)
+		if (k->off == 0)
+			answer_message(c->owner, &c->peer, c->peerlen, c->listen_idx,
+				       (enum cfg_transport)c->key.transport, k->bytes, k->len);
+}
+
 void conn_close(struct conn *c, enum conn_close_reason why)
 {
 	if (c->fd < 0)
 		return;
 	struct conn_thread *ct = c->owner;
+	if (c->outbound && why == CONN_CLOSE_CONNECT)
+		answer_unsent(c);
 	/* counted before the peer can see the close (tests read the counters then) */
 	conn_count_close((enum cfg_transport)c->key.transport, why);
 	if (why == CONN_CLOSE_CONNECT)
@@ -282,11 +315,11 @@ static long frame_all(struct conn *c, const char *buf, size_t have)
 		case TCP_FRAME_BAD_LENGTH: {
 			/* SPEC §9: 400, then close (where the body ends is unknown) */
 			struct conn_thread *ct = c->owner;
-			if (ct->host.reply_400) {
+			if (ct->host.reply) {
 				struct conn_msg m = { .buf = buf + off, .len = f.len, .peer = &c->peer,
 						      .peerlen = c->peerlen, .listen_idx = c->listen_idx,
 						      .transport = (enum cfg_transport)c->key.transport };
-				size_t n = ct->host.reply_400(ct->host.arg, &m, ct->scratch_reply, CONN_MSG_MAX);
+				size_t n = ct->host.reply(ct->host.arg, &m, 400, ct->scratch_reply, CONN_MSG_MAX);
 				if (n > 0 && n <= CONN_MSG_MAX)
 					conn_write(c, ct->scratch_reply, n);
 			}
@@ -332,7 +365,8 @@ static void conn_on_readable(struct conn *c)
 {
 	char *scratch = c->owner->scratch;
 	const uint64_t now = conn_now_ns();
-	for (int i = 0; i < CONN_READS_PER_EVENT && c->fd >= 0; i++) {
+	/* TLS: records OpenSSL already holds raise no socket event: read them all */
+	for (int i = 0; c->fd >= 0 && (i < CONN_READS_PER_EVENT || (c->ssl && conn_tls_pending(c))); i++) {
 		size_t have = c->in_len;
 		if (have)
 			memcpy(scratch, c->in, have);
@@ -534,8 +568,14 @@ static void item_send(struct conn_thread *ct, struct conn_item *it)
 	struct conn *c = conn_table_find(&it->key);
 	if (c && c->owner != ct)
 		c = NULL; /* it moved to a connection another thread owns: only that one may write */
-	if (!c && it->may_connect)
+	if (!c && it->may_connect) {
 		c = conn_connect(ct, it);
+		if (!c) { /* refused at once (loopback does): the hop answers 503 all the same */
+			answer_message(ct, &it->addr, it->addrlen, it->listen_idx, (enum cfg_transport)it->key.transport,
+				       it->bytes, it->len);
+			return;
+		}
+	}
 	if (!c) {
 		conn_count_dropped();
 		return;
@@ -588,13 +628,16 @@ void conn_thread_run(struct conn_thread *ct)
 		if (n < 64)
 			break;
 	}
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	if (ct->host.flush)
 		ct->host.flush(ct->host.arg);
 }
 
 void conn_thread_tick(struct conn_thread *ct, uint64_t now)
 {
+	if (now < ct->next_tick_ns)
+		return; /* hosts may call it on every loop */
+	ct->next_tick_ns = now + CONN_TICK_NS;
 	rcu_read_lock();
 	queue_drain(ct); /* safety net for an item left by a slow producer */
 	if (now >= ct->next_sweep_ns) {
@@ -618,7 +661,9 @@ void conn_thread_tick(struct conn_thread *ct, uint64_t now)
 			}
 		}
 	}
-	rcu_read_unlock();
+	conn_rcu_unlock();
+	if (ct->host.flush)
+		ct->host.flush(ct->host.arg); /* 503s of next hops that timed out */
 }
 
 /* ---------------------------------------------------------------- any thread */
@@ -632,9 +677,15 @@ int conn_send(const struct conn_dest *d, const void *buf, size_t len)
 	struct conn_thread *owner = NULL;
 	rcu_read_lock();
 	struct conn *c = conn_table_find(&k);
+	if (!c && !d->may_connect) {
+		/* a response: the Via may name TCP for what is TLS to us (a client
+		 * behind a TLS tunnel); a peer address and port is one connection */
+		k.transport = d->transport == CFG_TRANSPORT_TLS ? CFG_TRANSPORT_TCP : CFG_TRANSPORT_TLS;
+		c = conn_table_find(&k);
+	}
 	if (c && c->owner == conn_self) {
 		int rc = conn_write(c, buf, len);
-		rcu_read_unlock();
+		conn_rcu_unlock();
 		return rc;
 	}
 	if (c)
@@ -643,7 +694,7 @@ int conn_send(const struct conn_dest *d, const void *buf, size_t len)
 		owner = conn_self ? conn_self /* opens it where the request is: no hop */
 				  : conn_rt.threads[slice_hash(slice_make((const char *)&k, sizeof(k))) % conn_rt.n_threads];
 	if (!owner) {
-		rcu_read_unlock();
+		conn_rcu_unlock();
 		conn_count_dropped();
 		return -ENOTCONN;
 	}
@@ -653,13 +704,15 @@ int conn_send(const struct conn_dest *d, const void *buf, size_t len)
 		if (d->tls_name)
 			snprintf(it.tls_name, sizeof(it.tls_name), "%s", d->tls_name);
 		c = conn_connect(owner, &it);
+		if (!c) /* refused at once: the hop answers 503 all the same */
+			answer_message(owner, d->addr, d->addrlen, d->listen_idx, d->transport, buf, (uint32_t)len);
 		int rc = c ? conn_write(c, buf, len) : -ECONNREFUSED;
-		rcu_read_unlock();
+		conn_rcu_unlock();
 		return rc;
 	}
 	struct conn_item *it = malloc(sizeof(*it) + len);
 	if (!it) {
-		rcu_read_unlock();
+		conn_rcu_unlock();
 		return -ENOMEM;
 	}
 	it->key = k;
@@ -677,12 +730,12 @@ int conn_send(const struct conn_dest *d, const void *buf, size_t len)
 		free(it);
 		if (c) /* this connection's thread cannot keep up: close it (its owner does) */
 			atomic_store_explicit(&c->doomed, true, memory_order_relaxed);
-		rcu_read_unlock();
+		conn_rcu_unlock();
 		conn_count_queue_full(CONN_QFULL_THREAD);
 		conn_thread_wake(owner);
 		return -ENOBUFS;
 	}
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	conn_thread_wake(owner);
 	return 0;
 }
@@ -781,7 +834,7 @@ void conn_thread_free(struct conn_thread *ct)
 	rcu_read_lock();
 	while (ct->conns)
 		conn_close(ct->conns, CONN_CLOSE_SHUTDOWN);
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	struct conn_item *it;
 	while ((it = conn_queue_pop(ct)) != NULL)
 		free(it);
@@ -842,6 +895,9 @@ int conn_runtime_start(const struct cfg *c, unsigned n_threads)
 {
 	if (n_threads > CONN_MAX_THREADS)
 		return -EINVAL;
+	/* OpenSSL writes to its sockets with write(2): a peer that went away
+	 * must be an EPIPE for that connection, never a signal that kills us */
+	signal(SIGPIPE, SIG_IGN);
 	conn_metrics_register();
 	int rc = conn_table_init();
 	if (rc < 0)

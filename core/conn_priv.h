@@ -154,6 +154,7 @@ struct conn_thread {
 	char *scratch;       /* read buffer: CONN_MSG_MAX + room for a read */
 	char *scratch_reply; /* the 400 of a message without Content-Length */
 	uint64_t next_sweep_ns;
+	uint64_t next_tick_ns; /* conn_thread_tick does its work at most every CONN_TICK_NS */
 	/* cross-thread queue */
 	alignas(64) _Atomic(struct conn_item *) q_head; /* producers */
 	atomic_uint q_count;
@@ -185,6 +186,15 @@ struct conn_runtime {
 	} m;
 };
 extern struct conn_runtime conn_rt;
+
+/* conn_rcu_unlock - rcu_read_unlock, telling TSan that every read of a
+ * connection in the section comes before its free (call_rcu after the grace
+ * period; urcu's own synchronisation is invisible to TSan). */
+static inline void conn_rcu_unlock(void)
+{
+	CONN_TSAN_RELEASE(&conn_rt);
+	rcu_read_unlock();
+}
 
 /* tls.trusted_names of the running configuration: published by the main
  * thread (release), read inside rcu_read_lock, freed after a grace period. */
@@ -226,6 +236,8 @@ long conn_tls_read(struct conn *c, char *buf, size_t len);
 /* conn_tls_write - like write(2): >0 bytes, -EAGAIN, -EIO. */
 long conn_tls_write(struct conn *c, const char *buf, size_t len);
 void conn_tls_free(struct conn *c);
+/* conn_tls_pending - decrypted bytes OpenSSL holds for @c (no socket event will say so). */
+bool conn_tls_pending(struct conn *c);
 /* conn_tls_name_trusted - the verified peer certificate has a SAN DNS name in tls.trusted_names. */
 bool conn_tls_name_trusted(struct conn *c);
 

@@ -94,7 +94,7 @@ int conn_table_add(struct conn *c)
 	rcu_read_lock();
 	struct cds_lfht_node *got =
 	    cds_lfht_add_unique(conn_rt.table, key_hash(&c->key), peer_match, &c->key, &c->peer_node);
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	if (got != &c->peer_node)
 		return -EEXIST;
 	c->in_table = true;
@@ -108,7 +108,7 @@ void conn_table_del(struct conn *c)
 		cds_lfht_del(conn_rt.table, &c->peer_node);
 	if (c->has_alias)
 		cds_lfht_del(conn_rt.aliases, &c->alias_node);
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	c->in_table = false;
 	c->has_alias = false;
 }
@@ -145,7 +145,7 @@ static void conn_alias_set(struct conn *c, const struct conn_key *alias)
 	rcu_read_lock();
 	struct cds_lfht_node *got =
 	    cds_lfht_add_unique(conn_rt.aliases, key_hash(alias), alias_match, alias, &c->alias_node);
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	c->has_alias = got == &c->alias_node;
 }
 
@@ -164,7 +164,7 @@ void conn_alias_add(const struct sockaddr_storage *peer, const struct sockaddr_s
 	 * thread that sees the Via first in inline mode) */
 	if (c && c->owner == conn_self)
 		conn_alias_set(c, &ak);
-	rcu_read_unlock();
+	conn_rcu_unlock();
 }
 
 bool conn_is_up(const struct sockaddr_storage *addr, enum cfg_transport transport)
@@ -173,7 +173,7 @@ bool conn_is_up(const struct sockaddr_storage *addr, enum cfg_transport transpor
 	conn_key_from_sa(addr, transport, &k);
 	rcu_read_lock();
 	bool up = conn_table_find(&k) != NULL;
-	rcu_read_unlock();
+	conn_rcu_unlock();
 	return up;
 }
 

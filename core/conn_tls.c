@@ -121,6 +121,11 @@ long conn_tls_write(struct conn *c, const char *buf, size_t len)
 	return r == 0 ? -EIO : r; /* a close_notify while writing: the connection is gone */
 }
 
+bool conn_tls_pending(struct conn *c)
+{
+	return SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl);
+}
+
 void conn_tls_free(struct conn *c)
 {
 	if (!c->ssl)

@@ -69,6 +69,8 @@ static void pipeline_free(struct pipeline *p)
 		rx_cleanup(&p->rx[r]);
 	for (unsigned w = 0; p->g.workers && w < p->g.n_workers; w++)
 		worker_cleanup(&p->g.workers[w]);
+	if (p->rx)
+		conn_pipeline_free(p->rx, p->g.n_rx);
 	if (p->rx_stop_efd >= 0)
 		close(p->rx_stop_efd);
 	free(p->rx);
@@ -94,15 +96,6 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 			  CFG_MAX_LISTEN);
 		return -EINVAL;
 	}
-	/* interim (issue 10): the config takes tcp:// and tls://, the connection
-	 * threads (core/conn_*.c) are not in the pipeline yet: refuse, never
-	 * pretend to listen or send */
-	if (cfg_has_transport(c, CFG_TRANSPORT_TCP) || cfg_has_transport(c, CFG_TRANSPORT_TLS) ||
-	    (c->routes.has_local && c->routes.local.transport != CFG_TRANSPORT_UDP) ||
-	    (c->routes.has_outbound && c->routes.outbound.transport != CFG_TRANSPORT_UDP)) {
-		log_error("pipeline", "tcp:// and tls:// addresses are not served by this build yet; use udp://");
-		return -EPROTONOSUPPORT;
-	}
 	pipeline_metrics_register(g->n_workers);
 	p->rx = calloc(g->n_rx, sizeof(*p->rx));
 	g->rx = p->rx;
@@ -127,6 +120,8 @@ static int pipeline_setup(struct pipeline *p, const struct cfg *c, const struct 
 		p->rx[r].stop = &p->stop;
 		p->rx[r].stop_efd = p->rx_stop_efd;
 	}
+	if (rc == 0)
+		rc = conn_pipeline_setup(p->rx, g->n_rx, c);
 	/* threads.inline_receive (cfg_finish checks receivers == workers): worker
 	 * i reads receiver i's sockets (one thread less per pair and no wakeup) */
 	g->inline_rx = c->threads.inline_receive && g->n_rx == g->n_workers;
@@ -323,4 +318,6 @@ void pipeline_cfg_publish(struct cfg *c)
 	cfg_publish_ptr(c);
 	synchronize_rcu(); /* no worker holds `old` once this returns */
 	cfg_free(old);
+	if (c)
+		conn_pipeline_reload(c);
 }

@@ -23,6 +23,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define URCU_INLINE_SMALL_FUNCTIONS
+#include <urcu.h>
+
+#include "conn.h"
 #include "log.h"
 #include "pipeline_rx.h"
 #include "pipeline_socket.h"
@@ -126,7 +130,8 @@ static void rx_push(struct receiver *rx)
 	}
 }
 
-static void rx_accept(struct receiver *rx, struct txn *t, const char *buf, unsigned listen_idx, uint64_t now)
+/* stage @t for its worker; returns that worker's index */
+static unsigned rx_accept(struct receiver *rx, struct txn *t, const char *buf, unsigned listen_idx, uint64_t now)
 {
 	t->listen_idx = (uint16_t)listen_idx;
 	t->rx_ns = now;
@@ -139,6 +144,36 @@ static void rx_accept(struct receiver *rx, struct txn *t, const char *buf, unsig
 	}
 	unsigned w = rx_pick(rx, t);
 	rx->staged[w][rx->n_staged[w]++] = t;
+	return w;
+}
+
+void rx_stream(struct receiver *rx, const struct conn_msg *m)
+{
+	if (rx->n_free == 0)
+		rx_refill(rx);
+	const bool big = m->len > TXN_RX_INLINE;
+	if (rx->n_free == 0 || m->len > TXN_RX_MAX || (big && rx->n_big_free == 0)) {
+		metrics_inc(pipeline_metrics.rx_drops +
+			    (m->len > TXN_RX_MAX ? PIPELINE_DROP_TRUNCATED : PIPELINE_DROP_POOL_EMPTY));
+		return;
+	}
+	struct txn *t = rx->free_txns[--rx->n_free];
+	t->owner = rx;
+	t->rx_big = big ? rx->big_free[--rx->n_big_free] : NULL;
+	char *buf = big ? t->rx_big : t->rx;
+	memcpy(buf, m->buf, m->len);
+	t->rx_len = m->len;
+	memcpy(&t->src, m->peer, m->peerlen);
+	t->srclen = m->peerlen;
+	t->rx_transport = m->transport;
+	t->rx_trusted_name = m->trusted_name;
+	if (rx->n_staged[rx_accept(rx, t, buf, m->listen_idx, pipeline_now_ns())] == PIPELINE_RX_BATCH)
+		rx_push(rx);
+}
+
+void rx_stream_flush(struct receiver *rx)
+{
+	rx_push(rx);
 }
 
 int rx_read(struct receiver *rx, unsigned i, bool *full)
@@ -206,6 +241,8 @@ int rx_read(struct receiver *rx, unsigned i, bool *full)
 		}
 		t->rx_len = msgs[j].msg_len;
 		t->srclen = msgs[j].msg_hdr.msg_namelen;
+		t->rx_transport = CFG_TRANSPORT_UDP;
+		t->rx_trusted_name = false;
 		const char *buf = t->rx;
 		if (t->rx_len > TXN_RX_INLINE) {
 			/* the head landed in the txn, the tail in the spare: join them there */
@@ -227,12 +264,18 @@ int rx_read(struct receiver *rx, unsigned i, bool *full)
 void *rx_thread_main(void *arg)
 {
 	struct receiver *rx = arg;
-	struct pollfd pfd[CFG_MAX_LISTEN + 1];
+	struct pollfd pfd[CFG_MAX_LISTEN + 2];
 	if (metrics_thread_init() < 0)
 		log_warn("receiver", "no metrics shard left: counting on the shared one id=%u", rx->id);
 	for (unsigned i = 0; i < rx->n_listen; i++)
 		pfd[i] = (struct pollfd){ .fd = rx->fds[i], .events = POLLIN };
 	pfd[rx->n_listen] = (struct pollfd){ .fd = rx->stop_efd, .events = POLLIN };
+	unsigned n_pfd = rx->n_listen + 1;
+	if (rx->conn) { /* stream connections: this thread owns them (conn.h) */
+		rcu_register_thread();
+		conn_thread_attach(rx->conn);
+		pfd[n_pfd++] = (struct pollfd){ .fd = conn_thread_pollfd(rx->conn), .events = POLLIN };
+	}
 	/* relaxed: stop_efd makes poll return; the flag itself orders nothing */
 	while (!atomic_load_explicit(rx->stop, memory_order_relaxed)) {
 		/* a short batch drained the socket: sleep in poll (level-triggered,
@@ -241,9 +284,15 @@ void *rx_thread_main(void *arg)
 		bool full = false;
 		for (unsigned i = 0; i < rx->n_listen; i++)
 			rx_read(rx, i, &full);
-		if (!full && poll(pfd, rx->n_listen + 1, -1) < 0 && errno != EINTR)
+		if (rx->conn) {
+			conn_thread_run(rx->conn);
+			conn_thread_tick(rx->conn, pipeline_now_ns());
+		}
+		if (!full && poll(pfd, n_pfd, rx->conn ? 100 : -1) < 0 && errno != EINTR)
 			break;
 	}
+	if (rx->conn)
+		rcu_unregister_thread();
 	return NULL;
 }
 

@@ -76,6 +76,7 @@ struct receiver {
 	struct rx_consumer *consumer[PIPELINE_MAX_WORKERS];
 	void *staged[PIPELINE_MAX_WORKERS][PIPELINE_RX_BATCH]; /* txns per worker, this batch */
 	unsigned n_staged[PIPELINE_MAX_WORKERS];
+	struct conn_thread *conn; /* TCP/TLS connections this reader owns (core/conn_*.c), or NULL */
 };
 
 /* rx_init - an empty receiver that rx_cleanup may free (before rx_setup). */
@@ -96,6 +97,25 @@ void rx_cleanup(struct receiver *rx);
  * datagrams read; sets *@full when the batch was full (more may wait).
  */
 int rx_read(struct receiver *rx, unsigned i, bool *full);
+
+struct conn_msg;
+/* rx_stream - a whole message from one of @rx's connections (SPEC §9): into a
+ * txn of @rx's pool (a big buffer past TXN_RX_INLINE) and staged for its
+ * worker like a datagram; pushed when a batch is full or at rx_stream_flush.
+ * @rx's reading thread only. */
+void rx_stream(struct receiver *rx, const struct conn_msg *m);
+/* rx_stream_flush - push what rx_stream staged and wake the workers. */
+void rx_stream_flush(struct receiver *rx);
+
+/* conn_pipeline.c - the stream transports in the pipeline (SPEC §9) */
+/* conn_pipeline_setup - a conn_thread for each of the @n_rx receivers when @c
+ * has a tcp:// or tls:// listen address or stream next hops. 0 or -errno. */
+int conn_pipeline_setup(struct receiver *rx, unsigned n_rx, const struct cfg *c);
+void conn_pipeline_free(struct receiver *rx, unsigned n_rx);
+/* conn_pipeline_reload - limits, trusted names, certificate and key of @c (SIGHUP). */
+void conn_pipeline_reload(const struct cfg *c);
+/* conn_pipeline_send - @t's output over its stream destination (any worker). */
+void conn_pipeline_send(struct txn *t);
 
 /* rx_thread_main - a receiver thread: rx_read every socket, poll when they are dry. */
 void *rx_thread_main(void *arg);

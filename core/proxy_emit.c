@@ -122,12 +122,17 @@ struct slice proxy_via_fixup(struct txn *t, struct slice value, const struct sip
 	if (params_inside)
 		via_spans_find(v->params, &s);
 	/* RFC 3581 §4: with rport, received is added even when sent-by is the source. */
-	const bool want_received = v->has_rport || !proxy_host_is_src(t, v->host);
+	/* On a stream received and rport are always added: the response must
+	 * find the connection, whose peer port is not the sent-by port
+	 * (RFC 3261 §18.2.2). */
+	const bool stream = t->rx_transport != CFG_TRANSPORT_UDP;
+	const bool force_rport = stream && !v->has_rport;
+	const bool want_received = v->has_rport || stream || !proxy_host_is_src(t, v->host);
 	const bool recv_ok = s.recv_start && slice_eq(s.recv_value, slice_make(ip, iplen));
 	/* a received the sender wrote itself (stale) is replaced by ours */
 	const bool drop_stale = s.recv_start && !recv_ok;
 	const bool add_received = !recv_ok && (want_received || drop_stale);
-	if (!add_received && !s.rport_end)
+	if (!add_received && !s.rport_end && !force_rport)
 		return value;
 	const size_t cap = value.len + iplen + 32;
 	char *buf = txn_alloc(t, cap);
@@ -154,6 +159,10 @@ struct slice proxy_via_fixup(struct txn *t, struct slice value, const struct sip
 	if (add_received) {
 		proxy_out_lit(&o, ";received=");
 		proxy_out_put(&o, ip, iplen);
+	}
+	if (force_rport) {
+		proxy_out_lit(&o, ";rport=");
+		proxy_out_u32(&o, proxy_src_port(t));
 	}
 	return o.overflow ? SLICE_NULL : slice_make(buf, o.len);
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "conn.h"
 #include "proxy.h"
 #include "proxy_priv.h"
 
@@ -36,6 +37,20 @@ static struct slice ruri_out(struct txn *t)
 	return ruri;
 }
 
+/* RFC 5923: a Via ;alias on a connection lets requests toward its sent-by
+ * reuse that connection. */
+static void via_alias(const struct txn *t, const struct sip_via *top)
+{
+	if (!sip_param_find(top->params, SLICE_LIT("alias"), &(struct slice){ 0 }))
+		return;
+	struct sockaddr_storage sa;
+	socklen_t len;
+	const uint16_t port = top->port ? top->port
+			      : t->rx_transport == CFG_TRANSPORT_TLS ? PROXY_DEFAULT_TLS_PORT : PROXY_DEFAULT_PORT;
+	if (proxy_host_to_sa(top->host, port, &sa, &len))
+		conn_alias_add(&t->src, &sa, t->rx_transport);
+}
+
 /* Per-value plan: stage edits first, then our own changes, which win. */
 static int request_plan(struct txn *t, const struct sip_via *top, const struct txn_route *r,
 			struct proxy_hdr_plan *plan)
@@ -51,6 +66,8 @@ static int request_plan(struct txn *t, const struct sip_via *top, const struct t
 		}
 	}
 	const unsigned via = m->first[SIP_HDR_VIA];
+	if (t->rx_transport != CFG_TRANSPORT_UDP)
+		via_alias(t, top);
 	const struct slice fixed = proxy_via_fixup(t, m->hdrs[via].value, top);
 	if (!fixed.p)
 		return -ENOSPC;
@@ -73,10 +90,28 @@ static int request_plan(struct txn *t, const struct sip_via *top, const struct t
 	return 0;
 }
 
-static int record_route(struct txn *t, struct proxy_out *o, struct slice listen)
+/* "SIP/2.0/UDP" etc. for our Via */
+static void via_proto(struct proxy_out *o, enum cfg_transport tr)
 {
-	proxy_out_lit(o, "Record-Route: <sip:");
-	proxy_out_slice(o, listen);
+	if (tr == CFG_TRANSPORT_TCP)
+		proxy_out_lit(o, "SIP/2.0/TCP ");
+	else if (tr == CFG_TRANSPORT_TLS)
+		proxy_out_lit(o, "SIP/2.0/TLS ");
+	else
+		proxy_out_lit(o, "SIP/2.0/UDP ");
+}
+
+/* one Record-Route for listen address @idx: sips: for TLS, ;transport=tcp for TCP */
+static int record_route(struct txn *t, struct proxy_out *o, unsigned idx)
+{
+	const enum cfg_transport tr = t->cfg->listen[idx < t->cfg->n_listen ? idx : 0].transport;
+	if (tr == CFG_TRANSPORT_TLS)
+		proxy_out_lit(o, "Record-Route: <sips:");
+	else
+		proxy_out_lit(o, "Record-Route: <sip:");
+	proxy_out_slice(o, proxy_listen_text_at(t->cfg, idx));
+	if (tr == CFG_TRANSPORT_TCP)
+		proxy_out_lit(o, ";transport=tcp");
 	proxy_out_lit(o, ";lr");
 	if (t->dialog_authorized) {
 		char mac[PROXY_RR_MAC_CHARS];
@@ -100,16 +135,22 @@ static int request_build(struct txn *t, const struct sip_via *top, const struct 
 	proxy_out_slice(&o, m->method);
 	proxy_out_lit(&o, " ");
 	proxy_out_slice(&o, ruri_out(t));
-	proxy_out_lit(&o, " SIP/2.0\r\nVia: SIP/2.0/UDP ");
-	const struct slice listen = proxy_listen_text(t);
-	proxy_out_slice(&o, listen);
+	proxy_out_lit(&o, " SIP/2.0\r\nVia: ");
+	/* SPEC §9: the Via names the transport and address the request leaves by */
+	const unsigned out_idx = proxy_listen_for(t->cfg, r->transport, t->listen_idx, r->dst.ss_family);
+	via_proto(&o, r->transport);
+	proxy_out_slice(&o, proxy_listen_text_at(t->cfg, out_idx));
 	proxy_out_lit(&o, ";branch=");
 	char branch[PROXY_BRANCH_LEN];
 	proxy_branch(t, top, branch);
 	proxy_out_put(&o, branch, sizeof(branch));
 	proxy_out_lit(&o, "\r\n");
-	/* before every existing Record-Route line: ours is the topmost value */
-	if (is_dialog_forming(t) && record_route(t, &o, listen) < 0)
+	/* before every existing Record-Route line: ours is the topmost value.
+	 * Changing listen address or transport: one per side, the outgoing one
+	 * on top (RFC 5658), both popped in-dialog (both name our addresses). */
+	if (is_dialog_forming(t) &&
+	    (record_route(t, &o, out_idx) < 0 ||
+	     (out_idx != t->listen_idx && record_route(t, &o, t->listen_idx) < 0)))
 		return -ENOSPC;
 	if (m->first[SIP_HDR_MAX_FORWARDS] == SIP_NO_HDR)
 		proxy_out_lit(&o, "Max-Forwards: 70\r\n"); /* RFC 3261 §16.6 item 3 */
@@ -130,6 +171,9 @@ static int request_build(struct txn *t, const struct sip_via *top, const struct 
 	t->out_len = o.len;
 	memcpy(&t->dst, &r->dst, sizeof(t->dst));
 	t->dstlen = r->dstlen;
+	t->dst_transport = r->transport;
+	t->out_listen_idx = (uint16_t)out_idx;
+	t->dst_may_connect = true;
 	return 0;
 }
 
@@ -228,6 +272,9 @@ enum stage_rc proxy_relay_response(struct txn *t)
 	t->out_len = o.len;
 	memcpy(&t->dst, &dst, sizeof(dst));
 	t->dstlen = dstlen;
+	/* a stream Via: back over the connection it came on (RFC 3261 §18.2.2) */
+	t->dst_transport = proxy_transport_of_via(next);
+	t->out_listen_idx = (uint16_t)proxy_listen_for(t->cfg, t->dst_transport, t->listen_idx, dst.ss_family);
 	proxy_count_forwarded(PROXY_DIR_RESPONSE);
 	return STAGE_SENT;
 }

@@ -24,6 +24,7 @@
 #include "txn.h"
 
 #define PROXY_DEFAULT_PORT 5060
+#define PROXY_DEFAULT_TLS_PORT 5061
 /* Our branches: magic cookie, our marker, 16 hex transaction part, '.', 16 hex loop part. */
 #define PROXY_BRANCH_PREFIX "z9hG4bK-rf-"
 #define PROXY_BRANCH_LEN (sizeof(PROXY_BRANCH_PREFIX) - 1 + 16 + 1 + 16)
@@ -140,6 +141,18 @@ uint16_t proxy_src_port(const struct txn *t);
 bool proxy_host_is_src(const struct txn *t, struct slice host);
 /* proxy_listen_text - "host:port" of the socket that received @t. */
 struct slice proxy_listen_text(const struct txn *t);
+/* proxy_listen_text_at - "host:port" of c->listen[@idx]. */
+struct slice proxy_listen_text_at(const struct cfg *c, unsigned idx);
+/**
+ * proxy_listen_for - the listen address a message leaves from over @tr
+ * (SPEC §9): @prefer when it has that transport, else the first of that
+ * transport in @family, else the first of that transport, else @prefer.
+ */
+unsigned proxy_listen_for(const struct cfg *c, enum cfg_transport tr, unsigned prefer, int family);
+/* proxy_transport_of_uri - sips: or ;transport=tls -> TLS, ;transport=tcp -> TCP, else UDP. */
+enum cfg_transport proxy_transport_of_uri(const struct sip_uri *u);
+/* proxy_transport_of_via - the transport token of a Via (TCP, TLS; anything else UDP). */
+enum cfg_transport proxy_transport_of_via(const struct sip_via *v);
 
 /* ---------------------------------------------------------------- routing (proxy_route.c: txn_route) */
 

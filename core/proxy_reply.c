@@ -109,8 +109,12 @@ int proxy_reply_build(struct txn *t)
 	proxy_out_lit(&o, "Content-Length: 0\r\n\r\n");
 	if (o.overflow)
 		return -ENOSPC;
-	/* §18.2.2 + RFC 3581: source IP; source port only when rport was asked for */
-	const uint16_t port = v->has_rport ? proxy_src_port(t) : v->port ? v->port : PROXY_DEFAULT_PORT;
+	/* §18.2.2 + RFC 3581: source IP; source port only when rport was asked
+	 * for, or always on a stream (the connection the request came on) */
+	const bool stream = t->rx_transport != CFG_TRANSPORT_UDP;
+	const uint16_t port = v->has_rport || stream ? proxy_src_port(t) : v->port ? v->port : PROXY_DEFAULT_PORT;
+	t->dst_transport = t->rx_transport;
+	t->out_listen_idx = t->listen_idx;
 	memcpy(&t->dst, &t->src, sizeof(t->dst));
 	t->dstlen = t->srclen;
 	if (t->dst.ss_family == AF_INET)

@@ -230,6 +230,52 @@ struct slice proxy_listen_text(const struct txn *t)
 	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
 }
 
+struct slice proxy_listen_text_at(const struct cfg *c, unsigned idx)
+{
+	const unsigned i = idx < c->n_listen ? idx : 0;
+	const char *text = c->listen[i].text;
+	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
+}
+
+unsigned proxy_listen_for(const struct cfg *c, enum cfg_transport tr, unsigned prefer, int family)
+{
+	if (prefer < c->n_listen && c->listen[prefer].transport == tr)
+		return prefer;
+	int any = -1;
+	for (unsigned i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++) {
+		if (c->listen[i].transport != tr)
+			continue;
+		if (c->listen[i].sa.ss_family == family)
+			return i;
+		if (any < 0)
+			any = (int)i;
+	}
+	return any >= 0 ? (unsigned)any : prefer;
+}
+
+enum cfg_transport proxy_transport_of_uri(const struct sip_uri *u)
+{
+	if (slice_caseeq(u->scheme, SLICE_LIT("sips")))
+		return CFG_TRANSPORT_TLS;
+	struct slice v;
+	if (!sip_uri_param(u, SLICE_LIT("transport"), &v))
+		return CFG_TRANSPORT_UDP;
+	if (slice_caseeq(v, SLICE_LIT("tcp")))
+		return CFG_TRANSPORT_TCP;
+	if (slice_caseeq(v, SLICE_LIT("tls")))
+		return CFG_TRANSPORT_TLS;
+	return CFG_TRANSPORT_UDP;
+}
+
+enum cfg_transport proxy_transport_of_via(const struct sip_via *v)
+{
+	if (slice_caseeq(v->transport, SLICE_LIT("TCP")))
+		return CFG_TRANSPORT_TCP;
+	if (slice_caseeq(v->transport, SLICE_LIT("TLS")))
+		return CFG_TRANSPORT_TLS;
+	return CFG_TRANSPORT_UDP;
+}
+
 /* ---------------------------------------------------------------- routing */
 
 static int route_configured(const struct cfg *c, enum txn_route_kind kind, struct txn_route *r)
@@ -241,6 +287,7 @@ static int route_configured(const struct cfg *c, enum txn_route_kind kind, struc
 	r->kind = kind;
 	memcpy(&r->dst, &a->sa, sizeof(r->dst));
 	r->dstlen = a->salen;
+	r->transport = a->transport;
 	return 0;
 }
 
@@ -252,7 +299,9 @@ static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_
 		/* our own address in the Request-URI is a request for our domain */
 		if (!from_route && proxy_uri_is_ours(c, u))
 			return route_configured(c, TXN_ROUTE_LOCAL, r);
-		const uint16_t port = u->has_port ? u->port : PROXY_DEFAULT_PORT;
+		r->transport = proxy_transport_of_uri(u);
+		const uint16_t port = u->has_port ? u->port
+				      : r->transport == CFG_TRANSPORT_TLS ? PROXY_DEFAULT_TLS_PORT : PROXY_DEFAULT_PORT;
 		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
 			return -EBADMSG;
 		if (proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst))

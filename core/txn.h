@@ -8,6 +8,7 @@
  * Stages talk to each other only through the fields below, and read the
  * message through the parsed view (txn_ruri, txn_top_via, txn_from_tag, ...):
  * each part is parsed once, on first use, whichever stage asks first. */
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,7 @@ struct txn_route {
 	struct sip_uri top_ours; /* the first of them, parsed (n_pop > 0) */
 	struct sockaddr_storage dst;
 	socklen_t dstlen;
+	enum cfg_transport transport; /* how to reach dst (SPEC §9) */
 };
 
 /* Parts of the parsed view (bits of txn_view.looked / .ok). */
@@ -100,6 +102,8 @@ struct txn {
 	socklen_t srclen;
 	uint16_t listen_idx;           /* which cfg->listen socket received it */
 	uint64_t rx_ns;                /* CLOCK_MONOTONIC at receive */
+	enum cfg_transport rx_transport; /* UDP, or the stream connection it came on (SPEC §9) */
+	bool rx_trusted_name;          /* TLS client certificate with a tls.trusted_names SAN */
 
 	/* --- set by the worker */
 	struct worker *worker;
@@ -134,10 +138,15 @@ struct txn {
 	uint32_t out_len; /* 0 = nothing to send */
 	struct sockaddr_storage dst;
 	socklen_t dstlen;
+	/* set with dst by every builder: how and from which listen address it leaves */
+	enum cfg_transport dst_transport;
+	uint16_t out_listen_idx;
+	bool dst_may_connect;          /* a request to a stream next hop: open a connection if none */
+	const char *dst_tls_name;      /* TLS next hop: name to verify (NULL: the address) */
 
 	/* --- arena */
 	uint32_t arena_used;
-	char arena[TXN_ARENA_SIZE];
+	alignas(8) char arena[TXN_ARENA_SIZE]; /* txn_alloc aligns offsets from here */
 
 	/* --- the datagram (last: only its first rx_len bytes are ever touched) */
 	char rx[TXN_RX_INLINE];

@@ -27,6 +27,7 @@
 #define URCU_INLINE_SMALL_FUNCTIONS
 #include <urcu.h>
 
+#include "conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -34,6 +35,7 @@
 
 #define WORKER_EFD_TAG UINT64_MAX
 #define WORKER_RX_TAG (UINT64_MAX - 1)
+#define WORKER_CONN_TAG (UINT64_MAX - 2)
 #define WORKER_RX_EVERY 4 /* inline mode: busy batches between forced socket reads */
 
 struct cfg *worker_cfg_rcu;
@@ -180,9 +182,17 @@ static void worker_complete(struct worker *w, struct txn *t)
 		worker_return(w, t);
 		return;
 	}
+	if (t->dst_transport != CFG_TRANSPORT_UDP) {
+		conn_pipeline_send(t); /* copied or written at once: the txn is free again */
+		metrics_observe_ns(pipeline_metrics.duration, pipeline_now_ns() - t->rx_ns);
+		worker_return(w, t);
+		return;
+	}
 	unsigned s = w->n_send++;
 	w->send_txn[s] = t;
-	w->send_fd[s] = t->owner->fds[t->listen_idx]; /* answer from the socket it came in on */
+	/* from the UDP socket the builder chose (the one it came in on, unless it
+	 * arrived on a stream: then a UDP listen address) */
+	w->send_fd[s] = t->owner->fds[t->out_listen_idx < CFG_MAX_LISTEN ? t->out_listen_idx : 0];
 	w->send_iov[s] = (struct iovec){ .iov_base = t->out, .iov_len = t->out_len };
 	w->send_msg[s] = (struct mmsghdr){ .msg_hdr = { .msg_name = &t->dst, .msg_namelen = t->dstlen,
 							.msg_iov = &w->send_iov[s], .msg_iovlen = 1 } };
@@ -296,6 +306,10 @@ static void worker_poll(struct worker *w, int timeout_ms)
 			w->rx_want = !w->rx_done; /* a listen socket is readable (inline mode) */
 			continue;
 		}
+		if (ev[i].data.u64 == WORKER_CONN_TAG) {
+			w->conn_want = true; /* our receiver's connections have events (inline mode) */
+			continue;
+		}
 		uint32_t idx = (uint32_t)ev[i].data.u64;
 		uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
 		if (idx < WORKER_MAX_WATCH && w->watch[idx].fd >= 0 && w->watch[idx].gen == gen)
@@ -310,6 +324,8 @@ static void worker_poll(struct worker *w, int timeout_ms)
 static void worker_ticks(struct worker *w, uint64_t now)
 {
 	w->next_tick_ns = now + WORKER_TICK_NS;
+	if (w->rx && w->rx->conn)
+		conn_thread_tick(w->rx->conn, now);
 	if (w->n_ticks == 0)
 		return;
 	rcu_read_lock();
@@ -372,6 +388,12 @@ static void worker_loop(struct worker *w)
 	w->next_tick_ns = pipeline_now_ns() + WORKER_TICK_NS;
 	for (;;) {
 		bool read_more = false;
+		if (w->conn_want || (w->rx && w->rx->conn && w->rx_want)) {
+			/* inline mode: our receiver's TCP/TLS connections (when the
+			 * datagram sockets are read anyway, look at them too) */
+			w->conn_want = false;
+			conn_thread_run(w->rx->conn);
+		}
 		if (w->rx_want) {
 			/* relaxed: `draining` (acquire) below is what orders the drain */
 			if (atomic_load_explicit(w->g->stop, memory_order_relaxed)) {
@@ -431,6 +453,8 @@ void *worker_main(void *arg)
 	rcu_register_thread();
 	if (metrics_thread_init() < 0)
 		log_warn("worker", "no metrics shard left: counting on the shared one id=%u", w->id);
+	if (w->rx && w->rx->conn)
+		conn_thread_attach(w->rx->conn); /* inline mode: we own our receiver's connections */
 	int rc = 0;
 	for (unsigned i = 0; i < g->st->n_hooks && rc == 0; i++) {
 		if (g->st->hooks[i].init)
@@ -502,6 +526,11 @@ int worker_attach_rx(struct worker *w, struct receiver *rx)
 		/* level-triggered: readable until recvmmsg has drained it */
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WORKER_RX_TAG };
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, rx->fds[i], &ev) < 0)
+			return -errno;
+	}
+	if (rx->conn) { /* level-triggered: readable while connections have events */
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WORKER_CONN_TAG };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, conn_thread_pollfd(rx->conn), &ev) < 0)
 			return -errno;
 	}
 	return 0;

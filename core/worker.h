@@ -81,6 +81,7 @@ struct worker {
 	bool rx_want;            /* a socket may be readable: recvmmsg before draining */
 	bool rx_done;            /* stopped reading (counted in g->n_rx_done) */
 	unsigned rx_busy;        /* busy batches, for the periodic read when busy */
+	bool conn_want;          /* inline mode: rx->conn has events (conn_thread_run) */
 
 	struct worker_watch watch[WORKER_MAX_WATCH];
 	unsigned n_watch;        /* entries in use */

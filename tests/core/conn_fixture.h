@@ -76,11 +76,17 @@ static void fx_flush(void *arg)
 	atomic_fetch_add(&fx.flushes, 1);
 }
 
-static size_t fx_reply_400(void *arg, const struct conn_msg *m, char *out, size_t cap)
+static atomic_uint fx_unsent_503;
+
+static size_t fx_reply(void *arg, const struct conn_msg *m, uint16_t code, char *out, size_t cap)
 {
 	(void)arg;
 	(void)m;
-	return (size_t)snprintf(out, cap, "SIP/2.0 400 Missing Content-Length\r\nContent-Length: 0\r\n\r\n");
+	if (code != 503)
+		return (size_t)snprintf(out, cap, "SIP/2.0 %u Bad\r\nContent-Length: 0\r\n\r\n", code);
+	atomic_fetch_add(&fx_unsent_503, 1);
+	/* delivered upstream: "ECHO" so the fixture's worker does not answer it */
+	return (size_t)snprintf(out, cap, "ECHO 503\r\nContent-Length: 0\r\n\r\n");
 }
 
 static void *fx_owner_main(void *arg)
@@ -150,7 +156,7 @@ static inline uint16_t fx_free_port(void)
 
 static void fx_start(const struct cfg *c)
 {
-	const struct conn_host host = { .deliver = fx_deliver, .flush = fx_flush, .reply_400 = fx_reply_400 };
+	const struct conn_host host = { .deliver = fx_deliver, .flush = fx_flush, .reply = fx_reply };
 	memset(&fx, 0, sizeof(fx));
 	pthread_mutex_init(&fx.mu, NULL);
 	pthread_cond_init(&fx.cv, NULL);

@@ -210,6 +210,22 @@ static void test_outbound_connect(void **state)
 	FX_WAIT(atomic_load(&fx.delivered) == before + 1);
 	assert_int_equal(atomic_load(&fx.delivered), before + 1);
 	assert_true(conn_is_up(&dst, CFG_TRANSPORT_TCP));
+	/* a next hop nobody listens on: connect fails, each queued request gets its 503 upstream */
+	struct sockaddr_in dead = hop;
+	dead.sin_port = htons(fx_free_port());
+	struct sockaddr_storage dead_ss;
+	memcpy(&dead_ss, &dead, sizeof(dead));
+	struct conn_dest dd = { .addr = &dead_ss, .addrlen = sizeof(dead), .transport = CFG_TRANSPORT_TCP,
+				.may_connect = true };
+	const unsigned u0 = atomic_load(&fx_unsent_503), d0 = atomic_load(&fx.delivered);
+	const int64_t cf0 = metrics_value(conn_rt.m.connect_failures + CFG_TRANSPORT_TCP);
+	assert_int_equal(conn_send(&dd, req, sizeof(req) - 1), 0);
+	assert_int_equal(conn_send(&dd, req, sizeof(req) - 1), 0);
+	FX_WAIT(atomic_load(&fx.delivered) == d0 + 2);
+	assert_int_equal(atomic_load(&fx_unsent_503), u0 + 2);
+	assert_int_equal(atomic_load(&fx.delivered), d0 + 2);
+	/* one or two attempts: the second send may find the first connection already gone */
+	assert_true(metrics_value(conn_rt.m.connect_failures + CFG_TRANSPORT_TCP) >= cf0 + 1);
 	rcu_unregister_thread();
 	close(afd);
 	close(lfd);

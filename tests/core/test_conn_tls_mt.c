@@ -221,12 +221,15 @@ static void test_outbound_verification(void **state)
 	a.sin_port = htons(port);
 	memcpy(&dst, &a, sizeof(a));
 	d.tls_name = "wrong.test";
-	const unsigned before2 = atomic_load(&fx.delivered);
+	const unsigned before2 = atomic_load(&fx.delivered), u0 = atomic_load(&fx_unsent_503);
 	assert_int_equal(conn_send(&d, msg, sizeof(msg) - 1), 0);
 	FX_WAIT(metrics_value(conn_rt.m.connect_failures + CFG_TRANSPORT_TLS) == fail0 + 1);
 	assert_int_equal(metrics_value(conn_rt.m.connect_failures + CFG_TRANSPORT_TLS), fail0 + 1);
+	/* never sent in clear or unverified: what comes back is the 503 of the failed hop */
+	FX_WAIT(atomic_load(&fx.delivered) == before2 + 1);
 	usleep(100000);
-	assert_int_equal(atomic_load(&fx.delivered), before2); /* never sent in clear or unverified */
+	assert_int_equal(atomic_load(&fx.delivered), before2 + 1);
+	assert_int_equal(atomic_load(&fx_unsent_503), u0 + 1);
 	rcu_unregister_thread();
 	fx_stop();
 	tls_ctx_stop();

@@ -281,7 +281,7 @@ sipp_uac_run() {
 	local name=$1 calls=$2 rate=$3 secs=$4 port=$5 xml=$6 d=$IT_WORK/$1 lport
 	shift 6
 	mkdir -p "$d"
-	lport=$(it_free_udp_port)
+	lport=${SIPP_LPORT:-$(it_free_udp_port)} # SIPP_LPORT: a caller's port (free for TCP too)
 	echo "timeout $secs sipp 127.0.0.1:$port -sf $xml -i 127.0.0.1 -p $lport -m $calls -r $rate $*" >"$d/cmd"
 	(cd "$d" && exec timeout "$secs" sipp "127.0.0.1:$port" -sf "$xml" -i 127.0.0.1 -p "$lport" \
 		-m "$calls" -r "$rate" -nostdin -buff_size 1048576 -recv_timeout 10000 \

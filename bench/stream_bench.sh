@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# stream_bench.sh - TCP/TLS figures of issue 10 (SPEC §9), bounded, never part of CI:
+#   mem         RSS growth per idle connection: N (default 20000) TCP connections held open to one
+#               referee, then N TLS connections (full handshakes, then idle), from many source
+#               addresses in 127.0.0.0/8 (no port exhaustion); RSS from /proc/PID/status.
+#   handshake   full TLS handshakes (ECDSA P-256, no resumption) for SECONDS: referee CPU per
+#               handshake and handshakes per referee CPU-second (what one core sustains).
+#   calls       CPU per relayed call (INVITE/200/ACK/BYE/200, SIPp UAC -> referee -> SIPp UAS
+#               over UDP) at RATE cps for SECONDS: the UAC over UDP, over TCP (-t t1), over TLS
+#               (stunnel in client mode in front of SIPp, resumed sessions: one connection);
+#               referee CPU = utime+stime of /proc/PID/stat around the run / successful calls.
+# Usage: bench/stream_bench.sh [mem|handshake|calls|all]   (BIN=build/referee, N, RATE, SECONDS)
+# Prints one line per figure and appends them to bench/report/stream.tsv.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SRC=$PWD
+BIN=${BIN:-$SRC/build/referee}
+N=${N:-20000}
+RATE=${RATE:-500}
+SECONDS_LOAD=${SECONDS:-10}
+WHAT=${1:-all}
+W=$(mktemp -d /tmp/referee-stream-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ "${KEEP:-0}" = 1 ] && echo "kept $W" >&2 || rm -rf "$W"; }
+trap cleanup EXIT
+[ -x "$BIN" ] || { echo "no referee binary at $BIN (cmake --build build --target referee)" >&2; exit 2; }
+ulimit -n 200000 2>/dev/null || ulimit -n 65536 || true
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_tcp() { for _ in $(seq 100); do ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.1; done; return 1; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+mkdir -p "$SRC/bench/report"
+out() { printf '%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$(git -C "$SRC" rev-parse --short HEAD)" "$*" | tee -a "$SRC/bench/report/stream.tsv"; }
+
+# certificates and a referee with udp, tcp and tls listen addresses
+(cd "$W" && umask 077 &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=proxy.test -keyout server.key -out server.csr &&
+	printf 'subjectAltName=DNS:proxy.test,IP:127.0.0.1\n' >server.ext &&
+	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem) >/dev/null 2>&1
+(umask 077 && head -c 32 /dev/urandom | base64 >"$W/secret")
+printf 'users: []\n' >"$W/users.yaml"
+UPORT=$(free_port)
+TPORT=$(free_port)
+SPORT=$(free_port)
+UAS_PORT=$(free_port)
+cat >"$W/referee.yaml" <<EOF
+listen: [udp://127.0.0.1:$UPORT, tcp://127.0.0.1:$UPORT, tls://127.0.0.1:$TPORT]
+domains: [example.com]
+secret_file: $W/secret
+threads: {receivers: 2, workers: 2, inline_receive: true}
+routes: {local: udp://127.0.0.1:$UAS_PORT}
+store: {backend: file, file: $W/users.yaml}
+rules: [{hosts: [example.com], users: ["255xxxx"], permissions: []}]
+tls: {certificate: $W/server.pem, private_key: $W/server.key}
+tcp: {max_connections: 100000, max_per_source: 100000, idle_timeout: 3600, read_timeout: 60}
+log_level: warn
+EOF
+"$BIN" -c "$W/referee.yaml" >"$W/referee.out" 2>"$W/referee.err" &
+RPID=$!
+PIDS+=("$RPID")
+wait_tcp "$TPORT" || { cat "$W/referee.err"; exit 1; }
+
+hold() { # tcp|tls COUNT: open COUNT connections, keep them idle, print "ready", wait for stdin EOF
+	cat >"$W/hold.py" <<'PY'
+import selectors, socket, ssl, sys, time
+kind, n, uport, tport, ca = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+port = uport if kind == "tcp" else tport
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE  # the client's own CPU is not what is measured
+sel = selectors.DefaultSelector()
+socks, pending = [], 0
+for i in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    s.bind(("127.0.%d.%d" % (1 + i // 250 % 250, 1 + i % 250), 0))
+    s.connect_ex(("127.0.0.1", port))
+    if kind == "tls":
+        s = ctx.wrap_socket(s, server_hostname="proxy.test", do_handshake_on_connect=False)
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        pending += 1
+    socks.append(s)
+    if kind == "tls" and pending > 200:
+        while pending > 100:
+            for key, _ in sel.select(5):
+                try:
+                    key.fileobj.do_handshake()
+                    sel.unregister(key.fileobj)
+                    pending -= 1
+                except OSError as e:  # want read/write, or connect still in progress
+                    if not isinstance(e, (ssl.SSLWantReadError, ssl.SSLWantWriteError)) and e.errno not in (11, 107, 115):
+                        raise
+while pending:
+    for key, _ in sel.select(5):
+        try:
+            key.fileobj.do_handshake()
+            sel.unregister(key.fileobj)
+            pending -= 1
+        except OSError as e:
+            if not isinstance(e, (ssl.SSLWantReadError, ssl.SSLWantWriteError)) and e.errno not in (11, 107, 115):
+                raise
+print("ready", len(socks), flush=True)
+sys.stdin.read()
+PY
+	timeout 900 python3 "$W/hold.py" "$1" "$2" "$UPORT" "$TPORT" "$W/ca.pem"
+}
+
+bench_mem() {
+	local kind
+	for kind in tcp tls; do
+		sleep 1
+		local before after opened
+		before=$(rss_kb "$RPID")
+		mkfifo "$W/hold.$kind"
+		hold "$kind" "$N" <"$W/hold.$kind" >"$W/hold.$kind.out" 2>&1 &
+		local hp=$!
+		exec 9>"$W/hold.$kind"
+		for _ in $(seq 600); do grep -q ready "$W/hold.$kind.out" && break; sleep 0.5; done
+		# every connection accepted (the backlog may hold some back for a while), then idle
+		for _ in $(seq 120); do [ "$(ls "/proc/$RPID/fd" | wc -l)" -ge "$N" ] && break; sleep 0.5; done
+		sleep 3
+		opened=$(awk '/^ready/ {print $2}' "$W/hold.$kind.out")
+		after=$(rss_kb "$RPID")
+		local open_now
+		open_now=$(ls "/proc/$RPID/fd" | wc -l)
+		out "mem_$kind	connections=$opened	referee_fds=$open_now	rss_before_kb=$before	rss_after_kb=$after	bytes_per_connection=$(((after - before) * 1024 / (opened > 0 ? opened : 1)))"
+		exec 9>&-
+		wait "$hp"
+		for _ in $(seq 100); do [ "$(ls "/proc/$RPID/fd" | wc -l)" -lt 100 ] && break; sleep 0.2; done
+	done
+}
+
+bench_handshake() {
+	local t0 t1 n
+	t0=$(cpu_ticks "$RPID")
+	n=$(timeout 120 python3 - "$TPORT" "$SECONDS_LOAD" <<'PY'
+import socket, ssl, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+n, end = 0, time.time() + secs
+while time.time() < end:
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="proxy.test")
+    s.close()  # a new SSLSocket each time: no session reuse, every handshake is full
+    n += 1
+print(n)
+PY
+)
+	t1=$(cpu_ticks "$RPID")
+	local cpu_s
+	cpu_s=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
+	out "handshake	full_handshakes=$n	seconds=$SECONDS_LOAD	referee_cpu_s=$cpu_s	referee_us_per_handshake=$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.0f", n ? c * 1e6 / n : 0 }')	handshakes_per_cpu_second=$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')"
+}
+
+bench_calls() {
+	local calls=$((RATE * SECONDS_LOAD)) t label
+	(cd "$W" && exec timeout $((SECONDS_LOAD * 6 + 60)) sipp -sf "$SRC/tests/integration/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+		-buff_size 1048576 >/dev/null 2>&1) &
+	PIDS+=("$!")
+	sleep 1
+	cat >"$W/stunnel.conf" <<EOF
+foreground = yes
+pid =
+[sip]
+client = yes
+accept = 127.0.0.1:$SPORT
+connect = 127.0.0.1:$TPORT
+CAfile = $W/ca.pem
+verifyChain = yes
+checkHost = proxy.test
+EOF
+	stunnel "$W/stunnel.conf" >/dev/null 2>&1 &
+	PIDS+=("$!")
+	wait_tcp "$SPORT"
+	for t in udp:"$UPORT": tcp:"$UPORT":"-t t1" tls:"$SPORT":"-t t1"; do
+		IFS=: read -r label port args <<<"$t"
+		local t0 t1 ok
+		t0=$(cpu_ticks "$RPID")
+		# shellcheck disable=SC2086
+		(cd "$W" && timeout $((SECONDS_LOAD * 4 + 30)) sipp "127.0.0.1:$port" -sf "$SRC/tests/integration/sipp/uac_call.xml" \
+			-s 2551234 -i 127.0.0.1 -p "$(free_port)" -m "$calls" -r "$RATE" $args -max_socket 100 -nostdin \
+			-buff_size 1048576 -trace_stat -stf "$W/$label.csv" >/dev/null 2>&1)
+		t1=$(cpu_ticks "$RPID")
+		ok=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") c = i; next } { v = $c } END { print v + 0 }' "$W/$label.csv")
+		out "call_$label	rate=$RATE	calls=$calls	successful=$ok	referee_cpu_s=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')	referee_us_per_call=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" -v n="$ok" 'BEGIN { printf "%.1f", n ? (b - a) / t * 1e6 / n : 0 }')"
+	done
+}
+
+case $WHAT in
+mem) bench_mem ;;
+handshake) bench_handshake ;;
+calls) bench_calls ;;
+all) bench_mem && bench_handshake && bench_calls ;;
+*) echo "usage: $0 [mem|handshake|calls|all]" >&2; exit 2 ;;
+esac
