@@ -526,6 +526,8 @@ static int value_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_no
 	case CFG_K_STR:
 	case CFG_K_PATH:
 		return string_parse(x, k, v, name, field);
+	case CFG_K_DESTSET:
+		return cfg_destset_parse(x, v, name, (struct cfg_destset *)field);
 	case CFG_K_ADDR: {
 		int rc = addr_parse(x, k, v, name, (struct cfg_addr *)field);
 		if (rc == 0 && (k->flags & CFG_F_HAS))

@@ -19,6 +19,7 @@
 #define CFG_MAX_RULES 256
 #define CFG_MAX_RULE_ITEMS 32
 #define CFG_NAME_MAX 256
+#define CFG_MAX_DESTS 16 /* destinations per route (a 32-bit up mask holds them) */
 
 struct cfg_addr {
 	struct sockaddr_storage sa;
@@ -30,6 +31,32 @@ struct cfg_cidr {
 	int family; /* AF_INET or AF_INET6 */
 	uint8_t addr[16];
 	uint8_t prefix;
+};
+
+/* Transport of a next hop (SPEC §10): udp:// and sip: default to UDP,
+ * sips: and ;transport=tls to TLS. */
+enum cfg_transport { CFG_TRANSPORT_UDP = 0, CFG_TRANSPORT_TCP, CFG_TRANSPORT_TLS };
+
+/* One destination of a route (SPEC §10): udp://IP:port, or
+ * sip:HOST[:PORT][;transport=udp|tcp|tls][;maddr=IP] / sips:HOST[:PORT]. */
+struct cfg_dest {
+	char uri[CFG_NAME_MAX];   /* as written: the metric label and the log name */
+	char host[CFG_NAME_MAX];  /* HOST: a name (what TLS verifies) or an IP literal */
+	uint16_t port;            /* explicit port, or the default of the transport */
+	bool has_port;            /* written with a port (RFC 3263: no SRV lookup then) */
+	enum cfg_transport transport;
+	bool has_addr;            /* addr is known without DNS (IP literal or maddr) */
+	struct cfg_addr addr;     /* where to send */
+	unsigned weight;          /* 1..1000, default 1 */
+	uint64_t seed;            /* rendezvous-hash identity (hash of uri), same on every instance */
+};
+
+/* A route: one or more destinations, chosen per Call-ID (core/dest_select.c). */
+struct cfg_destset {
+	unsigned n;               /* 0 = route not configured */
+	struct cfg_dest d[CFG_MAX_DESTS];
+	uint64_t id;              /* hash of every uri and weight: health state is kept per id */
+	bool same_weights;        /* every weight equal: selection skips the logarithm */
 };
 
 enum cfg_algo { CFG_ALGO_SHA256 = 0, CFG_ALGO_MD5 = 1 };
@@ -89,10 +116,15 @@ struct cfg {
 	} threads;
 
 	struct {
-		bool has_local, has_outbound;
-		struct cfg_addr local;
-		struct cfg_addr outbound;
+		struct cfg_destset local;    /* requests to our domains */
+		struct cfg_destset outbound; /* requests to other domains */
 	} routes;
+
+	struct {
+		unsigned interval;  /* seconds between OPTIONS probes, default 10; 0 = off */
+		unsigned failures;  /* unanswered probes before down, default 3 */
+		unsigned successes; /* answered probes before up again, default 2 */
+	} health;
 
 	unsigned n_trusted;
 	struct cfg_cidr trusted[CFG_MAX_TRUSTED];
@@ -195,3 +227,9 @@ bool cfg_cidr_match(const struct cfg_cidr *cidr, const struct sockaddr *sa);
 int cfg_cidr_parse(const char *s, struct cfg_cidr *out);
 /* cfg_addr_parse - "udp://host:port" (@with_scheme) or "host:port"; IP literals only. */
 int cfg_addr_parse(const char *s, bool with_scheme, struct cfg_addr *out);
+/* cfg_dest_explain - parse destination URL @s (SPEC §10) into @out (weight 1);
+ * NULL on success, else a short reason (core/dest_cfg.c). */
+const char *cfg_dest_explain(const char *s, struct cfg_dest *out);
+/* cfg_destset_add - append destination URL @s with @weight to @set and
+ * refresh the set's id. 0, -EINVAL (bad URL or weight) or -ENOSPC (full). */
+int cfg_destset_add(struct cfg_destset *set, const char *s, unsigned weight);

@@ -96,14 +96,22 @@ static const struct cfg_key threads_keys[] = {
 static const struct cfg_section threads_section = { "threads", KEYS(threads_keys) };
 
 static const struct cfg_key routes_keys[] = {
-	{ .name = "local", .kind = CFG_K_ADDR, .off = OFF(routes.local),
-	  .aux_off = OFF(routes.has_local), .flags = CFG_F_SCHEME | CFG_F_HAS,
-	  .doc = "next hop for requests to our domains (registrar/PBX)" },
-	{ .name = "outbound", .kind = CFG_K_ADDR, .off = OFF(routes.outbound),
-	  .aux_off = OFF(routes.has_outbound), .flags = CFG_F_SCHEME | CFG_F_HAS,
-	  .doc = "next hop for requests to other domains (SBC/trunk)" },
+	{ .name = "local", .kind = CFG_K_DESTSET, .off = OFF(routes.local),
+	  .doc = "next hops for requests to our domains (registrar/PBX); one Call-ID stays on one destination" },
+	{ .name = "outbound", .kind = CFG_K_DESTSET, .off = OFF(routes.outbound),
+	  .doc = "next hops for requests to other domains (SBC/trunk)" },
 };
 static const struct cfg_section routes_section = { "routes", KEYS(routes_keys) };
+
+static const struct cfg_key health_keys[] = {
+	{ .name = "interval", .kind = CFG_K_UINT, .off = OFF(health.interval), .min = 0,
+	  .max = 3600, .def = 10, .doc = "seconds between OPTIONS probes to each route destination; 0 = no probes" },
+	{ .name = "failures", .kind = CFG_K_UINT, .off = OFF(health.failures), .min = 1,
+	  .max = 100, .def = 3, .doc = "unanswered probes in a row before a destination is down" },
+	{ .name = "successes", .kind = CFG_K_UINT, .off = OFF(health.successes), .min = 1,
+	  .max = 100, .def = 2, .doc = "answered probes in a row before a down destination is up again" },
+};
+static const struct cfg_section health_section = { "health", KEYS(health_keys) };
 
 static const struct cfg_key store_keys[] = {
 	{ .name = "backend", .kind = CFG_K_ENUM, .off = OFF(store.backend), .def = CFG_STORE_FILE,
@@ -195,6 +203,7 @@ static const struct cfg_key root_keys[] = {
 	  .doc = "base64 shared secret, mode 0600, relative to the config's folder" },
 	{ .name = "threads", .kind = CFG_K_SECTION, .sub = &threads_section, .doc = "threads" },
 	{ .name = "routes", .kind = CFG_K_SECTION, .sub = &routes_section, .doc = "next hops" },
+	{ .name = "health", .kind = CFG_K_SECTION, .sub = &health_section, .doc = "route probes" },
 	{ .name = "trusted", .kind = CFG_K_CIDRLIST, .off = OFF(trusted), .aux_off = OFF(n_trusted),
 	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
 	  .doc = "sources never challenged, rules not applied" },
@@ -285,6 +294,11 @@ static void doc_type(FILE *out, const struct cfg_key *k)
 		break;
 	case CFG_K_RULES:
 		fprintf(out, "list of mappings (at most %u)", k->max);
+		break;
+	case CFG_K_DESTSET:
+		fprintf(out, "destination or list of (1..%u): `udp://IP:port`, "
+			     "`sip:HOST[:PORT][;transport=T][;maddr=IP]` (T: udp, tcp, tls), "
+			     "`sips:HOST[:PORT]`, or `{uri: URL, weight: 1..1000}`", CFG_MAX_DESTS);
 		break;
 	case CFG_K_SECTION:
 		fputs("mapping", out);

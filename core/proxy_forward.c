@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "dest.h"
 #include "proxy.h"
 #include "proxy_priv.h"
 
@@ -150,6 +151,14 @@ enum stage_rc proxy_forward_stage(struct txn *t)
 	const int rc = proxy_route(t, &r);
 	if (rc == -ENOENT) {
 		txn_reply(t, 503, SLICE_LIT("No Route"));
+		return STAGE_REPLY;
+	}
+	if (rc == -EHOSTUNREACH) {
+		/* every destination of the route is down (SPEC §10) */
+		txn_reply(t, 503, SLICE_LIT("No Destination Available"));
+		struct slice ra = txn_printf(t, "Retry-After: %u", health_retry_after(t->cfg));
+		if (ra.p)
+			txn_reply_hdr(t, ra);
 		return STAGE_REPLY;
 	}
 	if (rc == -EBADMSG) {

@@ -147,13 +147,16 @@ enum proxy_route_kind {
 struct proxy_route {
 	enum proxy_route_kind kind;
 	unsigned n_pop; /* leading Route values that point at us */
+	const struct cfg_dest *dest;  /* LOCAL/OUTBOUND: the chosen destination (in t->cfg) */
+	enum cfg_transport transport; /* how to reach dst (UDP until issue 10's next hops) */
 	struct sockaddr_storage dst;
 	socklen_t dstlen;
 };
 
 /**
  * proxy_route - decide where the request in @t goes (SPEC §1).
- * Returns 0, -ENOENT when the needed route is not configured, -EBADMSG for
+ * Returns 0, -ENOENT when the needed route is not configured, -EHOSTUNREACH
+ * when every destination of that route is down, -EBADMSG for
  * an unparseable Route or Request-URI, -EADDRNOTAVAIL for a destination we
  * never send to (broadcast, multicast, unspecified).
  */

@@ -5,9 +5,11 @@
  * routes.local; other hostnames -> routes.outbound: no DNS here); otherwise
  * the Request-URI: our domain or one of our listen addresses -> routes.local,
  * IP literal -> that address (URI port or 5060), anything else ->
- * routes.outbound. A needed route that is not configured is -ENOENT, which the
- * forwarder answers with "503 No Route" (another instance may have one; 503
- * lets a client fail over). Strict routing (Route without lr) is not done:
+ * routes.outbound. A route with several destinations picks one per Call-ID
+ * among those up (dest.h). A needed route that is not configured is -ENOENT,
+ * which the forwarder answers with "503 No Route" (another instance may have
+ * one; 503 lets a client fail over); one whose destinations are all down is
+ * -EHOSTUNREACH (503 with Retry-After). Strict routing (Route without lr) is not done:
  * our own Record-Route always carries lr. Broadcast, multicast and
  * unspecified destinations are refused. No DNS, no syscalls. */
 #include <arpa/inet.h>
@@ -15,6 +17,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "dest.h"
 #include "proxy_priv.h"
 
 /* ---------------------------------------------------------------- addresses */
@@ -180,26 +183,37 @@ struct slice proxy_listen_text(const struct txn *t)
 
 /* ---------------------------------------------------------------- routing */
 
-static int route_configured(const struct cfg *c, enum proxy_route_kind kind, struct proxy_route *r)
+/* One destination of routes.local / routes.outbound: the Call-ID's choice
+ * among those up (core/dest_select.c, core/health_probe.c). */
+static int route_configured(const struct cfg *c, struct slice call_id, enum proxy_route_kind kind,
+			    struct proxy_route *r)
 {
-	const bool have = kind == PROXY_ROUTE_LOCAL ? c->routes.has_local : c->routes.has_outbound;
-	const struct cfg_addr *a = kind == PROXY_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
-	if (!have)
+	const struct cfg_destset *set =
+	    kind == PROXY_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
+	if (set->n == 0)
 		return -ENOENT;
 	r->kind = kind;
-	memcpy(&r->dst, &a->sa, sizeof(r->dst));
-	r->dstlen = a->salen;
+	const uint32_t up = health_up_mask(
+	    kind == PROXY_ROUTE_LOCAL ? DEST_ROUTE_LOCAL : DEST_ROUTE_OUTBOUND, set);
+	const int i = set->n == 1 ? (up & 1u ? 0 : DEST_NONE) : dest_pick(set, dest_key(call_id), up);
+	if (i == DEST_NONE)
+		return -EHOSTUNREACH;
+	const struct cfg_dest *d = &set->d[i];
+	r->dest = d;
+	r->transport = d->transport;
+	memcpy(&r->dst, &d->addr.sa, sizeof(r->dst));
+	r->dstlen = d->addr.salen;
 	return 0;
 }
 
 /* Next hop for @u, the remaining top Route (@from_route) or the Request-URI. */
-static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_route,
-			struct proxy_route *r)
+static int route_to_uri(const struct cfg *c, struct slice call_id, const struct sip_uri *u,
+			bool from_route, struct proxy_route *r)
 {
 	if (u->host_is_ipv4 || u->host_is_ipv6) {
 		/* our own address in the Request-URI is a request for our domain */
 		if (!from_route && proxy_uri_is_ours(c, u))
-			return route_configured(c, PROXY_ROUTE_LOCAL, r);
+			return route_configured(c, call_id, PROXY_ROUTE_LOCAL, r);
 		const uint16_t port = u->has_port ? u->port : PROXY_DEFAULT_PORT;
 		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
 			return -EBADMSG;
@@ -209,8 +223,8 @@ static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_
 		return 0;
 	}
 	if (cfg_is_our_domain(c, u->host.p, u->host.len))
-		return route_configured(c, PROXY_ROUTE_LOCAL, r);
-	return route_configured(c, PROXY_ROUTE_OUTBOUND, r);
+		return route_configured(c, call_id, PROXY_ROUTE_LOCAL, r);
+	return route_configured(c, call_id, PROXY_ROUTE_OUTBOUND, r);
 }
 
 int proxy_route(const struct txn *t, struct proxy_route *r)
@@ -229,10 +243,10 @@ int proxy_route(const struct txn *t, struct proxy_route *r)
 		if (sip_nameaddr_parse(m->hdrs[i].value, &na) < 0 || sip_uri_parse(na.uri, &u) < 0 ||
 		    !sip_uri_is_sip(&u))
 			return -EBADMSG;
-		return route_to_uri(c, &u, true, r);
+		return route_to_uri(c, m->call_id, &u, true, r);
 	}
 	const struct slice ruri = t->edits.ruri.p ? t->edits.ruri : m->ruri;
 	if (sip_uri_parse(ruri, &u) < 0 || !sip_uri_is_sip(&u))
 		return -EBADMSG;
-	return route_to_uri(c, &u, false, r);
+	return route_to_uri(c, m->call_id, &u, false, r);
 }

@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "cfg.h"
+#include "dest.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -87,6 +88,7 @@ static int reload(void *arg)
 	}
 	store_gen_commit(next);
 	log_set_level(next->log_level);
+	health_reload(next); /* copies what it probes: before the publish may free it */
 	pipeline_cfg_publish(next); /* frees the old generation after a grace period */
 	d->live = next;
 	log_info("main", "configuration reloaded from %s", d->path);
@@ -191,6 +193,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "referee: too many stages\n");
 		goto out_store;
 	}
+	if (health_start(c) < 0) {
+		fprintf(stderr, "referee: cannot start the route health prober\n");
+		goto out_store;
+	}
 	if (c->metrics.enabled && metrics_http_start(&c->metrics.listen, healthy) < 0) {
 		fprintf(stderr, "%s: metrics.listen: cannot serve on %s\n", d.path, c->metrics.listen.text);
 		goto out_store;
@@ -202,6 +208,7 @@ int main(int argc, char **argv)
 	metrics_http_stop();
 	log_info("main", "releasing the store and the rules");
 out_store:
+	health_stop();
 	store_fini();
 out_auth:
 	auth_fini();

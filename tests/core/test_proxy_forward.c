@@ -405,7 +405,7 @@ static void test_no_route_configured(void **state)
 {
 	struct cfg c;
 	proxy_fixture_cfg(&c);
-	c.routes.has_outbound = false;
+	c.routes.outbound.n = 0;
 	const char raw[] = "MESSAGE sip:bob@other.net SIP/2.0\r\n"
 			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKnr\r\n"
 			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@other.net>\r\n"
