@@ -421,6 +421,8 @@ static int item_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 	}
 	case CFG_K_ADDRLIST: {
 		struct cfg_addr *arr = (struct cfg_addr *)field;
+		if (n->type == YAML_MAPPING_NODE && (rc = cfg_listen_mapping(x, n, name, i, &n)) < 0)
+			return rc;
 		if ((rc = addr_parse(x, k, n, name, &arr[i])) < 0)
 			return rc;
 		/* Our listen address goes into Via and Record-Route, so it must be

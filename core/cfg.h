@@ -59,6 +59,15 @@ struct cfg_destset {
 	bool same_weights;        /* every weight equal: selection skips the logarithm */
 };
 
+/* advertise of a listen item {url: URL, advertise: HOST[:PORT]} (SPEC §11):
+ * written in Via sent-by and Record-Route instead of the bound address. */
+struct cfg_advertise {
+	bool set;
+	char text[CFG_NAME_MAX]; /* "HOST[:PORT]" as written */
+	char host[CFG_NAME_MAX]; /* HOST, lowercased, IPv6 without brackets */
+	uint16_t port;           /* 0 = not written (5060) */
+};
+
 enum cfg_algo { CFG_ALGO_SHA256 = 0, CFG_ALGO_MD5 = 1 };
 enum cfg_store_backend { CFG_STORE_FILE = 0, CFG_STORE_REDIS = 1 };
 enum cfg_transfer_identity { CFG_TRANSFER_GRANT = 0, CFG_TRANSFER_SIPX = 1 };
@@ -104,6 +113,7 @@ struct cfg {
 
 	unsigned n_listen;
 	struct cfg_addr listen[CFG_MAX_LISTEN];
+	struct cfg_advertise advertise[CFG_MAX_LISTEN]; /* [i] belongs to listen[i] */
 	unsigned n_domains;
 	char domains[CFG_MAX_DOMAINS][CFG_NAME_MAX]; /* lowercased; [0] is canonical */
 	char realm[CFG_NAME_MAX];                    /* default: domains[0] */
@@ -128,6 +138,10 @@ struct cfg {
 
 	unsigned n_trusted;
 	struct cfg_cidr trusted[CFG_MAX_TRUSTED];
+	/* load balancers in front (SPEC §11): their requests come from the client
+	 * named by the Via below theirs (core/dest_balancer.c) */
+	unsigned n_load_balancers;
+	struct cfg_cidr load_balancers[CFG_MAX_TRUSTED];
 
 	struct {
 		enum cfg_store_backend backend; /* default file */

@@ -191,7 +191,7 @@ static const struct cfg_section rule_section = { "rules[]", KEYS(rule_keys) };
 static const struct cfg_key root_keys[] = {
 	{ .name = "listen", .kind = CFG_K_ADDRLIST, .off = OFF(listen), .aux_off = OFF(n_listen),
 	  .min = 1, .max = CFG_MAX_LISTEN, .flags = CFG_F_REQUIRED | CFG_F_SCHEME | CFG_F_UNIQUE,
-	  .doc = "UDP addresses to receive SIP on" },
+	  .doc = "UDP addresses to receive SIP on; `advertise` is written in Via and Record-Route instead (SPEC §11)" },
 	{ .name = "domains", .kind = CFG_K_STRLIST, .off = OFF(domains), .size = SIZE(domains[0]),
 	  .aux_off = OFF(n_domains), .min = 1, .max = CFG_MAX_DOMAINS,
 	  .flags = CFG_F_REQUIRED | CFG_F_LOWER | CFG_F_UNIQUE, .check = domain_check,
@@ -207,6 +207,9 @@ static const struct cfg_key root_keys[] = {
 	{ .name = "trusted", .kind = CFG_K_CIDRLIST, .off = OFF(trusted), .aux_off = OFF(n_trusted),
 	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
 	  .doc = "sources never challenged, rules not applied" },
+	{ .name = "load_balancers", .kind = CFG_K_CIDRLIST, .off = OFF(load_balancers),
+	  .aux_off = OFF(n_load_balancers), .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
+	  .doc = "balancers in front: their requests count as from the client in the Via below theirs" },
 	{ .name = "store", .kind = CFG_K_SECTION, .sub = &store_section, .doc = "user store" },
 	{ .name = "auth", .kind = CFG_K_SECTION, .sub = &auth_section, .doc = "authentication" },
 	{ .name = "rules", .kind = CFG_K_RULES, .min = 0, .max = CFG_MAX_RULES, .sub = &rule_section,
@@ -283,7 +286,8 @@ static void doc_type(FILE *out, const struct cfg_key *k)
 		fputs(k->flags & CFG_F_SCHEME ? "`udp://IP:port`" : "`IP:port`", out);
 		break;
 	case CFG_K_ADDRLIST:
-		fprintf(out, "list of `udp://IP:port` (1..%u)", k->max);
+		fprintf(out, "list of `udp://IP:port` or `{url: URL, advertise: HOST[:PORT]}` (1..%u)",
+			k->max);
 		break;
 	case CFG_K_CIDRLIST:
 		fprintf(out, "list of CIDR or IP (at most %u)", k->max);

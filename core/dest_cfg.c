@@ -26,6 +26,19 @@ static bool host_char(char ch)
 	       ch == '.' || ch == '-';
 }
 
+/* port_after_colon - at ':' (*@p), a port 1..65535: *@p moves past it. false when malformed. */
+static bool port_after_colon(const char **p, uint16_t *out)
+{
+	unsigned port = 0;
+	const char *q = ++*p;
+	while (**p >= '0' && **p <= '9' && *p - q < 6)
+		port = port * 10 + (unsigned)(*(*p)++ - '0');
+	if (*p == q || port == 0 || port > 65535)
+		return false;
+	*out = (uint16_t)port;
+	return true;
+}
+
 /* one ;name=value parameter of a sip: destination */
 static const char *param_apply(const char *name, size_t nl, const char *val, size_t vl,
 			       bool secure, struct cfg_dest *d, char *maddr, size_t maddr_cap)
@@ -91,13 +104,8 @@ static const char *sip_dest_parse(const char *s, struct cfg_dest *d)
 	memcpy(d->host, host, hl);
 	d->host[hl] = '\0';
 	if (*p == ':') {
-		unsigned port = 0;
-		const char *q = ++p;
-		while (*p >= '0' && *p <= '9' && p - q < 6)
-			port = port * 10 + (unsigned)(*p++ - '0');
-		if (p == q || port == 0 || port > 65535)
+		if (!port_after_colon(&p, &d->port))
 			return "port must be a number 1..65535";
-		d->port = (uint16_t)port;
 		d->has_port = true;
 	}
 	char maddr[64] = "";
@@ -305,4 +313,84 @@ int cfg_destset_parse(struct cfg_ctx *x, const yaml_node_t *n, const char *name,
 	if (rc == 0)
 		destset_refresh(set);
 	return rc;
+}
+
+/* ------------------------------------------------------ listen advertise */
+
+/* "HOST[:PORT]": a name, IPv4 or [IPv6], port 1..65535 */
+static const char *advertise_explain(const char *v, struct cfg_advertise *a)
+{
+	memset(a, 0, sizeof(*a));
+	size_t len = strlen(v);
+	if (len == 0 || len >= sizeof(a->text))
+		return "is empty or too long";
+	const char *p = v, *host = v, *host_end;
+	if (*p == '[') {
+		host_end = strchr(p, ']');
+		host = p + 1;
+		if (!host_end)
+			return "has a bad bracketed IPv6 address";
+		p = host_end + 1;
+		char ip[INET6_ADDRSTRLEN + 1];
+		struct in6_addr a6;
+		size_t hl = (size_t)(host_end - host);
+		if (hl == 0 || hl >= sizeof(ip))
+			return "has a bad IPv6 address";
+		memcpy(ip, host, hl);
+		ip[hl] = '\0';
+		if (inet_pton(AF_INET6, ip, &a6) != 1)
+			return "has a bad IPv6 address";
+	} else {
+		const char *colon = strchr(v, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return "IPv6 addresses need brackets: [2001:db8::1]:5060";
+		while (host_char(*p))
+			p++;
+		host_end = p;
+		if (host_end == host || *host == '.' || *host == '-')
+			return "is not HOST[:PORT] (a name, an IPv4 address or [IPv6])";
+	}
+	if (*p == ':' && !port_after_colon(&p, &a->port))
+		return "port must be a number 1..65535";
+	if (*p)
+		return "is not HOST[:PORT] (a name, an IPv4 address or [IPv6])";
+	size_t hl = (size_t)(host_end - host);
+	for (size_t i = 0; i < hl; i++)
+		a->host[i] = (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] - 'A' + 'a' : host[i]);
+	a->host[hl] = '\0';
+	memcpy(a->text, v, len + 1);
+	a->set = true;
+	return NULL;
+}
+
+int cfg_listen_mapping(struct cfg_ctx *x, const yaml_node_t *n, const char *name, unsigned i,
+		       const yaml_node_t **url)
+{
+	const yaml_node_t *u = NULL, *adv = NULL;
+	for (const yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top;
+	     pr++) {
+		const yaml_node_t *k = yaml_document_get_node(&x->doc, pr->key);
+		const yaml_node_t *v = yaml_document_get_node(&x->doc, pr->value);
+		const char *kn = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+		const yaml_node_t **slot = strcmp(kn, "url") == 0 ? &u : strcmp(kn, "advertise") == 0 ? &adv : NULL;
+		if (!slot)
+			return cfg_fail(x, line_of(k), "unknown key '%s.%.40s' (known here: url, advertise)",
+					name, kn);
+		if (*slot)
+			return cfg_fail(x, line_of(k), "duplicate key '%s.%s'", name, kn);
+		*slot = v;
+	}
+	if (!u)
+		return cfg_fail(x, line_of(n), "%s: missing required key 'url'", name);
+	if (adv) {
+		const char *v;
+		int rc = scalar_text(x, adv, name, "HOST[:PORT] after advertise", &v);
+		if (rc < 0)
+			return rc;
+		const char *why = advertise_explain(v, &x->c->advertise[i]);
+		if (why)
+			return cfg_fail(x, line_of(adv), "%s: bad advertise '%.80s': %s", name, v, why);
+	}
+	*url = u;
+	return 0;
 }

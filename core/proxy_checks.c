@@ -141,7 +141,7 @@ static bool authorized_dialog(struct txn *t)
 	struct slice ra;
 	char mac[PROXY_RR_MAC_CHARS];
 	if (proxy_hdr_tag(m, SIP_HDR_TO).len == 0 || r == SIP_NO_HDR ||
-	    !proxy_route_is_ours(t->cfg, m->hdrs[r].value, &u) ||
+	    !proxy_route_is_ours(t->cfg, m->call_id, m->hdrs[r].value, &u) ||
 	    !sip_uri_param(&u, SLICE_LIT("ra"), &ra) || ra.len != PROXY_RR_MAC_CHARS ||
 	    proxy_rr_mac(t, m->call_id, mac) < 0)
 		return false;

@@ -238,7 +238,7 @@ uint64_t proxy_loop_hash(const struct cfg *c, const struct sip_msg *m)
 	 * request comes back, those left still steer it. */
 	for (unsigned i = m->first[SIP_HDR_ROUTE]; i != SIP_NO_HDR; i = proxy_next_value(m, i)) {
 		struct sip_uri u;
-		if (!proxy_route_is_ours(c, m->hdrs[i].value, &u))
+		if (!proxy_route_is_ours(c, m->call_id, m->hdrs[i].value, &u))
 			proxy_hash_field(&h, m->hdrs[i].value);
 	}
 	return proxy_hash_final(&h);
@@ -311,6 +311,14 @@ static void base64url(const uint8_t *in, size_t n, char *out)
 	}
 }
 
+void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS])
+{
+	uint8_t mac[32];
+	secret_hmac(proxy_g.rr_key, data, n, mac);
+	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 8 + 5) / 6, "base64url length");
+	base64url(mac, PROXY_RR_MAC_BYTES, out);
+}
+
 int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS])
 {
 	/* HMAC input must be contiguous: Call-ID ‖ "a" (the authorized marker). */
@@ -320,10 +328,7 @@ int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHAR
 	if (call_id.len)
 		memcpy(buf, call_id.p, call_id.len);
 	buf[call_id.len] = 'a';
-	uint8_t mac[32];
-	secret_hmac(proxy_g.rr_key, buf, call_id.len + 1, mac);
-	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 8 + 5) / 6, "base64url length");
-	base64url(mac, PROXY_RR_MAC_BYTES, out);
+	proxy_rr_mac_of(buf, call_id.len + 1, out);
 	return 0;
 }
 

@@ -112,6 +112,8 @@ bool proxy_hostport_is_ours(const struct cfg *c, struct slice host, uint16_t por
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	if (dest_advertised_is(c, host, port, has_port, strict))
+		return true; /* SPEC §11: the balancer's address we write in Via and Record-Route */
 	if (!proxy_host_to_sa(host, 0, &ss, &len))
 		return false; /* listen addresses are IP literals (cfg_addr_parse) */
 	for (unsigned i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++) {
@@ -136,11 +138,12 @@ bool proxy_uri_is_ours(const struct cfg *c, const struct sip_uri *u)
 	return sip_uri_is_sip(u) && proxy_hostport_is_ours(c, u->host, u->port, u->has_port, true);
 }
 
-bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri *u)
+bool proxy_route_is_ours(const struct cfg *c, struct slice call_id, struct slice value,
+			 struct sip_uri *u)
 {
 	struct sip_nameaddr na;
 	return sip_nameaddr_parse(value, &na) == 0 && sip_uri_parse(na.uri, u) == 0 &&
-	       proxy_uri_is_ours(c, u);
+	       (proxy_uri_is_ours(c, u) || (sip_uri_is_sip(u) && dest_rr_signed(call_id, u)));
 }
 
 size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
@@ -177,6 +180,9 @@ struct slice proxy_listen_text(const struct txn *t)
 {
 	const struct cfg *c = t->cfg;
 	const unsigned i = t->listen_idx < c->n_listen ? t->listen_idx : 0;
+	if (c->advertise[i].set) /* SPEC §11 */
+		return slice_make(c->advertise[i].text,
+				  strnlen(c->advertise[i].text, sizeof(c->advertise[i].text)));
 	const char *text = c->listen[i].text;
 	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
 }
@@ -234,7 +240,7 @@ int proxy_route(const struct txn *t, struct proxy_route *r)
 	memset(r, 0, sizeof(*r));
 	struct sip_uri u;
 	unsigned i = m->first[SIP_HDR_ROUTE];
-	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->hdrs[i].value, &u)) {
+	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->call_id, m->hdrs[i].value, &u)) {
 		r->n_pop++;
 		i = proxy_next_value(m, i);
 	}

@@ -93,7 +93,8 @@ static const char full_conf[] =
 	"metrics:\n"                                      /* 43 */
 	"  listen: 127.0.0.1:9090\n"                      /* 44 */
 	"log_level: debug\n"                              /* 45 */
-	"health: {interval: 5, failures: 2, successes: 4}\n"; /* 46 */
+	"health: {interval: 5, failures: 2, successes: 4}\n" /* 46 */
+	"load_balancers: [192.0.2.200/31]\n";             /* 47 */
 /* clang-format on */
 
 /* keys_all_in - every key of @sec (and its subsections) is written in @text. */
@@ -186,6 +187,8 @@ static void test_full_config(void **state)
 	assert_int_equal(c->health.interval, 5);
 	assert_int_equal(c->health.failures, 2);
 	assert_int_equal(c->health.successes, 4);
+	assert_int_equal(c->n_load_balancers, 1);
+	assert_int_equal(c->load_balancers[0].prefix, 31);
 	cfg_free(c);
 }
 

@@ -20,20 +20,48 @@
 
 static char conf_path[64];
 
-static struct cfg *load(const char *routes, char *err, size_t errlen)
+/* load_text - cfg_load of @head followed by @body (written to a temp file). */
+static struct cfg *load_text(const char *head, const char *body, char *err, size_t errlen)
 {
 	snprintf(conf_path, sizeof(conf_path), "/tmp/referee-test-dest-%d.yaml", (int)getpid());
 	FILE *f = fopen(conf_path, "w");
 	assert_non_null(f);
-	fprintf(f, "listen: [udp://127.0.0.1:5060]\n" /* 1 */
-		   "domains: [example.com]\n"         /* 2 */
-		   "store: {file: u.yaml}\n"          /* 3 */
-		   "%s",
-		routes);
+	fprintf(f, "%s%s", head, body);
 	fclose(f);
 	struct cfg *c = cfg_load(conf_path, err, errlen);
 	unlink(conf_path);
 	return c;
+}
+
+/* lines 1-3; the routes under test start at line 4 */
+#define HEAD_ROUTES "listen: [udp://127.0.0.1:5060]\ndomains: [example.com]\nstore: {file: u.yaml}\n"
+/* lines 1-2; the listen list under test starts at line 3 */
+#define HEAD_LISTEN "domains: [example.com]\nstore: {file: u.yaml}\n"
+
+static struct cfg *load(const char *routes, char *err, size_t errlen)
+{
+	return load_text(HEAD_ROUTES, routes, err, errlen);
+}
+
+struct bad_case {
+	const char *text;
+	unsigned line;
+	const char *needle;
+};
+
+/* every case fails to load with "FILE:LINE: ..." holding its needle */
+static void expect_errors(const char *head, const struct bad_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char err[512], want[96];
+		struct cfg *c = load_text(head, cases[i].text, err, sizeof(err));
+		if (c)
+			fail_msg("case %zu loaded: %s", i, cases[i].text);
+		snprintf(want, sizeof(want), "%s:%u: ", conf_path, cases[i].line);
+		if (strncmp(err, want, strlen(want)) != 0 || !strstr(err, cases[i].needle))
+			fail_msg("case %zu: got '%s', want line %u and '%s'", i, err, cases[i].line,
+				 cases[i].needle);
+	}
 }
 
 static void test_forms(void **state)
@@ -92,11 +120,7 @@ static void test_forms(void **state)
 static void test_errors(void **state)
 {
 	(void)state;
-	static const struct {
-		const char *text;
-		unsigned line;
-		const char *needle;
-	} cases[] = {
+	static const struct bad_case cases[] = {
 		{ "routes:\n  local: sip:pbx.example.com\n", 5, "needs DNS" },
 		{ "routes:\n  local: []\n", 5, "routes.local: must not be empty" },
 		{ "routes:\n  local:\n    - udp://10.0.0.1:5080\n    - udp://10.0.0.1:5080\n", 7,
@@ -113,16 +137,7 @@ static void test_errors(void **state)
 		{ "health:\n  interval: 3601\n", 5, "out of range 0..3600" },
 		{ "health:\n  failures: 0\n", 5, "out of range 1..100" },
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char err[512], want[96];
-		struct cfg *c = load(cases[i].text, err, sizeof(err));
-		if (c)
-			fail_msg("case %zu loaded: %s", i, cases[i].text);
-		snprintf(want, sizeof(want), "%s:%u: ", conf_path, cases[i].line);
-		if (strncmp(err, want, strlen(want)) != 0 || !strstr(err, cases[i].needle))
-			fail_msg("case %zu: got '%s', want line %u and '%s'", i, err, cases[i].line,
-				 cases[i].needle);
-	}
+	expect_errors(HEAD_ROUTES, cases, sizeof(cases) / sizeof(cases[0]));
 	/* more than CFG_MAX_DESTS */
 	char big[4096] = "routes:\n  local:\n";
 	for (unsigned i = 0; i <= CFG_MAX_DESTS; i++) {
@@ -133,6 +148,48 @@ static void test_errors(void **state)
 	char err[512];
 	assert_null(load(big, err, sizeof(err)));
 	assert_non_null(strstr(err, "too many destinations"));
+}
+
+/* listen items as {url, advertise} (SPEC §11) */
+static void test_listen_advertise(void **state)
+{
+	(void)state;
+	char err[512];
+	struct cfg *c = load_text(HEAD_LISTEN,
+				  "listen:\n"
+				    "  - {url: udp://127.0.0.1:5060, advertise: SIP.Example.COM}\n"
+				    "  - udp://127.0.0.1:5070\n"
+				    "  - {url: \"udp://[::1]:5080\", advertise: \"[2001:db8::9]:5090\"}\n"
+				    "  - {url: udp://127.0.0.1:5090}\n",
+				    err, sizeof(err));
+	if (!c)
+		fail_msg("%s", err);
+	assert_int_equal(c->n_listen, 4);
+	assert_true(c->advertise[0].set);
+	assert_string_equal(c->advertise[0].text, "SIP.Example.COM");
+	assert_string_equal(c->advertise[0].host, "sip.example.com");
+	assert_int_equal(c->advertise[0].port, 0);
+	assert_false(c->advertise[1].set);
+	assert_string_equal(c->listen[2].text, "[::1]:5080");
+	assert_string_equal(c->advertise[2].host, "2001:db8::9");
+	assert_int_equal(c->advertise[2].port, 5090);
+	assert_false(c->advertise[3].set);
+	cfg_free(c);
+	static const struct bad_case cases[] = {
+		{ "listen:\n  - {advertise: lb.example.net}\n", 4, "missing required key 'url'" },
+		{ "listen:\n  - {url: udp://127.0.0.1:5060, via: x}\n", 4, "unknown key 'listen.via'" },
+		{ "listen:\n  - {url: udp://127.0.0.1:5060, advertise: \"lb:0\"}\n", 4,
+		  "port must be a number" },
+		{ "listen:\n  - {url: udp://127.0.0.1:5060, advertise: \"2001:db8::1\"}\n", 4,
+		  "need brackets" },
+		{ "listen:\n  - {url: udp://127.0.0.1:5060, advertise: \"lb example\"}\n", 4,
+		  "not HOST[:PORT]" },
+		{ "listen:\n  - {url: udp://127.0.0.1:5060,\n     advertise: [a]}\n", 5,
+		  "expected HOST[:PORT]" },
+		{ "listen:\n  - {url: udp://localhost:5060, advertise: lb}\n", 4, "not a name" },
+		{ "listen: [udp://127.0.0.1:5060]\nload_balancers: [lb]\n", 4, "bad CIDR 'lb'" },
+	};
+	expect_errors(HEAD_LISTEN, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void set_make(struct cfg_destset *s, unsigned n, const unsigned *weights)
@@ -248,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_down_moves_only_its_share),
 		cmocka_unit_test(test_weight_spread),
 		cmocka_unit_test(test_unknown_set_is_up),
+		cmocka_unit_test(test_listen_advertise),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
