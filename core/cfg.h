@@ -19,6 +19,7 @@
 #define CFG_MAX_RULES 256
 #define CFG_MAX_RULE_ITEMS 32
 #define CFG_NAME_MAX 256
+#define CFG_MAX_DNS_SERVERS 4
 #define CFG_MAX_DESTS 16 /* destinations per route (a 32-bit up mask holds them) */
 
 struct cfg_addr {
@@ -45,7 +46,7 @@ struct cfg_dest {
 	uint16_t port;            /* explicit port, or the default of the transport */
 	bool has_port;            /* written with a port (RFC 3263: no SRV lookup then) */
 	enum cfg_transport transport;
-	bool has_addr;            /* addr is known without DNS (IP literal or maddr) */
+	bool has_addr;            /* addr is known without DNS (IP literal or maddr); else HOST is resolved (RFC 3263) */
 	struct cfg_addr addr;     /* where to send */
 	unsigned weight;          /* 1..1000, default 1 */
 	uint64_t seed;            /* rendezvous-hash identity (hash of uri), same on every instance */
@@ -129,6 +130,12 @@ struct cfg {
 		struct cfg_destset local;    /* requests to our domains */
 		struct cfg_destset outbound; /* requests to other domains */
 	} routes;
+
+	struct {
+		unsigned n_servers;
+		char servers[CFG_MAX_DNS_SERVERS][64]; /* "IP[:port]" ("[v6]:port"); none: /etc/resolv.conf */
+		unsigned negative_ttl; /* seconds a failed name is cached without an SOA, default 30 */
+	} dns;
 
 	struct {
 		unsigned interval;  /* seconds between OPTIONS probes, default 10; 0 = off */

@@ -6,7 +6,9 @@
 #include "cfg.h"
 #include "cfg_priv.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ENUM and ENUMLIST fields are written through int pointers. */
@@ -102,6 +104,44 @@ static const struct cfg_key routes_keys[] = {
 	  .doc = "next hops for requests to other domains (SBC/trunk)" },
 };
 static const struct cfg_section routes_section = { "routes", KEYS(routes_keys) };
+
+/* dns_server_check - "IP" or "IP:port", IPv6 as "[v6]" or "[v6]:port" */
+static const char *dns_server_check(char *v)
+{
+	static const char want[] = "is not IP[:port] (IPv6 as [2001:db8::1]:53)";
+	char buf[72];
+	const char *port = NULL;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return want;
+		port = close[1] ? close + 2 : NULL;
+		snprintf(buf, sizeof(buf), "%.*s", (int)(close - v - 1), v + 1);
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, buf, &a6) != 1)
+			return want;
+	} else {
+		const char *colon = strchr(v, ':');
+		snprintf(buf, sizeof(buf), "%.*s", colon ? (int)(colon - v) : (int)strlen(v), v);
+		port = colon ? colon + 1 : NULL;
+		struct in_addr a4;
+		if (inet_pton(AF_INET, buf, &a4) != 1)
+			return strchr(colon ? colon + 1 : "", ':') ? "IPv6 addresses need brackets: [::1]:53" : want;
+	}
+	if (port && !number_check(port, port + strlen(port), 1, 65535))
+		return want;
+	return NULL;
+}
+
+static const struct cfg_key dns_keys[] = {
+	{ .name = "servers", .kind = CFG_K_STRLIST, .off = OFF(dns.servers), .size = SIZE(dns.servers[0]),
+	  .aux_off = OFF(dns.n_servers), .min = 1, .max = CFG_MAX_DNS_SERVERS, .flags = CFG_F_UNIQUE,
+	  .check = dns_server_check, .doc_default = "/etc/resolv.conf",
+	  .doc = "DNS servers (`IP[:port]`) for route names and foreign Request-URI hosts (RFC 3263)" },
+	{ .name = "negative_ttl", .kind = CFG_K_UINT, .off = OFF(dns.negative_ttl), .min = 1, .max = 3600,
+	  .def = 30, .doc = "seconds a name that does not resolve is cached when the answer has no SOA" },
+};
+static const struct cfg_section dns_section = { "dns", KEYS(dns_keys) };
 
 static const struct cfg_key health_keys[] = {
 	{ .name = "interval", .kind = CFG_K_UINT, .off = OFF(health.interval), .min = 0,
@@ -204,6 +244,7 @@ static const struct cfg_key root_keys[] = {
 	{ .name = "threads", .kind = CFG_K_SECTION, .sub = &threads_section, .doc = "threads" },
 	{ .name = "routes", .kind = CFG_K_SECTION, .sub = &routes_section, .doc = "next hops" },
 	{ .name = "health", .kind = CFG_K_SECTION, .sub = &health_section, .doc = "route probes" },
+	{ .name = "dns", .kind = CFG_K_SECTION, .sub = &dns_section, .doc = "resolver" },
 	{ .name = "trusted", .kind = CFG_K_CIDRLIST, .off = OFF(trusted), .aux_off = OFF(n_trusted),
 	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
 	  .doc = "sources never challenged, rules not applied" },

@@ -32,6 +32,10 @@ uint64_t dest_key(struct slice call_id);
  */
 int dest_pick(const struct cfg_destset *set, uint64_t key, uint32_t up_mask);
 
+/* dest_cost - -ln(u) / @weight for the pseudo-random u of (@key, @seed): the
+ * rendezvous rank, lowest wins (dest_pick, and dns_pick for SRV targets). */
+double dest_cost(uint64_t key, uint64_t seed, unsigned weight);
+
 /* dest_all_up - the mask with every destination of @set up. */
 static inline uint32_t dest_all_up(const struct cfg_destset *set)
 {

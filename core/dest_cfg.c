@@ -3,8 +3,7 @@
  * URL forms: udp://IP:port (as before), sip:HOST[:PORT][;transport=udp|tcp|tls]
  * [;maddr=IP] and sips:HOST[:PORT]. maddr gives the address to contact
  * (RFC 3261 §19.1.1) while HOST stays the name TLS verifies. A HOST that is a
- * name without maddr needs RFC 3263 resolution, which this build does not do
- * yet: refused with a reason. TCP and TLS destinations are parsed and kept
+ * name without maddr is resolved per RFC 3263 (core/dns_resolver.c). TCP and TLS destinations are parsed and kept
  * (cfg_dest.transport); the loader refuses them until stream next hops exist
  * (issue 10). */
 #include "cfg.h"
@@ -137,10 +136,17 @@ static const char *sip_dest_parse(const char *s, struct cfg_dest *d)
 		return "has a bad IPv6 address";
 	if (!bracketed && strchr(d->host, ':'))
 		return "IPv6 addresses need brackets: sip:[::1]:5060";
+	if (!host_is_ip) {
+		/* a DNS name: labels of letters, digits and '-', none empty */
+		const char *h = d->host;
+		for (const char *q = h; *q; q++)
+			if ((*q == '.' && (q == h || q[1] == '.' || q[1] == '\0')) ||
+			    (*q == '-' && (q == h || q[-1] == '.')))
+				return "has a bad host name (empty label or one starting with '-')";
+	}
 	const char *ip = maddr[0] ? maddr : host_is_ip ? d->host : NULL;
 	if (!ip)
-		return "has a host name, which needs DNS (RFC 3263), not available in this build: "
-		       "give an IP address or add ;maddr=IP";
+		return NULL; /* a name: resolved per RFC 3263 (core/dns_resolver.c) */
 	if (addr_from_ip(ip, d->port, &d->addr))
 		return maddr[0] ? "has a maddr that is not an IP address" : "has a bad IP address";
 	d->has_addr = true;

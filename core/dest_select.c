@@ -39,6 +39,14 @@ uint64_t dest_key(struct slice call_id)
 	return mix64(slice_hash(call_id));
 }
 
+double dest_cost(uint64_t key, uint64_t seed, unsigned weight)
+{
+	const uint64_t h = mix64(key ^ seed);
+	/* u in (0,1): 53 bits of h, never 0 or 1, so -ln(u) > 0 */
+	const double u = ((double)(h >> 11) + 0.5) * 0x1p-53;
+	return -ln_unit(u) / (double)(weight ? weight : 1);
+}
+
 int dest_pick(const struct cfg_destset *set, uint64_t key, uint32_t up_mask)
 {
 	int best = DEST_NONE;
@@ -62,10 +70,7 @@ int dest_pick(const struct cfg_destset *set, uint64_t key, uint32_t up_mask)
 	for (unsigned i = 0; i < n; i++) {
 		if (!(up_mask & (1u << i)))
 			continue;
-		const uint64_t h = mix64(key ^ set->d[i].seed);
-		/* u in (0,1): 53 bits of h, never 0 or 1, so -ln(u) > 0 */
-		const double u = ((double)(h >> 11) + 0.5) * 0x1p-53;
-		const double cost = -ln_unit(u) / (double)set->d[i].weight;
+		const double cost = dest_cost(key, set->d[i].seed, set->d[i].weight);
 		if (best == DEST_NONE || cost < low) {
 			low = cost;
 			best = (int)i;

@@ -235,7 +235,7 @@ static void conf_apply(struct health_conf *next)
 				}
 			snprintf(t->uri, sizeof(t->uri), "%s", d->uri);
 			ruri_of(d, t->ruri, sizeof(t->ruri));
-			/* names without maddr wait for DNS (issue 11 item 4): not probed */
+			/* names without maddr are not probed (their addresses follow DNS) */
 			if (d->has_addr) {
 				memcpy(&t->addr, &d->addr.sa, d->addr.salen);
 				t->alen = d->addr.salen;
@@ -253,11 +253,11 @@ static void conf_apply(struct health_conf *next)
 
 static void probe_send(struct health_target *t, uint64_t now)
 {
+	if (t->alen == 0)
+		return; /* a name: its addresses come and go with DNS; not probed (stays up) */
 	t->seq++;
 	t->sent_ns = now;
 	t->outstanding = true;
-	if (t->alen == 0)
-		return;
 	const int family = t->addr.ss_family;
 	const int fd = socket_for(&hp.conf, family);
 	if (fd < 0) {

@@ -161,6 +161,16 @@ enum stage_rc proxy_forward_stage(struct txn *t)
 			txn_reply_hdr(t, ra);
 		return STAGE_REPLY;
 	}
+	if (rc == -EAGAIN) {
+		/* the next hop's name is being resolved (RFC 3263): come back in a second */
+		txn_reply(t, 503, SLICE_LIT("Resolving Next Hop"));
+		txn_reply_hdr(t, SLICE_LIT("Retry-After: 1"));
+		return STAGE_REPLY;
+	}
+	if (rc == -ENXIO) {
+		txn_reply(t, 503, SLICE_LIT("Next Hop Not Resolved")); /* counted by the resolver */
+		return STAGE_REPLY;
+	}
 	if (rc == -EBADMSG) {
 		txn_reply(t, 400, SLICE_LIT("Bad Route"));
 		return STAGE_REPLY;

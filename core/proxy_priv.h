@@ -158,7 +158,8 @@ struct proxy_route {
 /**
  * proxy_route - decide where the request in @t goes (SPEC §1).
  * Returns 0, -ENOENT when the needed route is not configured, -EHOSTUNREACH
- * when every destination of that route is down, -EBADMSG for
+ * when every destination of that route is down, -EAGAIN while the next hop's
+ * name is being resolved, -ENXIO when it does not resolve, -EBADMSG for
  * an unparseable Route or Request-URI, -EADDRNOTAVAIL for a destination we
  * never send to (broadcast, multicast, unspecified).
  */

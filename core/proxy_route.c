@@ -2,22 +2,25 @@
  * §16.12 loose routing) and the address helpers behind "is this us?".
  * Order: pop leading Routes that name one of our listen addresses; a Route
  * left over wins (IP literal -> that address; one of our domains ->
- * routes.local; other hostnames -> routes.outbound: no DNS here); otherwise
+ * routes.local; other hostnames -> routes.outbound, or DNS without it); otherwise
  * the Request-URI: our domain or one of our listen addresses -> routes.local,
  * IP literal -> that address (URI port or 5060), anything else ->
  * routes.outbound. A route with several destinations picks one per Call-ID
  * among those up (dest.h). A needed route that is not configured is -ENOENT,
  * which the forwarder answers with "503 No Route" (another instance may have
  * one; 503 lets a client fail over); one whose destinations are all down is
- * -EHOSTUNREACH (503 with Retry-After). Strict routing (Route without lr) is not done:
+ * -EHOSTUNREACH (503 with Retry-After). A name with no maddr, and a foreign
+ * host when routes.outbound is not set, are resolved per RFC 3263 (dns.h: a
+ * cache read; not resolved yet -EAGAIN, not resolvable -ENXIO). Strict routing (Route without lr) is not done:
  * our own Record-Route always carries lr. Broadcast, multicast and
- * unspecified destinations are refused. No DNS, no syscalls. */
+ * unspecified destinations are refused. No blocking DNS, no syscalls. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 
 #include "dest.h"
+#include "dns.h"
 #include "proxy_priv.h"
 
 /* ---------------------------------------------------------------- addresses */
@@ -189,10 +192,27 @@ struct slice proxy_listen_text(const struct txn *t)
 
 /* ---------------------------------------------------------------- routing */
 
+/* dns_next_hop - a DNS name as next hop (RFC 3263, core/dns_resolver.c): 0,
+ * -EAGAIN (not resolved yet: 503 with Retry-After) or -ENXIO (does not resolve). */
+static int dns_next_hop(struct slice host, uint16_t port, bool has_port, uint64_t key, int family,
+			struct proxy_route *r)
+{
+	switch (dns_lookup(host, port, has_port, key, family, &r->dst, &r->dstlen)) {
+	case DNS_HIT:
+		return proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst) ? -EADDRNOTAVAIL : 0;
+	case DNS_PENDING:
+		return -EAGAIN;
+	case DNS_OFF:
+		return -ENOENT; /* no resolver (unit tests): as if no route */
+	default:
+		return -ENXIO;
+	}
+}
+
 /* One destination of routes.local / routes.outbound: the Call-ID's choice
  * among those up (core/dest_select.c, core/health_probe.c). */
-static int route_configured(const struct cfg *c, struct slice call_id, enum proxy_route_kind kind,
-			    struct proxy_route *r)
+static int route_configured(const struct cfg *c, struct slice call_id, int family,
+			    enum proxy_route_kind kind, struct proxy_route *r)
 {
 	const struct cfg_destset *set =
 	    kind == PROXY_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
@@ -201,25 +221,28 @@ static int route_configured(const struct cfg *c, struct slice call_id, enum prox
 	r->kind = kind;
 	const uint32_t up = health_up_mask(
 	    kind == PROXY_ROUTE_LOCAL ? DEST_ROUTE_LOCAL : DEST_ROUTE_OUTBOUND, set);
-	const int i = set->n == 1 ? (up & 1u ? 0 : DEST_NONE) : dest_pick(set, dest_key(call_id), up);
+	const uint64_t key = dest_key(call_id);
+	const int i = set->n == 1 ? (up & 1u ? 0 : DEST_NONE) : dest_pick(set, key, up);
 	if (i == DEST_NONE)
 		return -EHOSTUNREACH;
 	const struct cfg_dest *d = &set->d[i];
 	r->dest = d;
 	r->transport = d->transport;
+	if (!d->has_addr) /* a name without maddr */
+		return dns_next_hop(slice_from_cstr(d->host), d->port, d->has_port, key, family, r);
 	memcpy(&r->dst, &d->addr.sa, sizeof(r->dst));
 	r->dstlen = d->addr.salen;
 	return 0;
 }
 
 /* Next hop for @u, the remaining top Route (@from_route) or the Request-URI. */
-static int route_to_uri(const struct cfg *c, struct slice call_id, const struct sip_uri *u,
+static int route_to_uri(const struct cfg *c, struct slice call_id, int family, const struct sip_uri *u,
 			bool from_route, struct proxy_route *r)
 {
 	if (u->host_is_ipv4 || u->host_is_ipv6) {
 		/* our own address in the Request-URI is a request for our domain */
 		if (!from_route && proxy_uri_is_ours(c, u))
-			return route_configured(c, call_id, PROXY_ROUTE_LOCAL, r);
+			return route_configured(c, call_id, family, PROXY_ROUTE_LOCAL, r);
 		const uint16_t port = u->has_port ? u->port : PROXY_DEFAULT_PORT;
 		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
 			return -EBADMSG;
@@ -229,8 +252,13 @@ static int route_to_uri(const struct cfg *c, struct slice call_id, const struct 
 		return 0;
 	}
 	if (cfg_is_our_domain(c, u->host.p, u->host.len))
-		return route_configured(c, call_id, PROXY_ROUTE_LOCAL, r);
-	return route_configured(c, call_id, PROXY_ROUTE_OUTBOUND, r);
+		return route_configured(c, call_id, family, PROXY_ROUTE_LOCAL, r);
+	if (c->routes.outbound.n == 0) {
+		/* SPEC §10: no routes.outbound: the host itself, resolved per RFC 3263 */
+		r->kind = PROXY_ROUTE_DIRECT;
+		return dns_next_hop(u->host, u->port, u->has_port, dest_key(call_id), family, r);
+	}
+	return route_configured(c, call_id, family, PROXY_ROUTE_OUTBOUND, r);
 }
 
 int proxy_route(const struct txn *t, struct proxy_route *r)
@@ -238,6 +266,8 @@ int proxy_route(const struct txn *t, struct proxy_route *r)
 	const struct cfg *c = t->cfg;
 	const struct sip_msg *m = &t->msg;
 	memset(r, 0, sizeof(*r));
+	/* we send from the socket that received: a resolved address must be of its family */
+	const int family = c->listen[t->listen_idx < c->n_listen ? t->listen_idx : 0].sa.ss_family;
 	struct sip_uri u;
 	unsigned i = m->first[SIP_HDR_ROUTE];
 	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->call_id, m->hdrs[i].value, &u)) {
@@ -249,10 +279,10 @@ int proxy_route(const struct txn *t, struct proxy_route *r)
 		if (sip_nameaddr_parse(m->hdrs[i].value, &na) < 0 || sip_uri_parse(na.uri, &u) < 0 ||
 		    !sip_uri_is_sip(&u))
 			return -EBADMSG;
-		return route_to_uri(c, m->call_id, &u, true, r);
+		return route_to_uri(c, m->call_id, family, &u, true, r);
 	}
 	const struct slice ruri = t->edits.ruri.p ? t->edits.ruri : m->ruri;
 	if (sip_uri_parse(ruri, &u) < 0 || !sip_uri_is_sip(&u))
 		return -EBADMSG;
-	return route_to_uri(c, m->call_id, &u, false, r);
+	return route_to_uri(c, m->call_id, family, &u, false, r);
 }

@@ -35,9 +35,13 @@ cmake --build build -j"$JOBS"
 step "libFuzzer on the SIP parser for ${FUZZ_SECONDS}s"
 # fuzzer-no-link instruments the libraries too, so libFuzzer is guided by parser coverage.
 CC=clang cmake -S "$SRC" -B build-fuzz -DCMAKE_BUILD_TYPE=Asan -DREFEREE_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse
+cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse fuzz_dns_answer
 mkdir -p build-fuzz/corpus
 cp "$SRC"/../shared/testdata/rfc4475/*.dat "$SRC"/../shared/testdata/rfc5118/*.dat build-fuzz/corpus/ 2>/dev/null || true
 build-fuzz/tests/fuzz_sip_parse -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 build-fuzz/corpus
+
+step "libFuzzer on the DNS answer handling for ${FUZZ_DNS_SECONDS:-20}s"
+mkdir -p build-fuzz/corpus-dns
+build-fuzz/tests/fuzz_dns_answer -max_total_time="${FUZZ_DNS_SECONDS:-20}" -rss_limit_mb=2048 build-fuzz/corpus-dns
 
 step "all tests passed"

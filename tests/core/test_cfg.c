@@ -94,7 +94,8 @@ static const char full_conf[] =
 	"  listen: 127.0.0.1:9090\n"                      /* 44 */
 	"log_level: debug\n"                              /* 45 */
 	"health: {interval: 5, failures: 2, successes: 4}\n" /* 46 */
-	"load_balancers: [192.0.2.200/31]\n";             /* 47 */
+	"load_balancers: [192.0.2.200/31]\n"              /* 47 */
+	"dns: {servers: [127.0.0.1, \"[::1]:5353\"], negative_ttl: 7}\n"; /* 48 */
 /* clang-format on */
 
 /* keys_all_in - every key of @sec (and its subsections) is written in @text. */
@@ -189,6 +190,9 @@ static void test_full_config(void **state)
 	assert_int_equal(c->health.successes, 4);
 	assert_int_equal(c->n_load_balancers, 1);
 	assert_int_equal(c->load_balancers[0].prefix, 31);
+	assert_int_equal(c->dns.n_servers, 2);
+	assert_string_equal(c->dns.servers[1], "[::1]:5353");
+	assert_int_equal(c->dns.negative_ttl, 7);
 	cfg_free(c);
 }
 

@@ -108,6 +108,11 @@ static void test_forms(void **state)
 	assert_null(cfg_dest_explain("SIP:10.0.0.5;transport=TLS", &d));
 	assert_int_equal(d.transport, CFG_TRANSPORT_TLS);
 	assert_int_equal(d.port, 5061);
+	/* a name without maddr: resolved per RFC 3263, no address yet */
+	assert_null(cfg_dest_explain("sip:PBX.example.com", &d));
+	assert_false(d.has_addr);
+	assert_false(d.has_port);
+	assert_string_equal(d.host, "PBX.example.com");
 	assert_non_null(cfg_dest_explain("sips:10.0.0.5;transport=udp", &d));
 	assert_non_null(cfg_dest_explain("sip:alice@10.0.0.5", &d));
 	assert_non_null(cfg_dest_explain("sip:10.0.0.5:0", &d));
@@ -121,7 +126,8 @@ static void test_errors(void **state)
 {
 	(void)state;
 	static const struct bad_case cases[] = {
-		{ "routes:\n  local: sip:pbx.example.com\n", 5, "needs DNS" },
+		{ "routes:\n  local: sip:pbx..example.com\n", 5, "bad host name" },
+		{ "routes:\n  local: sip:-pbx.example.com\n", 5, "bad host name" },
 		{ "routes:\n  local: []\n", 5, "routes.local: must not be empty" },
 		{ "routes:\n  local:\n    - udp://10.0.0.1:5080\n    - udp://10.0.0.1:5080\n", 7,
 		  "listed twice" },
@@ -136,6 +142,10 @@ static void test_errors(void **state)
 		{ "routes:\n  local: [[udp://10.0.0.1:5080]]\n", 5, "expected a destination URL" },
 		{ "health:\n  interval: 3601\n", 5, "out of range 0..3600" },
 		{ "health:\n  failures: 0\n", 5, "out of range 1..100" },
+		{ "dns:\n  servers: [localhost]\n", 5, "is not IP[:port]" },
+		{ "dns:\n  servers: [\"127.0.0.1:0\"]\n", 5, "is not IP[:port]" },
+		{ "dns:\n  servers: [\"::1\"]\n", 5, "need brackets" },
+		{ "dns:\n  servers: []\n", 5, "must not be empty" },
 	};
 	expect_errors(HEAD_ROUTES, cases, sizeof(cases) / sizeof(cases[0]));
 	/* more than CFG_MAX_DESTS */
