@@ -128,8 +128,14 @@ static const char *dns_server_check(char *v)
 		if (inet_pton(AF_INET, buf, &a4) != 1)
 			return strchr(colon ? colon + 1 : "", ':') ? "IPv6 addresses need brackets: [::1]:53" : want;
 	}
-	if (port && !number_check(port, port + strlen(port), 1, 65535))
-		return want;
+	if (port) {
+		unsigned n = 0;
+		const char *q = port;
+		while (*q >= '0' && *q <= '9' && q - port < 6)
+			n = n * 10 + (unsigned)(*q++ - '0');
+		if (q == port || *q || n == 0 || n > 65535)
+			return want;
+	}
 	return NULL;
 }
 

@@ -12,6 +12,7 @@
  * Hot path (workers): dest_key, dest_pick and health_up_mask: no allocation,
  * no lock, no syscall. */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cfg.h"
@@ -19,8 +20,14 @@
 
 #define DEST_NONE (-1)
 
-/* dest_key - the selection key of a request: a hash of its Call-ID. The
- * same on every instance, so instances behind a balancer agree. */
+/* dest_seed - the rendezvous identity of a destination or target from its
+ * text or address bytes: an unkeyed hash, so it is the same on every instance
+ * and before and after the secret is known (cfg_load runs before it). */
+uint64_t dest_seed(const void *p, size_t n);
+
+/* dest_key - the selection key of a request: a hash of its Call-ID (keyed
+ * from the shared secret: the same on every instance, so instances behind a
+ * balancer agree, and not steerable by a crafted Call-ID). */
 uint64_t dest_key(struct slice call_id);
 
 /**

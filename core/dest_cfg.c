@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dest.h"
 #include "slice.h"
 
 #define DEST_WEIGHT_MAX 1000
@@ -187,7 +188,7 @@ const char *cfg_dest_explain(const char *s, struct cfg_dest *out)
 		memset(out, 0, sizeof(*out));
 		return why;
 	}
-	out->seed = slice_hash(slice_make(out->uri, len)) * 0x9e3779b97f4a7c15ull;
+	out->seed = dest_seed(out->uri, len);
 	return NULL;
 }
 

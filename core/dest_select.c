@@ -34,6 +34,16 @@ static inline double ln_unit(double u)
 	return (double)e * 0.69314718055994530942 + ln_m;
 }
 
+uint64_t dest_seed(const void *p, size_t n)
+{
+	/* FNV-1a, then mixed */
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return mix64(h);
+}
+
 uint64_t dest_key(struct slice call_id)
 {
 	return mix64(slice_hash(call_id));

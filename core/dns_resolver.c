@@ -307,7 +307,7 @@ static void target_add(struct dns_job *j, const struct dns_rr *rr, uint16_t port
 	t->priority = prio;
 	t->weight = weight;
 	t->transport = CFG_TRANSPORT_UDP;
-	t->seed = slice_hash(slice_make((const char *)&t->sa, t->salen)) * 0x9e3779b97f4a7c15ull;
+	t->seed = dest_seed(&t->sa, t->salen);
 	j->acc.n++;
 }
 
