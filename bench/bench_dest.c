@@ -20,6 +20,7 @@
 #include "cfg.h"
 #include "dest.h"
 #include "dns.h"
+#include "../tests/dns_fake.h"
 
 static double now_ns(void)
 {
@@ -43,34 +44,6 @@ static double run(const struct cfg_destset *set, long iters)
 		sink = dest_pick(set, dest_key(slice_make(callids[k], callid_len[k])), up);
 	}
 	return (now_ns() - t0) / (double)iters;
-}
-
-/* a DNS server for one name: A 127.0.0.1 (TTL 3600) to A queries, nothing to others */
-static int dns_fd;
-static void *dns_serve(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		uint8_t q[512], r[600];
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(dns_fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-		if (n < 17)
-			continue;
-		const uint16_t qtype = (uint16_t)(q[n - 4] << 8 | q[n - 3]);
-		memcpy(r, q, (size_t)n);
-		r[2] = 0x81;
-		r[3] = 0x80;
-		r[7] = qtype == DNS_T_A ? 1 : 0;
-		size_t m = (size_t)n;
-		if (qtype == DNS_T_A) {
-			static const uint8_t rr[] = { 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 127, 0, 0, 1 };
-			memcpy(r + m, rr, sizeof(rr));
-			m += sizeof(rr);
-		}
-		sendto(dns_fd, r, m, 0, (struct sockaddr *)&from, fl);
-	}
-	return NULL;
 }
 
 static double run_dns(long iters)
@@ -126,21 +99,18 @@ int main(int argc, char **argv)
 		}
 	}
 	/* the DNS cache read */
-	dns_fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	pthread_t th;
-	if (dns_fd < 0 || bind(dns_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(dns_fd, (struct sockaddr *)&a, &al) < 0 ||
-	    pthread_create(&th, NULL, dns_serve, NULL) != 0)
+	static struct dns_fake fake;
+	static const uint8_t ip[4] = { 127, 0, 0, 1 };
+	if (dns_fake_start(&fake, ip, 3600) < 0)
 		return 1;
 	static struct cfg c;
 	c.dns.n_servers = 1;
-	snprintf(c.dns.servers[0], sizeof(c.dns.servers[0]), "127.0.0.1:%u", ntohs(a.sin_port));
+	snprintf(c.dns.servers[0], sizeof(c.dns.servers[0]), "127.0.0.1:%u", fake.port);
 	c.dns.negative_ttl = 30;
 	if (dns_start(&c) < 0)
 		return 1;
 	printf("dns_lookup of a cached name (key hash included): %.1f ns/request\n", run_dns(iters));
 	dns_stop();
+	dns_fake_stop(&fake);
 	return 0;
 }

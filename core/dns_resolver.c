@@ -42,6 +42,37 @@
 #include "metrics.h"
 #include "proxy_priv.h"
 
+/* liburcu is not instrumented for TSan: under TSan the table annotates
+ * publication (release on an entry before it is linked, acquire in the match)
+ * and grace periods (release after a lookup's reads, acquire before a free),
+ * the orderings rcu_assign_pointer / rcu_dereference / call_rcu give. */
+#if defined(__SANITIZE_THREAD__)
+#define DNS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DNS_TSAN 1
+#endif
+#endif
+#ifdef DNS_TSAN
+#include <sanitizer/tsan_interface.h>
+#define DNS_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define DNS_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#define DNS_TSAN_RELEASE(p) ((void)0)
+#define DNS_TSAN_ACQUIRE(p) ((void)0)
+#endif
+#ifdef DNS_TSAN
+static char dns_tsan_gp; /* "a grace period separates the reads from the free" */
+/* liburcu's own call_rcu / rcu_barrier hand-offs are invisible to TSan: only
+ * calls made by those libraries are silenced (as store_tables.c does, weak, so
+ * one definition wins when both are linked). */
+const char *__tsan_default_suppressions(void);
+__attribute__((weak)) const char *__tsan_default_suppressions(void)
+{
+	return "called_from_lib:liburcu-cds.so.8\ncalled_from_lib:liburcu.so.8\n";
+}
+#endif
+
 #define DNS_KEY_MAX (DNS_NAME_MAX + 8)
 #define DNS_QUEUE_MAX 256
 #define DNS_JOBS_MAX 256
@@ -151,6 +182,7 @@ static size_t key_make(struct slice host, uint16_t port, bool has_port, char out
 
 static int key_match(struct cds_lfht_node *node, const void *key)
 {
+	DNS_TSAN_ACQUIRE(node); /* pairs with the release before the entry was linked */
 	const struct dns_entry *e = caa_container_of(node, struct dns_entry, node);
 	return strcmp(e->key, key) == 0;
 }
@@ -204,15 +236,19 @@ enum dns_lookup_rc dns_lookup(struct slice host, uint16_t port, bool has_port, u
 	if (expired && e->state != ENTRY_PENDING &&
 	    !atomic_exchange_explicit(&e->refresh_asked, true, memory_order_relaxed))
 		queue_push(host, port, has_port);
-	if (e->state == ENTRY_PENDING)
-		return DNS_PENDING;
-	if (e->state == ENTRY_FAILED)
-		return expired ? DNS_PENDING : DNS_FAILED;
+	const enum entry_state state = e->state;
+	if (state != ENTRY_OK) {
+		DNS_TSAN_RELEASE(&dns_tsan_gp);
+		return state == ENTRY_PENDING || expired ? DNS_PENDING : DNS_FAILED;
+	}
 	const int i = dns_pick(&e->targets, key, family);
-	if (i < 0)
+	if (i < 0) {
+		DNS_TSAN_RELEASE(&dns_tsan_gp);
 		return DNS_FAILED; /* resolves, but not in the family we send from */
+	}
 	memcpy(out, &e->targets.t[i].sa, e->targets.t[i].salen);
 	*outlen = e->targets.t[i].salen;
+	DNS_TSAN_RELEASE(&dns_tsan_gp); /* our reads of the entry come before its free */
 	return DNS_HIT;
 }
 
@@ -220,6 +256,7 @@ enum dns_lookup_rc dns_lookup(struct slice host, uint16_t port, bool has_port, u
 
 static void entry_free_rcu(struct rcu_head *h)
 {
+	DNS_TSAN_ACQUIRE(&dns_tsan_gp);
 	free(caa_container_of(h, struct dns_entry, rcu));
 }
 
@@ -247,9 +284,11 @@ static void entry_put(const char *key, enum entry_state state, enum dns_error er
 	if (ts)
 		e->targets = *ts;
 	cds_lfht_node_init(&e->node);
+	DNS_TSAN_RELEASE(&e->node); /* the entry is complete before readers can find it */
 	rcu_read_lock();
 	struct cds_lfht_node *old = cds_lfht_add_replace(dr.table, key_hash(e->key), key_match, e->key, &e->node);
 	rcu_read_unlock();
+	DNS_TSAN_RELEASE(&dns_tsan_gp); /* the matches above read entries call_rcu may free */
 	if (old)
 		call_rcu(&caa_container_of(old, struct dns_entry, node)->rcu, entry_free_rcu);
 }
@@ -483,7 +522,9 @@ static void job_start(const struct dns_query_req *r)
 	j->port = r->port;
 	j->has_port = r->has_port;
 	j->ttl = UINT32_MAX;
-	if (!entry_find(key))
+	const bool known = entry_find(key) != NULL;
+	DNS_TSAN_RELEASE(&dns_tsan_gp);
+	if (!known)
 		entry_put(key, ENTRY_PENDING, DNS_OK, DNS_PENDING_TTL, NULL);
 	j->outstanding = 1; /* held while the first queries are issued */
 	if (r->has_port) {
@@ -514,7 +555,9 @@ static void routes_refresh(void)
 			continue;
 		const struct dns_entry *e = entry_find(key);
 		/* re-resolved as the TTL runs out (a pending placeholder waits for its job) */
-		if (!e || (e->state != ENTRY_PENDING && now >= e->expires_ns))
+		const bool due = !e || (e->state != ENTRY_PENDING && now >= e->expires_ns);
+		DNS_TSAN_RELEASE(&dns_tsan_gp);
+		if (due)
 			job_start(&dr.routes[i]);
 	}
 }
