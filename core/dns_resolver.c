@@ -17,7 +17,9 @@
  * other names (foreign Request-URI hosts) when a worker misses: the worker
  * queues the name (bounded queue, eventfd wakeup: misses only) and answers
  * 503 with Retry-After. An entry past its TTL is still used while its
- * refresh runs (one refresh per name). Every failure is counted in
+ * refresh runs (one refresh per name); entries expired for a minute are
+ * dropped and at most DNS_CACHE_MAX names are held (a flood of made-up names
+ * gets 503s, not memory). Every failure is counted in
  * referee_dns_errors_total{reason} and logged (rate-limited). */
 #include <ares.h>
 #include <arpa/inet.h>
@@ -78,6 +80,9 @@ __attribute__((weak)) const char *__tsan_default_suppressions(void)
 #define DNS_JOBS_MAX 256
 #define DNS_MIN_TTL 1
 #define DNS_PENDING_TTL 10 /* a placeholder lives at most this long */
+#define DNS_CACHE_MAX 4096 /* names cached at once: request-driven names past it are not resolved */
+#define DNS_SWEEP_NS 5000000000ull /* how often entries long expired are dropped */
+#define DNS_KEEP_EXPIRED_NS 60000000000ull /* an expired entry stays (serving stale) this long */
 
 enum entry_state { ENTRY_PENDING = 0, ENTRY_OK, ENTRY_FAILED };
 
@@ -138,6 +143,8 @@ static struct {
 	unsigned m_errors; /* referee_dns_errors_total{reason} */
 	unsigned m_queries;
 	bool have_metrics;
+	unsigned n_entries; /* resolver thread only */
+	uint64_t last_sweep_ns;
 } dr = { .wake_fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static uint64_t now_ns(void)
@@ -268,6 +275,8 @@ static struct dns_entry *entry_find(const char *key)
 	return node ? caa_container_of(node, struct dns_entry, node) : NULL;
 }
 
+static struct dns_job *job_running(const char *key);
+
 /* entry_put - publish a new entry for @key (replacing any) */
 static void entry_put(const char *key, enum entry_state state, enum dns_error error, uint32_t ttl,
 		      const struct dns_targets *ts)
@@ -291,6 +300,41 @@ static void entry_put(const char *key, enum entry_state state, enum dns_error er
 	DNS_TSAN_RELEASE(&dns_tsan_gp); /* the matches above read entries call_rcu may free */
 	if (old)
 		call_rcu(&caa_container_of(old, struct dns_entry, node)->rcu, entry_free_rcu);
+	else
+		dr.n_entries++;
+}
+
+/* is_route_name - @key is one of the route names kept fresh */
+static bool is_route_name(const char *key)
+{
+	for (unsigned i = 0; i < dr.n_routes; i++) {
+		char k[DNS_KEY_MAX];
+		if (key_make(slice_from_cstr(dr.routes[i].name), dr.routes[i].port, dr.routes[i].has_port, k) &&
+		    strcmp(k, key) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* cache_sweep - drop entries expired for a while (a flood of names must not
+ * grow the table forever); route names are refreshed, never dropped */
+static void cache_sweep(uint64_t now)
+{
+	if (now - dr.last_sweep_ns < DNS_SWEEP_NS)
+		return;
+	dr.last_sweep_ns = now;
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+	cds_lfht_for_each(dr.table, &it, node) {
+		struct dns_entry *e = caa_container_of(node, struct dns_entry, node);
+		if (now < e->expires_ns + DNS_KEEP_EXPIRED_NS || is_route_name(e->key) || job_running(e->key))
+			continue;
+		if (cds_lfht_del(dr.table, node) == 0) {
+			call_rcu(&e->rcu, entry_free_rcu);
+			dr.n_entries--;
+		}
+	}
+	DNS_TSAN_RELEASE(&dns_tsan_gp);
 }
 
 /* ---------------------------------------------------------------- jobs */
@@ -524,6 +568,11 @@ static void job_start(const struct dns_query_req *r)
 	j->ttl = UINT32_MAX;
 	const bool known = entry_find(key) != NULL;
 	DNS_TSAN_RELEASE(&dns_tsan_gp);
+	if (!known && dr.n_entries >= DNS_CACHE_MAX && !is_route_name(key)) {
+		j->used = false;
+		count_error(DNS_E_OVERFLOW, key); /* full: a name flood; requests keep getting 503 */
+		return;
+	}
 	if (!known)
 		entry_put(key, ENTRY_PENDING, DNS_OK, DNS_PENDING_TTL, NULL);
 	j->outstanding = 1; /* held while the first queries are issued */
@@ -584,6 +633,7 @@ static void *resolver_main(void *arg)
 		rcu_read_lock();
 		queue_drain();
 		routes_refresh();
+		cache_sweep(now_ns());
 		rcu_read_unlock();
 		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
 		const unsigned bits = (unsigned)ares_getsock(dr.channel, socks, ARES_GETSOCK_MAXNUM);

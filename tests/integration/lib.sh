@@ -84,6 +84,11 @@ it_free_udp_port() {
 	python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# it_free_tcp_port: the same for a TCP port (metrics.listen, servers that bind both).
+it_free_tcp_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 it_udp_port_bound() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 
 # it_wait_udp_port PORT SECONDS [PID]: wait until PORT is bound; gives up early when PID died.

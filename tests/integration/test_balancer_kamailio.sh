@@ -32,8 +32,8 @@ LB_PORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SO
 UAS=$(it_free_udp_port)
 P1=$(it_free_udp_port)
 P2=$(it_free_udp_port)
-M1=$(it_free_udp_port)
-M2=$(it_free_udp_port)
+M1=$(it_free_tcp_port)
+M2=$(it_free_tcp_port)
 
 # metric PORT SERIES: the value of SERIES (exact text before the value) at that instance
 metric() {

@@ -20,9 +20,17 @@ CALLS=${CALLS:-200}
 TTL=2
 it_need sipp nsd nsd-control python3 timeout curl
 W=$IT_WORK
-NSD_PORT=$(it_free_udp_port)
+# NSD binds UDP and TCP on its port: one free for both
+NSD_PORT=$(python3 -c 'import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass')
 PORT=$(it_free_udp_port)
-M_PORT=$(it_free_udp_port)
+M_PORT=$(it_free_tcp_port)
 PBX1=$(it_free_udp_port)
 PBX2=$(it_free_udp_port)
 PBX3=$(it_free_udp_port)

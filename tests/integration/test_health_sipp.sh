@@ -23,7 +23,7 @@ it_need sipp python3 ss timeout curl
 PORT=$(it_free_udp_port)
 A_PORT=$(it_free_udp_port)
 B_PORT=$(it_free_udp_port)
-M_PORT=$(it_free_udp_port)
+M_PORT=$(it_free_tcp_port)
 SINK_XML=$IT_SIPP_DIR/uas_probed.xml
 SINK_SECS=300
 

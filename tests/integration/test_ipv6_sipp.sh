@@ -18,7 +18,15 @@ python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bin
 PORT=$(free6)
 A=$(free6)
 B=$(free6)
-NSD_PORT=$(it_free_udp_port)
+# NSD binds UDP and TCP on its port: one free for both
+NSD_PORT=$(python3 -c 'import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass')
 
 # ---- NSD: pbx6.example.test has only an AAAA record ---------------------------------------
 mkdir -p "$W/nsd"
