@@ -193,6 +193,6 @@ fi
 grep -q 'reason=nxdomain name=nohost.example.test' "$W/referee.err" && it_check "NXDOMAIN logged" ||
 	it_fail "NXDOMAIN logged" "no 'reason=nxdomain' line in referee.err"
 
-referee_stop_check 5
+referee_stop_check 10
 it_kill "$NSD_PID"
 it_finish

@@ -200,5 +200,5 @@ else
 	it_fail all_down_503_retry_after "got: $reply"
 fi
 
-referee_stop_check 5
+referee_stop_check 10
 it_finish

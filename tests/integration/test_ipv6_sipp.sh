@@ -155,6 +155,6 @@ else
 	grep -m 2 'phone.example.net' "$W/all.txt"
 fi
 
-referee_stop_check 5
+referee_stop_check 10
 it_kill "$NSD_PID"
 it_finish
