@@ -80,17 +80,42 @@ static bool digits_parse(const char *s, unsigned max, unsigned *out)
 	return true;
 }
 
+const char *cfg_transport_name(enum cfg_transport t)
+{
+	static const char *const names[CFG_TRANSPORT_COUNT] = { "udp", "tcp", "tls" };
+	return (unsigned)t < CFG_TRANSPORT_COUNT ? names[t] : "udp";
+}
+
+bool cfg_has_transport(const struct cfg *c, enum cfg_transport t)
+{
+	for (unsigned i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++)
+		if (c->listen[i].transport == t)
+			return true;
+	return false;
+}
+
+const char *cfg_url_explain(const char *s, struct cfg_addr *out)
+{
+	for (unsigned t = 0; t < CFG_TRANSPORT_COUNT; t++) {
+		const char *name = cfg_transport_name((enum cfg_transport)t);
+		if (strncasecmp(s, name, 3) == 0 && strncmp(s + 3, "://", 3) == 0) {
+			const char *why = cfg_addr_explain(s + 6, false, out);
+			out->transport = (enum cfg_transport)t;
+			return why;
+		}
+	}
+	memset(out, 0, sizeof(*out));
+	return "must start with udp://, tcp:// or tls://";
+}
+
 const char *cfg_addr_explain(const char *s, bool with_scheme, struct cfg_addr *out)
 {
+	if (with_scheme)
+		return cfg_url_explain(s, out);
 	memset(out, 0, sizeof(*out));
 	const char *p = s;
-	if (with_scheme) {
-		if (strncasecmp(p, "udp://", 6) != 0)
-			return "must start with udp:// (only UDP is supported)";
-		p += 6;
-	} else if (strstr(p, "://")) {
+	if (strstr(p, "://"))
 		return "takes no scheme: write IP:port";
-	}
 	size_t len = strlen(p);
 	if (len == 0)
 		return "has no host";
@@ -394,7 +419,7 @@ static int addr_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 {
 	bool scheme = k->flags & CFG_F_SCHEME;
 	const char *v = NULL;
-	int rc = scalar_get(x, n, name, scheme ? "udp://IP:PORT" : "IP:PORT", &v);
+	int rc = scalar_get(x, n, name, scheme ? "udp://IP:PORT (or tcp://, tls://)" : "IP:PORT", &v);
 	if (rc < 0)
 		return rc;
 	const char *why = cfg_addr_explain(v, scheme, dst);
@@ -432,10 +457,11 @@ static int item_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 					"%s: '%s' is a wildcard address; give the address peers reach "
 					"referee on (it is written into Via and Record-Route)",
 					name, arr[i].text);
+		/* udp:// and tcp:// on one address and port is the usual pair */
 		for (unsigned j = 0; (k->flags & CFG_F_UNIQUE) && j < i; j++)
-			if (strcmp(arr[j].text, arr[i].text) == 0)
-				return cfg_fail(x, node_line(n), "%s: '%s' is listed twice", name,
-						arr[i].text);
+			if (strcmp(arr[j].text, arr[i].text) == 0 && arr[j].transport == arr[i].transport)
+				return cfg_fail(x, node_line(n), "%s: '%s://%s' is listed twice", name,
+						cfg_transport_name(arr[i].transport), arr[i].text);
 		return 0;
 	}
 	case CFG_K_CIDRLIST: {

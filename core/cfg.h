@@ -19,13 +19,18 @@
 #define CFG_MAX_RULES 256
 #define CFG_MAX_RULE_ITEMS 32
 #define CFG_NAME_MAX 256
+#define CFG_MAX_TRUSTED_NAMES 64
+
+/* Transport of a listen address or next hop (SPEC §9: udp://, tcp://, tls://). */
+enum cfg_transport { CFG_TRANSPORT_UDP = 0, CFG_TRANSPORT_TCP, CFG_TRANSPORT_TLS, CFG_TRANSPORT_COUNT };
 #define CFG_MAX_DNS_SERVERS 4
 #define CFG_MAX_DESTS 16 /* destinations per route (a 32-bit up mask holds them) */
 
 struct cfg_addr {
 	struct sockaddr_storage sa;
 	socklen_t salen;
-	char text[80]; /* "host:port" as written in the file (after udp://) */
+	char text[80]; /* "host:port" as written in the file (after the scheme) */
+	enum cfg_transport transport; /* from the scheme; UDP when written without one */
 };
 
 struct cfg_cidr {
@@ -34,9 +39,6 @@ struct cfg_cidr {
 	uint8_t prefix;
 };
 
-/* Transport of a next hop (SPEC §10): udp:// and sip: default to UDP,
- * sips: and ;transport=tls to TLS. */
-enum cfg_transport { CFG_TRANSPORT_UDP = 0, CFG_TRANSPORT_TCP, CFG_TRANSPORT_TLS };
 
 /* One destination of a route (SPEC §10): udp://IP:port, or
  * sip:HOST[:PORT][;transport=udp|tcp|tls][;maddr=IP] / sips:HOST[:PORT]. */
@@ -73,6 +75,7 @@ enum cfg_algo { CFG_ALGO_SHA256 = 0, CFG_ALGO_MD5 = 1 };
 enum cfg_store_backend { CFG_STORE_FILE = 0, CFG_STORE_REDIS = 1 };
 enum cfg_transfer_identity { CFG_TRANSFER_GRANT = 0, CFG_TRANSFER_SIPX = 1 };
 enum cfg_log_level { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+enum cfg_tls_verify { CFG_TLS_VERIFY_NONE = 0, CFG_TLS_VERIFY_OPTIONAL, CFG_TLS_VERIFY_REQUIRE };
 
 struct cfg_rule {
 	unsigned line; /* line in the config file, for error messages */
@@ -186,6 +189,23 @@ struct cfg {
 	} metrics;
 
 	enum cfg_log_level log_level; /* key "log_level", default info */
+
+	struct {
+		char certificate[4096];             /* PEM chain; required with a tls:// listen */
+		char private_key[4096];             /* PEM; mode 0600 like the secret */
+		char ca_file[4096];                 /* CAs that verify peers; "" = none */
+		enum cfg_tls_verify verify_client;  /* default none */
+		unsigned n_trusted_names;
+		char trusted_names[CFG_MAX_TRUSTED_NAMES][CFG_NAME_MAX]; /* lowercased SAN DNS names */
+	} tls;
+
+	struct {
+		unsigned max_connections; /* default 16384 */
+		unsigned max_per_source;  /* default 64 */
+		unsigned idle_timeout;    /* seconds, default 600 */
+		unsigned read_timeout;    /* seconds for a started message, default 10 */
+		unsigned max_message;     /* bytes, default 65535 */
+	} tcp;
 };
 
 /**
@@ -246,7 +266,8 @@ bool cfg_is_trusted(const struct cfg *c, const struct sockaddr *sa);
 bool cfg_cidr_match(const struct cfg_cidr *cidr, const struct sockaddr *sa);
 /* cfg_cidr_parse - "10.0.0.0/8", "::1", "192.0.2.1" (host prefix). 0 or -EINVAL. */
 int cfg_cidr_parse(const char *s, struct cfg_cidr *out);
-/* cfg_addr_parse - "udp://host:port" (@with_scheme) or "host:port"; IP literals only. */
+/* cfg_addr_parse - "udp://host:port", "tcp://...", "tls://..." (@with_scheme)
+ * or "host:port"; IP literals only. */
 int cfg_addr_parse(const char *s, bool with_scheme, struct cfg_addr *out);
 /* cfg_dest_explain - parse destination URL @s (SPEC §10) into @out (weight 1);
  * NULL on success, else a short reason (core/dest_cfg.c). */
@@ -254,3 +275,13 @@ const char *cfg_dest_explain(const char *s, struct cfg_dest *out);
 /* cfg_destset_add - append destination URL @s with @weight to @set and
  * refresh the set's id. 0, -EINVAL (bad URL or weight) or -ENOSPC (full). */
 int cfg_destset_add(struct cfg_destset *set, const char *s, unsigned weight);
+/**
+ * cfg_url_explain - the one parser of listen/next-hop URLs: "udp://IP:port",
+ * "tcp://IP:port" or "tls://IP:port" (scheme in any case) into @out
+ * (out->transport set). Returns NULL, or a short reason for an error message.
+ */
+const char *cfg_url_explain(const char *s, struct cfg_addr *out);
+/* cfg_transport_name - "udp", "tcp", "tls" (lowercase, URL scheme). */
+const char *cfg_transport_name(enum cfg_transport t);
+/* cfg_has_transport - some listen address uses @t. */
+bool cfg_has_transport(const struct cfg *c, enum cfg_transport t);

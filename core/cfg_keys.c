@@ -10,12 +10,16 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "tls_ctx.h"
 
 /* ENUM and ENUMLIST fields are written through int pointers. */
 static_assert(sizeof(enum cfg_algo) == sizeof(int), "enum cfg_algo is int-sized");
 static_assert(sizeof(enum cfg_store_backend) == sizeof(int), "enum is int-sized");
 static_assert(sizeof(enum cfg_transfer_identity) == sizeof(int), "enum is int-sized");
 static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enum is int-sized");
+static_assert(sizeof(enum cfg_tls_verify) == sizeof(int), "enum is int-sized");
 
 #define OFF(f) offsetof(struct cfg, f)
 #define SIZE(f) sizeof(((struct cfg *)0)->f)
@@ -86,6 +90,7 @@ static const char *const algo_names[] = { "SHA-256", "MD5", NULL };
 static const char *const backend_names[] = { "file", "redis", NULL };
 static const char *const identity_names[] = { "grant", "sipx", NULL };
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const verify_names[] = { "none", "optional", "require", NULL };
 
 static const struct cfg_key threads_keys[] = {
 	{ .name = "receivers", .kind = CFG_K_UINT, .off = OFF(threads.receivers), .min = 1,
@@ -220,6 +225,41 @@ static const struct cfg_key metrics_keys[] = {
 };
 static const struct cfg_section metrics_section = { "metrics", KEYS(metrics_keys) };
 
+static const struct cfg_key tls_keys[] = {
+	{ .name = "certificate", .kind = CFG_K_PATH, .off = OFF(tls.certificate),
+	  .size = SIZE(tls.certificate), .doc_default = "required with `tls://`",
+	  .doc = "PEM certificate chain presented to peers, relative to the config's folder" },
+	{ .name = "private_key", .kind = CFG_K_PATH, .off = OFF(tls.private_key),
+	  .size = SIZE(tls.private_key), .doc_default = "required with `tls://`",
+	  .doc = "PEM private key of the certificate, mode 0600 (refused when group/others may read it)" },
+	{ .name = "ca_file", .kind = CFG_K_PATH, .off = OFF(tls.ca_file), .size = SIZE(tls.ca_file),
+	  .doc_default = "system CAs for next hops",
+	  .doc = "PEM CAs that verify peer certificates (clients, and next hops)" },
+	{ .name = "verify_client", .kind = CFG_K_ENUM, .off = OFF(tls.verify_client),
+	  .def = CFG_TLS_VERIFY_NONE, .names = verify_names,
+	  .doc = "client certificates: not asked, checked when sent, or required (needs `tls.ca_file`)" },
+	{ .name = "trusted_names", .kind = CFG_K_STRLIST, .off = OFF(tls.trusted_names),
+	  .size = SIZE(tls.trusted_names[0]), .aux_off = OFF(tls.n_trusted_names), .min = 0,
+	  .max = CFG_MAX_TRUSTED_NAMES, .flags = CFG_F_LOWER | CFG_F_UNIQUE, .check = domain_check,
+	  .doc_default = "`[]`",
+	  .doc = "a client whose verified certificate has one of these subjectAltName DNS names is trusted (like `trusted`)" },
+};
+static const struct cfg_section tls_section = { "tls", KEYS(tls_keys) };
+
+static const struct cfg_key tcp_keys[] = {
+	{ .name = "max_connections", .kind = CFG_K_UINT, .off = OFF(tcp.max_connections), .min = 1,
+	  .max = 1048576, .def = 16384, .doc = "open TCP and TLS connections at most (more are refused, counted)" },
+	{ .name = "max_per_source", .kind = CFG_K_UINT, .off = OFF(tcp.max_per_source), .min = 1,
+	  .max = 1048576, .def = 64, .doc = "open connections from one IP address at most (more are refused, counted)" },
+	{ .name = "idle_timeout", .kind = CFG_K_UINT, .off = OFF(tcp.idle_timeout), .min = 1,
+	  .max = 86400, .def = 600, .doc = "seconds without any byte after which a connection is closed" },
+	{ .name = "read_timeout", .kind = CFG_K_UINT, .off = OFF(tcp.read_timeout), .min = 1,
+	  .max = 3600, .def = 10, .doc = "seconds a started message (or TLS handshake) may take to complete (slow senders are cut off)" },
+	{ .name = "max_message", .kind = CFG_K_UINT, .off = OFF(tcp.max_message), .min = 512,
+	  .max = 65535, .def = 65535, .doc = "bytes of a message (headers and body) on a stream; larger closes the connection, counted" },
+};
+static const struct cfg_section tcp_section = { "tcp", KEYS(tcp_keys) };
+
 static const struct cfg_key rule_keys[] = {
 	{ .name = "hosts", .kind = CFG_K_STRLIST, .off = ROFF(hosts), .size = RSIZE(hosts[0]),
 	  .aux_off = ROFF(n_hosts), .min = 1, .max = CFG_MAX_RULE_ITEMS, .flags = CFG_F_REQUIRED,
@@ -237,7 +277,8 @@ static const struct cfg_section rule_section = { "rules[]", KEYS(rule_keys) };
 static const struct cfg_key root_keys[] = {
 	{ .name = "listen", .kind = CFG_K_ADDRLIST, .off = OFF(listen), .aux_off = OFF(n_listen),
 	  .min = 1, .max = CFG_MAX_LISTEN, .flags = CFG_F_REQUIRED | CFG_F_SCHEME | CFG_F_UNIQUE,
-	  .doc = "UDP addresses to receive SIP on; `advertise` is written in Via and Record-Route instead (SPEC §11)" },
+	  .doc_type = "list of `udp://IP:port`, `tcp://IP:port`, `tls://IP:port` or `{url: URL, advertise: HOST[:PORT]}` (1..8)",
+	  .doc = "addresses to receive SIP on, in any mix of transports (SPEC §9); `advertise` is written in Via and Record-Route instead (SPEC §11)" },
 	{ .name = "domains", .kind = CFG_K_STRLIST, .off = OFF(domains), .size = SIZE(domains[0]),
 	  .aux_off = OFF(n_domains), .min = 1, .max = CFG_MAX_DOMAINS,
 	  .flags = CFG_F_REQUIRED | CFG_F_LOWER | CFG_F_UNIQUE, .check = domain_check,
@@ -265,15 +306,85 @@ static const struct cfg_key root_keys[] = {
 	{ .name = "metrics", .kind = CFG_K_SECTION, .sub = &metrics_section, .doc = "metrics" },
 	{ .name = "log_level", .kind = CFG_K_ENUM, .off = OFF(log_level), .def = CFG_LOG_INFO,
 	  .names = level_names, .doc = "least severe level logged" },
+	{ .name = "tls", .kind = CFG_K_SECTION, .sub = &tls_section, .doc = "TLS" },
+	{ .name = "tcp", .kind = CFG_K_SECTION, .sub = &tcp_section, .doc = "stream limits" },
 };
 const struct cfg_section cfg_root_section = { "", KEYS(root_keys) };
 /* clang-format on */
 
 /* ------------------------------------------------------ cross-key rules */
 
+/* line of @key, else of its section, else of the document */
+static unsigned key_line(const struct cfg_ctx *x, const char *key, const char *section)
+{
+	unsigned line = cfg_seen_line(x, key);
+	if (!line && section)
+		line = cfg_seen_line(x, section);
+	return line ? line : x->root_line;
+}
+
+/* stream_finish - SPEC §9: what tls:// listen addresses and TLS next hops need. */
+static int stream_finish(struct cfg_ctx *x)
+{
+	struct cfg *c = x->c;
+	const struct cfg_destset *routes[2] = { &c->routes.local, &c->routes.outbound };
+	static const char *const route_keys[2] = { "routes.local", "routes.outbound" };
+	for (unsigned i = 0; i < 2; i++)
+		for (unsigned j = 0; j < routes[i]->n; j++) {
+			const struct cfg_dest *d = &routes[i]->d[j];
+			struct in6_addr a6;
+			struct in_addr a4;
+			/* a TLS destination is verified against its host name (RFC 5922):
+			 * tls://IP:port or sips:IP gives none (sips:NAME;maddr=IP does) */
+			if (d->transport == CFG_TRANSPORT_TLS &&
+			    (inet_pton(AF_INET, d->host, &a4) == 1 || inet_pton(AF_INET6, d->host, &a6) == 1))
+				return cfg_fail(x, key_line(x, route_keys[i], "routes"),
+						"%s: a TLS next hop needs a host name to verify, which %s "
+						"does not give; use udp://, tcp:// or sips:NAME;maddr=IP",
+						route_keys[i], d->uri);
+		}
+	const bool tls_listen = cfg_has_transport(c, CFG_TRANSPORT_TLS);
+	if (tls_listen && (!c->tls.certificate[0] || !c->tls.private_key[0]))
+		return cfg_fail(x, key_line(x, "tls", "listen"),
+				"a tls:// listen address needs tls.certificate and tls.private_key");
+	if (!!c->tls.certificate[0] != !!c->tls.private_key[0])
+		return cfg_fail(x, key_line(x, "tls", NULL),
+				"tls.certificate and tls.private_key go together");
+	if (c->tls.verify_client != CFG_TLS_VERIFY_NONE && !c->tls.ca_file[0])
+		return cfg_fail(x, key_line(x, "tls.verify_client", "tls"),
+				"tls.verify_client %s needs tls.ca_file (the CAs that sign client certificates)",
+				c->tls.verify_client == CFG_TLS_VERIFY_REQUIRE ? "require" : "optional");
+	if (c->tls.n_trusted_names > 0 && c->tls.verify_client == CFG_TLS_VERIFY_NONE)
+		return cfg_fail(x, key_line(x, "tls.trusted_names", "tls"),
+				"tls.trusted_names needs tls.verify_client optional or require "
+				"(names come from verified client certificates)");
+	if (c->tcp.max_per_source > c->tcp.max_connections)
+		return cfg_fail(x, key_line(x, "tcp.max_per_source", "tcp"),
+				"tcp.max_per_source (%u) is larger than tcp.max_connections (%u)",
+				c->tcp.max_per_source, c->tcp.max_connections);
+	if (c->tls.private_key[0]) {
+		struct stat st;
+		if (stat(c->tls.private_key, &st) == 0 && (st.st_mode & 077))
+			return cfg_fail(x, key_line(x, "tls.private_key", "tls"),
+					"tls.private_key: %s is accessible by group or others (mode %04o); "
+					"run chmod 600 on it",
+					c->tls.private_key, (unsigned)(st.st_mode & 07777));
+	}
+	if (c->tls.certificate[0] || c->tls.ca_file[0]) {
+		char why[256];
+		const char *key = NULL;
+		if (tls_files_check(c, &key, why, sizeof(why)) < 0)
+			return cfg_fail(x, key_line(x, key, "tls"), "%s: %s", key, why);
+	}
+	return 0;
+}
+
 int cfg_finish(struct cfg_ctx *x)
 {
 	struct cfg *c = x->c;
+	int rc = stream_finish(x);
+	if (rc < 0)
+		return rc;
 	if (!c->realm[0])
 		memcpy(c->realm, c->domains[0], sizeof(c->realm));
 	if (c->auth.n_algorithms == 0) {
@@ -310,6 +421,10 @@ static void words_write(FILE *out, const char *const *names, const char *sep)
 
 static void doc_type(FILE *out, const struct cfg_key *k)
 {
+	if (k->doc_type) {
+		fputs(k->doc_type, out);
+		return;
+	}
 	switch (k->kind) {
 	case CFG_K_UINT:
 		fprintf(out, "integer %u..%u", k->min, k->max);
@@ -347,7 +462,7 @@ static void doc_type(FILE *out, const struct cfg_key *k)
 		fprintf(out, "list of mappings (at most %u)", k->max);
 		break;
 	case CFG_K_DESTSET:
-		fprintf(out, "destination or list of (1..%u): `udp://IP:port`, "
+		fprintf(out, "destination or list of (1..%u): `udp://IP:port` (or `tcp://`, `tls://`), "
 			     "`sip:HOST[:PORT][;transport=T][;maddr=IP]` (T: udp, tcp, tls), "
 			     "`sips:HOST[:PORT]`, or `{uri: URL, weight: 1..1000}`", CFG_MAX_DESTS);
 		break;

@@ -57,6 +57,7 @@ struct cfg_key {
 	const struct cfg_section *sub; /* SECTION and RULES (one rule's keys) */
 	cfg_check_fn check;	       /* STR/STRLIST */
 	const char *doc_default;       /* shown when there is no numeric default */
+	const char *doc_type;	       /* shown instead of the kind's generic type */
 	const char *doc;	       /* one-line meaning for CONFIG.md */
 };
 

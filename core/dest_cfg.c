@@ -1,6 +1,7 @@
 /* dest_cfg.c - the destinations of routes.local and routes.outbound (SPEC §10):
  * one destination or a list, each a URL string or {uri: URL, weight: N}.
- * URL forms: udp://IP:port (as before), sip:HOST[:PORT][;transport=udp|tcp|tls]
+ * URL forms: udp://IP:port (and tcp://, tls://, parsed by cfg_url_explain),
+ * sip:HOST[:PORT][;transport=udp|tcp|tls]
  * [;maddr=IP] and sips:HOST[:PORT]. maddr gives the address to contact
  * (RFC 3261 §19.1.1) while HOST stays the name TLS verifies. A HOST that is a
  * name without maddr is resolved per RFC 3263 (core/dns_resolver.c). TCP and TLS destinations are parsed and kept
@@ -165,11 +166,12 @@ const char *cfg_dest_explain(const char *s, struct cfg_dest *out)
 		return "is too long";
 	memcpy(out->uri, s, len + 1);
 	const char *why;
-	if (strncasecmp(s, "udp://", 6) == 0) {
-		why = cfg_addr_explain(s, true, &out->addr);
+	if (strstr(s, "://")) {
+		/* udp://, tcp://, tls:// IP:port: the listen URL parser (stream, SPEC §9) */
+		why = cfg_url_explain(s, &out->addr);
 		if (!why) {
 			out->has_addr = out->has_port = true;
-			out->transport = CFG_TRANSPORT_UDP;
+			out->transport = out->addr.transport;
 			out->port = out->addr.sa.ss_family == AF_INET6
 					    ? ntohs(((struct sockaddr_in6 *)&out->addr.sa)->sin6_port)
 					    : ntohs(((struct sockaddr_in *)&out->addr.sa)->sin_port);
@@ -182,7 +184,7 @@ const char *cfg_dest_explain(const char *s, struct cfg_dest *out)
 	} else if (strncasecmp(s, "sip:", 4) == 0 || strncasecmp(s, "sips:", 5) == 0) {
 		why = sip_dest_parse(s, out);
 	} else {
-		why = "must be udp://IP:port, sip:HOST[:PORT][;transport=udp|tcp|tls] or sips:HOST[:PORT]";
+		why = "must be udp://IP:port (tcp://, tls://), sip:HOST[:PORT][;transport=udp|tcp|tls] or sips:HOST[:PORT]";
 	}
 	if (why) {
 		memset(out, 0, sizeof(*out));
@@ -291,9 +293,6 @@ static int dest_parse(struct cfg_ctx *x, const yaml_node_t *n, const char *name,
 		return cfg_fail(x, line_of(n), "%s: too many destinations (at most %u)", name,
 				CFG_MAX_DESTS);
 	const char *why = cfg_dest_explain(v, &set->d[set->n]);
-	/* issue 10 (stream) lifts this once TCP/TLS next hops can be sent to */
-	if (!why && set->d[set->n].transport != CFG_TRANSPORT_UDP)
-		why = "asks for TCP or TLS, and this build forwards over UDP only";
 	if (why)
 		return cfg_fail(x, line_of(uri), "%s: bad destination '%.80s': %s", name, v, why);
 	for (unsigned j = 0; j < set->n; j++)

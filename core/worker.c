@@ -362,7 +362,8 @@ static void worker_rx_read(struct worker *w)
 static void worker_rx_stop(struct worker *w)
 {
 	for (unsigned i = 0; i < w->p->n_listen; i++)
-		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->rx->fds[i], NULL);
+		if (w->rx->fds[i] >= 0)
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->rx->fds[i], NULL);
 	w->rx_done = true;
 	w->rx_want = false;
 	/* release pairs with the acquire load in worker_drained: our last
@@ -509,6 +510,8 @@ int worker_attach_rx(struct worker *w, struct receiver *rx)
 	w->rx = rx;
 	w->rx_want = true;
 	for (unsigned i = 0; i < w->p->n_listen; i++) {
+		if (rx->fds[i] < 0)
+			continue; /* a stream listen address */
 		/* level-triggered: readable until recvmmsg has drained it */
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WORKER_RX_TAG };
 		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, rx->fds[i], &ev) < 0)

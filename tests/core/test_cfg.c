@@ -19,6 +19,7 @@
 
 #include "cfg.h"
 #include "cfg_priv.h"
+#include "tls_fixture.h"
 
 static char tmp_dir[64];
 static unsigned tmp_seq;
@@ -93,9 +94,13 @@ static const char full_conf[] =
 	"metrics:\n"                                      /* 43 */
 	"  listen: 127.0.0.1:9090\n"                      /* 44 */
 	"log_level: debug\n"                              /* 45 */
-	"health: {interval: 5, failures: 2, successes: 4}\n" /* 46 */
-	"load_balancers: [192.0.2.200/31]\n"              /* 47 */
-	"dns: {servers: [127.0.0.1, \"[::1]:5353\"], negative_ttl: 7}\n"; /* 48 */
+	"tls: {certificate: server.pem, private_key: server.key, ca_file: ca.pem,\n"
+	"  verify_client: optional, trusted_names: [Client.test]}\n" /* 47 */
+	"tcp: {max_connections: 100, max_per_source: 10, idle_timeout: 60,\n"
+	"  read_timeout: 5, max_message: 4096}\n"        /* 49 */
+	"health: {interval: 5, failures: 2, successes: 4}\n" /* 50 */
+	"load_balancers: [192.0.2.200/31]\n"              /* 51 */
+	"dns: {servers: [127.0.0.1, \"[::1]:5353\"], negative_ttl: 7}\n"; /* 52 */
 /* clang-format on */
 
 /* keys_all_in - every key of @sec (and its subsections) is written in @text. */
@@ -115,6 +120,7 @@ static void keys_all_in(const struct cfg_section *sec, const char *text)
 static void test_full_config(void **state)
 {
 	keys_all_in(&cfg_root_section, full_conf);
+	assert_int_equal(tls_fixture_make(tmp_dir), 0); /* the files tls.* name */
 	char path[128], err[512];
 	conf_write(full_conf, path, sizeof(path));
 	struct cfg *c = cfg_load(path, err, sizeof(err));
@@ -185,6 +191,11 @@ static void test_full_config(void **state)
 	assert_true(c->metrics.enabled);
 	assert_string_equal(c->metrics.listen.text, "127.0.0.1:9090");
 	assert_int_equal(c->log_level, CFG_LOG_DEBUG);
+	assert_int_equal(c->tls.verify_client, CFG_TLS_VERIFY_OPTIONAL);
+	assert_int_equal(c->tls.n_trusted_names, 1);
+	assert_string_equal(c->tls.trusted_names[0], "client.test");
+	assert_int_equal(c->tcp.max_connections, 100);
+	assert_int_equal(c->tcp.max_message, 4096);
 	assert_int_equal(c->health.interval, 5);
 	assert_int_equal(c->health.failures, 2);
 	assert_int_equal(c->health.successes, 4);
@@ -414,7 +425,7 @@ static void test_addr_parse(void **state)
 	assert_int_equal(cfg_addr_parse("127.0.0.1:65535", false, &a), 0);
 	assert_int_equal(cfg_addr_parse("127.0.0.1:65535", true, &a), -EINVAL);
 	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5060", false, &a), -EINVAL);
-	assert_int_equal(cfg_addr_parse("tcp://127.0.0.1:5060", true, &a), -EINVAL);
+	assert_int_equal(cfg_addr_parse("sctp://127.0.0.1:5060", true, &a), -EINVAL);
 	assert_int_equal(cfg_addr_parse("127.1:5060", false, &a), -EINVAL);
 	assert_int_equal(cfg_addr_parse("127.0.0.1:+5060", false, &a), -EINVAL);
 	assert_int_equal(cfg_addr_parse("127.0.0.1:5060x", false, &a), -EINVAL);

@@ -119,7 +119,10 @@ static void test_forms(void **state)
 	assert_non_null(cfg_dest_explain("sip:10.0.0.5;foo=bar", &d));
 	assert_non_null(cfg_dest_explain("sip:10.0.0.5;maddr=pbx", &d));
 	assert_non_null(cfg_dest_explain("sip:::1", &d));
-	assert_non_null(cfg_dest_explain("tcp://10.0.0.5:5060", &d));
+	assert_null(cfg_dest_explain("tcp://10.0.0.5:5060", &d)); /* stream's URL forms */
+	assert_int_equal(d.transport, CFG_TRANSPORT_TCP);
+	assert_string_equal(d.addr.text, "10.0.0.5:5060");
+	assert_non_null(cfg_dest_explain("sctp://10.0.0.5:5060", &d));
 }
 
 static void test_errors(void **state)
@@ -137,7 +140,8 @@ static void test_errors(void **state)
 		  "not a weight" },
 		{ "routes:\n  local:\n    - {url: udp://10.0.0.1:5080}\n", 6, "unknown key 'routes.local.url'" },
 		{ "routes:\n  local:\n    - {weight: 2}\n", 6, "missing required key 'uri'" },
-		{ "routes:\n  local: sip:10.0.0.1;transport=tcp\n", 5, "UDP only" },
+		{ "routes:\n  local: sips:10.0.0.1\n", 5, "a TLS next hop needs a host name" },
+		{ "routes:\n  local: [udp://10.0.0.2:5060, tls://10.0.0.1:5061]\n", 5, "needs a host name" },
 		{ "routes:\n  outbound:\n\n    - udp://10.0.0.1\n", 7, "routes.outbound: bad destination" },
 		{ "routes:\n  local: [[udp://10.0.0.1:5080]]\n", 5, "expected a destination URL" },
 		{ "health:\n  interval: 3601\n", 5, "out of range 0..3600" },
