@@ -22,15 +22,8 @@ W=$IT_WORK
 
 read -r SINGLE MPORT RPORT S1 S2 S3 C1 C2 C3 <<<"$(rha_ports 9)"
 rha_redis single "$SINGLE"
-rha_redis master "$MPORT"
-rha_redis replica "$RPORT" --replicaof 127.0.0.1 "$MPORT"
-for s in "$S1" "$S2" "$S3"; do rha_sentinel "sentinel-$s" "$s" "$MPORT" 2; done
-for p in "$C1" "$C2" "$C3"; do
-	rha_redis "node-$p" "$p" --cluster-enabled yes --cluster-config-file "$W/node-$p/nodes.conf"
-done
-timeout 30 redis-cli --cluster create "127.0.0.1:$C1" "127.0.0.1:$C2" "127.0.0.1:$C3" --cluster-replicas 0 \
-	--cluster-yes >"$W/create.out" 2>&1 || it_die "redis-cli --cluster create failed"
-for _ in $(seq 100); do redis-cli -p "$C3" cluster info | grep -q '^cluster_state:ok' && break; sleep 0.1; done
+rha_sentinel_set "$MPORT" "$RPORT" "$S1" "$S2" "$S3"
+rha_cluster "$C1" "$C2" "$C3"
 
 referee_secret "$W/secret"
 UAS_PORT=$(it_free_udp_port)
@@ -44,6 +37,8 @@ MODES=(single sentinel cluster)
 for m in "${MODES[@]}"; do
 	port=$(it_free_udp_port)
 	printf -v "PORT_$m" '%s' "$port"
+	mport=$(authit_free_tcp_port)
+	printf -v "MPORT_$m" '%s' "$mport"
 	cat >"$W/$m.yaml" <<EOF
 listen: [udp://127.0.0.1:$port]
 domains: [example.com]
@@ -58,9 +53,11 @@ store:
 auth:
   algorithms: [MD5]
   failure_limit: {count: 1000000, window: 60}
+metrics:
+  listen: 127.0.0.1:$mport
 rules:
   - {hosts: [example.com], users: ["[2-9]xxxxxx"], permissions: [LocalDialing]}
-log_level: warn
+log_level: ${LOG_LEVEL:-warn}
 EOF
 	RHA_USERS=()
 	rha_add_users "$W/$m.yaml" $(seq 1000 1099)
@@ -68,7 +65,7 @@ done
 authit_sipp_csv "$W/users.csv" 2551234 "${RHA_USERS[@]}"
 
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
-printf 'mode\trepeat\tcalls_ok\tfailed\tcpu_us_per_call\n' | tee "$W/results.tsv"
+printf 'mode\trepeat\tcalls_ok\tfailed\tcpu_us_per_call\tstore_misses\tredirects\n' | tee "$W/results.tsv"
 for r in $(seq "$REPEATS"); do
 	for m in "${MODES[@]}"; do
 		v="PORT_$m"
@@ -81,8 +78,12 @@ for r in $(seq "$REPEATS"); do
 			-inf "$W/users.csv" 2>/dev/null
 		c1=$(cpu_ns "$pid")
 		ok=$SIPP_OK
-		awk -v m="$m" -v r="$r" -v ok="$ok" -v f="$SIPP_FAILED" -v c="$((c1 - c0))" \
-			'BEGIN { printf "%s\t%s\t%s\t%s\t%.1f\n", m, r, ok, f, ok > 0 ? c / 1000 / ok : 0 }' | tee -a "$W/results.tsv"
+		v="MPORT_$m"
+		misses=$(authit_metric "${!v}" referee_store_events_total 'event="miss"')
+		redirects=$(authit_metric "${!v}" referee_store_redis_redirects_total)
+		awk -v m="$m" -v r="$r" -v ok="$ok" -v f="$SIPP_FAILED" -v c="$((c1 - c0))" -v mi="$misses" -v rd="$redirects" \
+			'BEGIN { printf "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\n", m, r, ok, f, (ok > 0 ? c / 1000 / ok : 0), mi, rd }' |
+			tee -a "$W/results.tsv"
 		it_kill "$pid"
 	done
 done

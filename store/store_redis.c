@@ -303,6 +303,22 @@ static void req_done(struct store_req *r, enum store_rc rc)
 static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv);
 static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv);
 
+/* req_park - the op waits for @r. When @r is alone on its link the command is
+ * written now (no EPOLLOUT round trip); with others in flight it waits for the
+ * loop's EPOLLOUT and leaves in one write with the commands queued meanwhile. A
+ * write that fails completes @r at once (op DONE, the resume deferred by the
+ * worker): the caller still returns STORE_PARKED and reads the answer when called
+ * again. */
+static void req_park(struct store_op *op, struct store_req *r, struct store_link *l)
+{
+	op->state = STORE_OP_WAIT;
+	op->priv = r;
+	if (l->inflight == 1)
+		store_link_flush(l);
+	else
+		store_link_uncork(l);
+}
+
 /* req_send - the request's command on @l (ASKING first after an ASK redirect). 0 or -EIO. */
 static int req_send(struct store_req *r, struct store_link *l, bool asking)
 {
@@ -536,13 +552,14 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	r->keylen = id.len;
 	memcpy(r->rkey, rkey, (size_t)klen + 1);
 	r->rkeylen = (size_t)klen;
+	store_link_cork(l);
 	if (req_send(r, l, false) < 0) {
+		store_link_flush(l);
 		req_release(c, r);
 		STORE_COUNT(ERROR);
 		return STORE_UNAVAILABLE;
 	}
-	op->state = STORE_OP_WAIT;
-	op->priv = r;
+	req_park(op, r, l);
 	return STORE_PARKED;
 }
 
@@ -607,14 +624,15 @@ enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store
 		memcpy(r->dialog, dialog.p, dialog.len);
 	memcpy(r->rkey, rkey, (size_t)klen + 1);
 	r->rkeylen = (size_t)klen;
+	store_link_cork(l);
 	if (req_send(r, l, false) < 0) {
+		store_link_flush(l);
 		enum store_rc rc = mark_local(r);
 		req_release(c, r);
 		STORE_COUNT(ERROR);
 		STORE_COUNT(DEGRADED);
 		return rc;
 	}
-	op->state = STORE_OP_WAIT;
-	op->priv = r;
+	req_park(op, r, l);
 	return STORE_PARKED;
 }

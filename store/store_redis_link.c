@@ -44,20 +44,29 @@ static void link_io(void *arg, unsigned events)
 	redisAsyncContext *ac = l->ac;
 	if (!ac)
 		return;
+	l->in_io = true; /* inside hiredis on this context: store_link_flush must not write */
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		redisAsyncHandleRead(ac);
 	/* the read may have freed the context (EOF): only write to the same live one */
 	if (l->ac == ac && (events & EPOLLOUT))
 		redisAsyncHandleWrite(ac);
+	l->in_io = false;
 }
 
+/* link_apply - tell the loop what hiredis wants watched; nothing when that did not
+ * change (hiredis asks for EPOLLOUT again with every command it queues: one
+ * epoll_ctl per command otherwise). */
 static void link_apply(struct store_link *l)
 {
-	if (l->fd < 0)
+	if (l->fd < 0 || l->corked)
 		return;
 	if (l->events) {
-		if (l->ops->watch(l->impl, l->fd, l->events, link_io, l) == 0)
+		if (l->watched && l->watched_events == l->events)
+			return;
+		if (l->ops->watch(l->impl, l->fd, l->events, link_io, l) == 0) {
 			l->watched = true;
+			l->watched_events = l->events;
+		}
 	} else if (l->watched) {
 		l->ops->unwatch(l->impl, l->fd);
 		l->watched = false;
@@ -95,9 +104,34 @@ static void ev_del_write(void *d)
 static void ev_cleanup(void *d)
 {
 	struct store_link *l = d;
+	bool corked = l->corked;
 	l->events = 0;
+	l->corked = false; /* the fd is about to close: unwatch it now */
 	link_apply(l);
+	l->corked = corked;
 	l->fd = -1;
+}
+
+void store_link_cork(struct store_link *l)
+{
+	l->corked = true;
+}
+
+void store_link_uncork(struct store_link *l)
+{
+	l->corked = false;
+	link_apply(l);
+}
+
+void store_link_flush(struct store_link *l)
+{
+	/* Write now rather than on the next EPOLLOUT: one write() per command instead of
+	 * two epoll_ctl, a wakeup and the write. Not from inside hiredis on this context
+	 * (a failed write frees it); then the loop writes it as before. */
+	if (!l->in_io && l->ac && (l->events & EPOLLOUT))
+		redisAsyncHandleWrite(l->ac);
+	l->corked = false;
+	link_apply(l);
 }
 
 /* ================================================================ life cycle */

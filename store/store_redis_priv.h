@@ -70,8 +70,9 @@ struct store_link {
 	const char *role; /* "command", "subscriber", "sentinel" (logs) */
 	redisAsyncContext *ac;
 	int fd;
-	unsigned events;
+	unsigned events, watched_events; /* what hiredis wants / what the loop watches */
 	bool watched, closing, in_use;
+	bool corked, in_io; /* a command being queued / hiredis running on this context */
 	bool retargeting; /* the context is dropped on purpose (a new server): not a loss */
 	enum link_state state;
 	char host[256];
@@ -95,6 +96,13 @@ void store_link_drop(struct store_link *l);
 void store_link_retire(struct store_link *l);
 /* store_link_mark_down - the context is gone or going (from its callbacks). Idempotent. */
 void store_link_mark_down(struct store_link *l);
+/* store_link_cork, store_link_flush - around queuing a command from a stage: the loop
+ * is told nothing meanwhile, then the command is written at once when possible. A failed
+ * write completes the link's requests before store_link_flush returns. */
+void store_link_cork(struct store_link *l);
+void store_link_flush(struct store_link *l);
+/* store_link_uncork - the same without writing: the loop writes on EPOLLOUT. */
+void store_link_uncork(struct store_link *l);
 /* store_link_tick - connect/reply timeouts and reconnect when due. Owner thread. */
 void store_link_tick(struct store_link *l, uint64_t now);
 static inline bool store_link_ready(const struct store_link *l)

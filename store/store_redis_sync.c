@@ -4,6 +4,7 @@
  * each key to its master, MOVED and ASK followed. Same URL parser, key
  * names and sentinel/cluster logic as the async store. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ static redisContext *node_ctx(struct store_sync *s, redisContext **slot, const s
 
 struct store_sync *store_sync_open(const struct cfg_redis_url *u, char *why, size_t whylen)
 {
+	signal(SIGPIPE, SIG_IGN); /* a closed server: EPIPE and a clear error, not death by signal */
 	struct store_sync *s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(why, whylen, "out of memory");

@@ -12,6 +12,7 @@
  * Asking sentinels and nodes blocks this thread only (a timeout each). */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,9 @@ int store_redis_start(void)
 					      "Redis Cluster redirections followed, by kind", "kind", redirect_kinds, 2);
 		registered = true;
 	}
+	/* hiredis writes with write(): a server that closed its end (killed, failed
+	 * over) must give EPIPE, not a SIGPIPE that ends the process */
+	signal(SIGPIPE, SIG_IGN);
 	metrics_set(m_nodes, 0);
 	atomic_store_explicit(&want_refresh, false, memory_order_relaxed);
 	if (store_conf.redis.kind == CFG_REDIS_SINGLE) {

@@ -67,6 +67,37 @@ EOF
 	rha_wait_ping "$port" 10 || it_die "redis-sentinel $name did not answer on port $port"
 }
 
+# rha_sentinel_set MASTER_PORT REPLICA_PORT SENTINEL_PORT...: a master, its replica and the
+# sentinels (quorum 2) on those ports. Sets RHA_MASTER_PID.
+rha_sentinel_set() {
+	local mport=$1 rport=$2 s
+	shift 2
+	rha_redis master "$mport"
+	RHA_MASTER_PID=$RHA_PID
+	rha_redis replica "$rport" --replicaof 127.0.0.1 "$mport"
+	for s in "$@"; do rha_sentinel "sentinel-$s" "$s" "$mport" 2; done
+}
+
+# rha_cluster PORT...: one cluster-enabled redis-server per PORT (node timeout 2 s), joined by
+# redis-cli --cluster create (masters only), waited for until every node says cluster_state:ok.
+rha_cluster() {
+	local p ok addrs=()
+	for p in "$@"; do
+		rha_redis "node-$p" "$p" --cluster-enabled yes --cluster-config-file "$IT_WORK/node-$p/nodes.conf" \
+			--cluster-node-timeout 2000
+		addrs+=("127.0.0.1:$p")
+	done
+	timeout 30 redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+		>"$IT_WORK/create.out" 2>&1 || { tail -n 5 "$IT_WORK/create.out"; it_die "redis-cli --cluster create failed"; }
+	for _ in $(seq 200); do
+		ok=0
+		for p in "$@"; do redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' && ok=$((ok + 1)); done
+		[ "$ok" = $# ] && return 0
+		sleep 0.1
+	done
+	it_die "cluster_state not ok on every node"
+}
+
 # rha_sentinel_master SENTINEL_PORT: "IP PORT" the sentinel reports for mymaster.
 rha_sentinel_master() {
 	redis-cli -p "$1" SENTINEL get-master-addr-by-name mymaster 2>/dev/null | tr '\n' ' ' | sed 's/ $//'

@@ -26,19 +26,8 @@ expect_403() {
 }
 
 read -r P1 P2 P3 DEAD M_A M_B <<<"$(rha_ports 6)"
-for p in "$P1" "$P2" "$P3"; do
-	rha_redis "node-$p" "$p" --cluster-enabled yes --cluster-config-file "$W/node-$p/nodes.conf" \
-		--cluster-node-timeout 2000
-done
-timeout 30 redis-cli --cluster create "127.0.0.1:$P1" "127.0.0.1:$P2" "127.0.0.1:$P3" --cluster-replicas 0 \
-	--cluster-yes >"$W/create.out" 2>&1 || { tail -n 5 "$W/create.out"; it_die "redis-cli --cluster create failed"; }
-for _ in $(seq 200); do
-	ok=0
-	for p in "$P1" "$P2" "$P3"; do redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' && ok=$((ok + 1)); done
-	[ "$ok" = 3 ] && break
-	sleep 0.1
-done
-[ "$ok" = 3 ] && it_check "three-master cluster is up" || it_die "cluster_state not ok on every node"
+rha_cluster "$P1" "$P2" "$P3"
+it_check "three-master cluster is up"
 ID1=$(redis-cli -p "$P1" cluster myid)
 ID2=$(redis-cli -p "$P2" cluster myid)
 rcli() { redis-cli -c -p "$P1" "$@"; }

@@ -22,10 +22,8 @@ R_PORT=$(it_free_udp_port)
 UAS_PORT=$(it_free_udp_port)
 [ "$R_PORT" != "$UAS_PORT" ] || it_die "free port picks collided, run again"
 
-rha_redis master "$MPORT"
-MASTER_PID=$RHA_PID
-rha_redis replica "$RPORT" --replicaof 127.0.0.1 "$MPORT"
-for s in "$S1" "$S2" "$S3"; do rha_sentinel "sentinel-$s" "$s" "$MPORT" 2; done
+rha_sentinel_set "$MPORT" "$RPORT" "$S1" "$S2" "$S3"
+MASTER_PID=$RHA_MASTER_PID
 # the sentinels must know the replica and each other before a failover can happen
 sentinel_field() { redis-cli -p "$1" SENTINEL master mymaster 2>/dev/null | awk -v k="$2" 'p { print; exit } $0 == k { p = 1 }'; }
 ready=0
