@@ -3,7 +3,8 @@
  * challenge. A failed credential does not answer by itself: the request stays
  * anonymous (the rules stage decides whether to challenge), except a source
  * over auth.failure_limit (403) and a store that cannot answer (503).
- * Per-txn state lives in the txn arena (stage_ctx slot) across STAGE_PARK. */
+ * Per-txn state lives in the txn arena (stage_ctx slot) across STAGE_PARK;
+ * what other stages read of it is a typed txn field (t->nonce_stale). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,32 +23,12 @@ enum id_phase { ID_LOOKUP = 0, ID_NC, ID_DONE };
 
 struct id_ctx {
 	uint8_t phase;
-	bool stale; /* genuine but expired nonce with a correct response: challenge with stale=true */
 	struct store_op op_user, op_nc;
 	struct auth_creds creds;
 	char id[STORE_ID_MAX];
 	size_t id_len;
 	struct store_user user;
 };
-
-/* Index+1 of the identity stage in the chain (0 = not run yet). The stage table
- * is the same for every txn, so this is written once (relaxed: only the value
- * itself is shared) and lets the rules stage find the identity stage's context. */
-static _Atomic int identity_slot;
-
-int auth_identity_slot(void)
-{
-	return atomic_load_explicit(&identity_slot, memory_order_relaxed) - 1;
-}
-
-bool auth_identity_stale(const struct txn *t)
-{
-	int slot = auth_identity_slot();
-	if (slot < 0 || slot >= TXN_MAX_STAGES || slot == t->stage_idx)
-		return false;
-	const struct id_ctx *x = t->stage_ctx[slot];
-	return x && x->stale;
-}
 
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap)
 {
@@ -92,7 +73,7 @@ void auth_count_failure(struct txn *t, enum auth_reason r)
 void auth_challenge(struct txn *t, bool stale)
 {
 	const struct cfg *c = t->cfg;
-	stale = stale || auth_identity_stale(t); /* also for challenges made by other stages (transfer) */
+	stale = stale || t->nonce_stale; /* also for challenges made by other stages (transfer) */
 	char nonce[AUTH_NONCE_LEN];
 	auth_nonce_make(auth_g.nonce_key, slice_from_cstr(c->realm), auth_now(), nonce);
 	txn_reply(t, 407, SLICE_NULL);
@@ -210,7 +191,7 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 	}
 	memset(x, 0, offsetof(struct id_ctx, user));
 	x->phase = ID_LOOKUP;
-	x->stale = nrc == AUTH_NONCE_STALE;
+	t->nonce_stale = nrc == AUTH_NONCE_STALE;
 	x->creds = cr;
 	memcpy(x->id, cr.username.p, cr.username.len);
 	x->id[cr.username.len] = '@';
@@ -231,7 +212,7 @@ static bool check_user(struct txn *t, struct id_ctx *x)
 	else if (x->creds.algo == CFG_ALGO_MD5 && u->has_md5)
 		ha1 = u->ha1_md5;
 	if (!ha1 || !auth_digest_verify(x->creds.algo, ha1, t->msg.method, &x->creds)) {
-		x->stale = false; /* stale=true only tells a client with the right password to retry */
+		t->nonce_stale = false; /* stale=true only tells a client with the right password to retry */
 		auth_count_failure(t, AUTH_REASON_WRONG_RESPONSE);
 		return false;
 	}
@@ -253,8 +234,6 @@ enum stage_rc auth_identity_stage(struct txn *t)
 {
 	if (!t->msg.is_request || t->msg.method_id == SIP_METHOD_ACK || t->msg.method_id == SIP_METHOD_CANCEL)
 		return STAGE_CONTINUE;
-	if (atomic_load_explicit(&identity_slot, memory_order_relaxed) != t->stage_idx + 1)
-		atomic_store_explicit(&identity_slot, t->stage_idx + 1, memory_order_relaxed);
 	struct id_ctx *x = t->stage_ctx[t->stage_idx];
 	if (!x) {
 		enum stage_rc rc;
@@ -272,13 +251,13 @@ enum stage_rc auth_identity_stage(struct txn *t)
 			return reply_unavailable(t);
 		x->phase = ID_DONE;
 		if (src != STORE_OK) {
-			x->stale = false;
+			t->nonce_stale = false;
 			auth_count_failure(t, AUTH_REASON_WRONG_RESPONSE); /* unknown user = wrong password */
 			return STAGE_CONTINUE;
 		}
 		if (!check_user(t, x))
 			return STAGE_CONTINUE;
-		if (x->stale) {
+		if (t->nonce_stale) {
 			metrics_inc(auth_g.m_failures + AUTH_REASON_STALE_NONCE);
 			return STAGE_CONTINUE;
 		}

@@ -192,7 +192,3 @@ int auth_rules_install(const struct cfg *c, char *err, size_t errlen);
 void auth_rules_uninstall(void);
 /* auth_rules_attach - compile @c's rules into its generation part (CFG_GEN_RULES). */
 int auth_rules_attach(struct cfg *c, char *err, size_t errlen);
-/* auth_identity_stale - the identity stage saw an expired but genuine nonce on @t. */
-bool auth_identity_stale(const struct txn *t);
-/* auth_identity_slot - slot index of the identity stage (set on its first run), or -1. */
-int auth_identity_slot(void);

@@ -17,22 +17,11 @@ struct rules_ctx {
 	struct store_user user;
 };
 
-/* to_has_tag - the request is in a dialog (RFC 3261 §12.2). */
-static bool to_has_tag(const struct sip_msg *m)
+/* from_uri - the From URI (of the parsed view's From), parsed; false when absent or malformed. */
+static bool from_uri(struct txn *t, struct sip_uri *u)
 {
-	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_TO);
-	struct sip_nameaddr na;
-	struct slice tag;
-	return h && sip_nameaddr_parse(h->value, &na) == 0 && sip_param_find(na.params, SLICE_LIT("tag"), &tag) &&
-	       tag.len > 0;
-}
-
-/* from_uri - the From URI, parsed; false when absent or malformed. */
-static bool from_uri(const struct sip_msg *m, struct sip_uri *u)
-{
-	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_FROM);
-	struct sip_nameaddr na;
-	return h && sip_nameaddr_parse(h->value, &na) == 0 && sip_uri_parse(na.uri, u) == 0 && sip_uri_is_sip(u);
+	const struct sip_nameaddr *na = txn_from(t);
+	return na && sip_uri_parse(na->uri, u) == 0 && sip_uri_is_sip(u);
 }
 
 static bool host_is_ours(const struct cfg *c, const struct sip_uri *u)
@@ -54,7 +43,7 @@ static enum stage_rc deny(struct txn *t, struct slice reason)
 
 static enum stage_rc challenge(struct txn *t)
 {
-	auth_challenge(t, auth_identity_stale(t));
+	auth_challenge(t, t->nonce_stale);
 	return STAGE_REPLY;
 }
 
@@ -70,7 +59,7 @@ static struct rules_ctx *local_from_begin(struct txn *t)
 {
 	const struct cfg *c = t->cfg;
 	struct sip_uri fu;
-	if (!from_uri(&t->msg, &fu) || fu.user.len == 0 || !host_is_ours(c, &fu))
+	if (!from_uri(t, &fu) || fu.user.len == 0 || !host_is_ours(c, &fu))
 		return NULL;
 	struct rules_ctx *x = txn_alloc(t, sizeof(*x));
 	if (!x)
@@ -116,22 +105,22 @@ enum stage_rc auth_rules_stage(struct txn *t)
 	if (t->id_source == TXN_ID_TRUSTED || t->in_authorized_dialog)
 		return allow(t);
 	const struct cfg *c = t->cfg;
-	struct sip_uri u;
-	if (sip_uri_parse(m->ruri, &u) < 0 || !sip_uri_is_sip(&u)) {
+	const struct sip_uri *u = txn_ruri(t);
+	if (!u || !sip_uri_is_sip(u)) {
 		txn_reply(t, 416, SLICE_NULL); /* normally answered earlier by the checks stage */
 		return STAGE_REPLY;
 	}
 	bool anonymous = t->id_source == TXN_ID_NONE;
-	bool in_dialog = to_has_tag(m);
-	if (!in_dialog && anonymous && !host_is_ours(c, &u)) {
+	bool in_dialog = txn_to_tag(t).len > 0; /* RFC 3261 §12.2 */
+	if (!in_dialog && anonymous && !host_is_ours(c, u)) {
 		struct sip_uri fu;
-		if (from_uri(m, &fu) && host_is_ours(c, &fu))
+		if (from_uri(t, &fu) && host_is_ours(c, &fu))
 			return challenge(t);
 		return deny(t, SLICE_LIT("Relaying Denied"));
 	}
 	static const uint64_t none[2] = { 0, 0 };
 	char missing[512];
-	switch (auth_rules_check(t->cfg, &u, anonymous, t->perms_known ? t->perms : none, missing, sizeof(missing))) {
+	switch (auth_rules_check(t->cfg, u, anonymous, t->perms_known ? t->perms : none, missing, sizeof(missing))) {
 	case AUTH_RULES_CHALLENGE:
 		return challenge(t);
 	case AUTH_RULES_DENY: {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # plot.sh - PNG plot of proxy CPU per call against offered rate from a bench/run.sh summary.tsv:
-# one line per proxy per scenario (colour = scenario, solid = referee, dashed = Kamailio), log-log
+# one line per system per scenario (colour = scenario, solid = referee, dashed = Kamailio, dotted =
+# the udp_null floor per call), log-log
 # axes (CPU per call falls with the rate, and OPTIONS and calls differ by 10x). Each point is the
 # mean over the repetitions at that rate (schedstat CPU); runs that did not PASS are drawn as open
 # points. Not a report by itself: the numbers are in report.md beside it.
@@ -24,7 +25,8 @@ $h["proxy_us_call_sched"] == "NA" { next }   # no successful call: no CPU per ca
 	s = $h["scenario"] SUBSEP $h["proxy"]; r = $h["rate"] + 0; k = s SUBSEP r
 	if (!(s in seen)) { seen[s] = 1; order[++ns] = s; sc = $h["scenario"]; if (!(sc in col)) col[sc] = ++nc }
 	if (!(k in n)) rates[s] = rates[s] " " r
-	n[k]++; cpu[k] += $h["proxy_us_call_sched"]; if ($h["verdict"] != "PASS") bad[k] = 1
+	m = ("per_call" in h) ? $h["per_call"] + 0 : 1; if (m <= 0) m = 1   # udp_null: per OPTIONS -> per call
+	n[k]++; cpu[k] += $h["proxy_us_call_sched"] * m; if ($h["verdict"] != "PASS") bad[k] = 1
 	if (!xmin || r < xmin) xmin = r; if (r > xmax) xmax = r
 }
 END {
@@ -35,7 +37,7 @@ END {
 		printf "# %s %s\n", p[1], p[2] > dat
 		for (a = 1; a <= m; a++) { k = order[i] SUBSEP rl[a]; printf "%d %.2f %d\n", rl[a], cpu[k] / n[k], (k in bad) ? 0 : 1 > dat }
 		printf "\n\n" > dat
-		c = pal[(col[p[1]] - 1) % 8 + 1]; dt = (p[2] == "referee") ? 1 : 2
+		c = pal[(col[p[1]] - 1) % 8 + 1]; dt = (p[2] == "referee") ? 1 : (p[2] == "udp_null") ? 3 : 2
 		printf "%s\"%s\" index %d using 1:2 with lines lw 2 dt %d lc rgb \"%s\" title \"%s %s\", \"\" index %d using 1:($3 > 0 ? $2 : 1/0) with points pt 7 ps 1.2 lc rgb \"%s\" notitle, \"\" index %d using 1:($3 > 0 ? 1/0 : $2) with points pt 6 ps 1.4 lc rgb \"%s\" notitle", \
 			(i > 1 ? ", \\\n  " : ""), dat, i - 1, dt, c, p[1], p[2], i - 1, c, i - 1, c > cmds
 	}

@@ -5,13 +5,20 @@
 #   all = options call invite invite-redis refer transfer, and the report goes to bench/report/
 #
 # For each scenario: starts the reference Kamailio (a writable copy of the shared bench reference,
-# its start_kamailio.sh, 2 children) and referee (2 receivers, 2 workers, the equivalent config of
-# bench/lib/referee_conf.sh), both relaying to the same SIPp sink on 127.0.0.1:$SINK_PORT; then per
-# offered rate one bounded load run per proxy, interleaved (bench/lib/load.sh: 1..CLIENTS SIPp
-# clients in parallel, proxy CPU from /proc/PID/stat and schedstat over one window, the reference's
-# verdict, p50/p99 latency from SIPp -trace_rtt). A proxy's sweep stops at its first rate that does
-# not PASS. At the end: a Markdown report (bench/lib/report.awk) and a PNG plot of CPU per call
-# against offered rate (bench/plot.sh, gnuplot).
+# its start_kamailio.sh, 2 children; without crypto.so except in refer, where it signs the REFER
+# identity with HMAC-SHA256 as referee does) and referee with its SHIPPED threading (the built-in
+# defaults of packaging/referee.yaml: no threads key in bench/lib/referee_conf.sh's config), both
+# relaying to the same SIPp sink on 127.0.0.1:$SINK_PORT, and the reference's udp_null reflector (the
+# floor: what SIPp + the kernel cost per datagram pair, no proxy work); then per offered rate one
+# bounded load run per system, interleaved (bench/lib/load.sh: 1..CLIENTS SIPp clients in parallel,
+# proxy CPU from /proc/PID/stat and schedstat over one window, context switches, the reference's
+# verdict, p50/p99 latency from SIPp -trace_rtt). udp_null answers OPTIONS at PAIRS x the rate (the
+# datagram pairs one call of the scenario costs a proxy), so its CPU x PAIRS is the floor per call.
+# A proxy's sweep stops at its first rate that does not PASS. Then (PROFILE=1) where referee's CPU
+# goes at one rate per scenario: syscalls per call (strace -c -f), a perf profile (cpu-clock, kernel
+# and user symbols). At the end: a Markdown report (bench/lib/report.awk: ratios to Kamailio and to
+# the floor, the issue 9 targets met or missed by how much) and a PNG plot of CPU per call against
+# offered rate (bench/plot.sh, gnuplot).
 #   options       uac_options.xml: OPTIONS answered 200 by the proxy (CLIENTS 2 by default)
 #   call          uac_call.xml: INVITE/200/ACK/BYE/200 relayed, no auth (Kamailio -A WITH_NOAUTH)
 #   invite        uac_invite_auth.xml: 407, authenticated INVITE, permission check, call
@@ -24,7 +31,7 @@
 # environment (all optional)
 #   DURATION=8             seconds of load per run (every SIPp client: -m RATE*DURATION, `timeout`)
 #   REPEATS=1              interleaved repetitions per rate (the report shows the mean)
-#   OPTIONS_RATES="1000 4000 16000 32000 48000"  CALL_RATES="500 1000 2000 4000"
+#   OPTIONS_RATES="1000 4000 10000 20000 40000"  CALL_RATES="500 1000 2000 4000"
 #   INVITE_RATES="500 1000 2000 4000"  INVITE_REDIS_RATES, REFER_RATES="1000 2000 4000"
 #   TRANSFER_RATES="500 1000 2000"    offered calls/s swept per scenario
 #   CLIENTS                SIPp clients per run for every scenario (default: 2 for options, else 1);
@@ -36,12 +43,18 @@
 #   BENCH_WORK             work folder (default mktemp -d); run folders in $BENCH_WORK/results
 #   REPORT_DIR             where report.md, cpu_per_call.png, summary.tsv, commands.txt are copied
 #                          (default bench/report for `all`, none otherwise)
+#   README_UPDATE=1        `all` also writes the report into README.md between the bench-report
+#                          markers of its Benchmark section (0: leave the README alone)
 #   REF_PORT=5075 KAM_PORT=5070 SINK_PORT=5080 UAC_PORT=5060 REDIS_PORT=6379 (busy: a free one)
 #   BENCH_CALL_TRUSTED=1   call/options: 127.0.0.1/32 in referee's trusted list
-#   REFEREE_INLINE=0       referee without threads.inline_receive (default: on, workers read their
-#                          own sockets like Kamailio's children; needed for binaries older than it)
+#   REFEREE_THREADS="{receivers: 2, workers: 2, inline_receive: false}"   a threads mapping for
+#                          referee instead of the shipped defaults (A/B only: the report says so)
+#   FLOOR=1                run udp_null as the floor (0: skip it)
+#   PROFILE=1              the strace/perf pass for referee after each scenario (0: skip it);
+#                          PROFILE_DURATION=4 s per profile run, OPTIONS_PROFILE_RATE=10000,
+#                          CALL_PROFILE_RATE=2000, ... per scenario
 #   TIMEOUT_PAD=40 IDLE_S=1 SIPP_BUF=4194304
-#   PROXIES="referee kamailio"   which systems to measure
+#   PROXIES="referee kamailio"   which proxies to measure (udp_null is FLOOR's)
 # Output: the report on stdout and in $BENCH_WORK/report.md; every command is printed and kept in
 # $BENCH_WORK/commands.txt, each run folder has its command.txt.
 # shellcheck source-path=SCRIPTDIR
@@ -70,7 +83,7 @@ done
 
 DURATION=${DURATION:-8}
 REPEATS=${REPEATS:-1}
-OPTIONS_RATES=${OPTIONS_RATES:-"1000 4000 16000 32000 48000"}
+OPTIONS_RATES=${OPTIONS_RATES:-"1000 4000 10000 20000 40000"}
 CALL_RATES=${CALL_RATES:-"500 1000 2000 4000"}
 INVITE_RATES=${INVITE_RATES:-"500 1000 2000 4000"}
 INVITE_REDIS_RATES=${INVITE_REDIS_RATES:-"1000 2000 4000"}
@@ -80,6 +93,15 @@ export TIMEOUT_PAD=${TIMEOUT_PAD:-40}
 IDLE_S=${IDLE_S:-1}
 SIPP_BUF=${SIPP_BUF:-4194304}
 PROXIES=${PROXIES:-"referee kamailio"}
+FLOOR=${FLOOR:-1}
+PROFILE=${PROFILE:-1}
+PROFILE_DURATION=${PROFILE_DURATION:-4}
+# datagram pairs (one received + one sent) a proxy handles per call of each scenario: the floor per
+# call is PAIRS x udp_null's CPU per OPTIONS. options: OPTIONS/200. call: INVITE, 200, ACK, BYE, 200
+# relayed. invite: INVITE/407 + the ACK of the 407 (absorbed: half a pair) + the call (5). refer:
+# REFER/407, REFER relayed, 202 relayed. transfer: REFER/407, REFER, 202, then a call without the 407.
+declare -A PAIRS=([options]=1 [call]=5 [invite]=6.5 [invite-redis]=6.5 [refer]=3 [transfer]=8)
+declare -A PROFILE_RATE_DEFAULT=([options]=10000 [call]=2000 [invite]=2000 [invite-redis]=2000 [refer]=2000 [transfer]=1000)
 [[ $DURATION =~ ^[1-9][0-9]*$ && $REPEATS =~ ^[1-9][0-9]*$ ]] || bench_die "DURATION and REPEATS must be positive integers"
 SHARED=${REFEREE_SHARED_DIR:-$REPO/../shared}
 [ -d "$SHARED/bench-reference" ] || bench_die "no bench reference at $SHARED/bench-reference (set REFEREE_SHARED_DIR)"
@@ -147,23 +169,31 @@ KAM_PORT=$(bench_pick_port "${KAM_PORT:-5070}")
 SINK_PORT=$(bench_pick_port "${SINK_PORT:-5080}")
 UAC_PORT=$(bench_pick_port "${UAC_PORT:-5060}")
 REF_PORT=$(bench_pick_port "${REF_PORT:-5075}")
+NULL_PORT=$(bench_pick_port "${NULL_PORT:-5090}")
 REDIS_PORT=$(bench_pick_tcp_port "${REDIS_PORT:-6379}")
-export KAM_PORT SINK_PORT UAC_PORT REDIS_PORT
+export KAM_PORT SINK_PORT UAC_PORT REDIS_PORT NULL_PORT
 # the reference's helpers (cpu_ticks, cpu_ns, descendants, all_cpu_ticks, foreign_ticks, sipp_rates)
 # shellcheck source=/dev/null
 . "$REF/lib.sh"
 LOAD_REF=$REF
 bench_cmd "$REF/gen_data.sh" || bench_die "gen_data.sh failed"
-bench_log "ports: referee $REF_PORT, kamailio $KAM_PORT, sink $SINK_PORT, SIPp clients from $UAC_PORT, redis $REDIS_PORT; work $BENCH_WORK"
+bench_log "ports: referee $REF_PORT, kamailio $KAM_PORT, udp_null $NULL_PORT, sink $SINK_PORT, SIPp clients from $UAC_PORT, redis $REDIS_PORT; work $BENCH_WORK"
 referee_users_yaml "$REF/data/users.csv" "$BENCH_WORK/users.yaml"
 
-KAM_MODE_ARGS=()
-if ! ls /usr/lib/*/kamailio/modules/crypto.so /usr/lib/kamailio/modules/crypto.so >/dev/null 2>&1; then
-	# crypto.so (kamailio-tls-modules) signs the REFER identity with HMAC-SHA256; without it the
-	# reference's md5 variant is used (only the refer scenario is affected)
-	KAM_MODE_ARGS=(--md5sig)
-	bench_log "kamailio crypto.so not installed: Kamailio runs with --md5sig (REFER signature md5)"
+# Kamailio loads crypto.so only where it signs something (refer: the REFER identity, HMAC-SHA256 like
+# referee's grant): loading it doubles Kamailio's CPU per message even when nothing is signed. Any one
+# of the candidate paths is enough (a missing other path is no reason to go without).
+KAM_CRYPTO=""
+for f in /usr/lib/*/kamailio/modules/crypto.so /usr/lib/kamailio/modules/crypto.so; do
+	[ -f "$f" ] && { KAM_CRYPTO=$f; break; }
+done
+if [ -n "$KAM_CRYPTO" ]; then
+	KAM_REFER_SIG="HMAC-SHA256 ($KAM_CRYPTO)"
+else
+	KAM_REFER_SIG="md5 (--md5sig: crypto.so, package kamailio-tls-modules, is not installed)"
+	bench_log "kamailio crypto.so not installed: the refer scenario runs Kamailio with --md5sig"
 fi
+bench_log "kamailio: refer signs with $KAM_REFER_SIG; every other scenario runs without crypto.so (--md5sig, nothing signed)"
 
 REDIS_PID=""
 start_redis() { # the reference's Redis (user:<u> for Kamailio) plus referee's referee:user:<id>
@@ -185,7 +215,9 @@ start_referee() { # start_referee SCENARIO
 	[ -n "$REFEREE_PID" ] && bench_stop_pid "$REFEREE_PID" 10
 	REFEREE_PID=""
 	referee_conf "$1" "$cfgf" "$REF_PORT" "$SINK_PORT" "$BENCH_WORK"
-	bench_cmd "$REFEREE_BIN" -c "$cfgf" --check >&2 || bench_die "referee --check rejected $cfgf"
+	bench_cmd "$REFEREE_BIN" -c "$cfgf" --check >"$BENCH_WORK/referee-check.txt" 2>&1 ||
+		{ cat "$BENCH_WORK/referee-check.txt" >&2; bench_die "referee --check rejected $cfgf"; }
+	cat "$BENCH_WORK/referee-check.txt" >&2
 	printf '%q -c %q &\n' "$REFEREE_BIN" "$cfgf" >>"$BENCH_WORK/commands.txt"
 	printf '+ %q -c %q &\n' "$REFEREE_BIN" "$cfgf" >&2
 	"$REFEREE_BIN" -c "$cfgf" </dev/null >>"$BENCH_WORK/referee.log" 2>&1 &
@@ -193,10 +225,28 @@ start_referee() { # start_referee SCENARIO
 	bench_wait_port "$REF_PORT" 20 "$REFEREE_PID" ||
 		{ tail -n 20 "$BENCH_WORK/referee.log"; bench_die "referee did not start (log: $BENCH_WORK/referee.log)"; }
 	bench_log "referee pid $REFEREE_PID on udp 127.0.0.1:$REF_PORT ($cfgf)"
+	sleep 1
+	rss_note "$1" "at rest after start"
+}
+
+# rss_note SCENARIO WHEN: referee's resident memory now and its peak (issue 9: at rest <= 64 MB)
+rss_note() {
+	awk -v s="$1" -v w="$2" '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 }
+		END { if (r != "") printf "| %s | %s | %.1f | %.1f |\n", s, w, r / 1024, h / 1024 }' \
+		"/proc/$REFEREE_PID/status" 2>/dev/null >>"$BENCH_WORK/rss.md"
+}
+
+NULL_PID=""
+start_udp_null() { # the reference's reflector on 127.0.0.1:$NULL_PORT (the floor)
+	[ -n "$NULL_PID" ] && bench_pid_alive "$NULL_PID" && return 0
+	bench_cmd "$REF/start_udp_null.sh" "$NULL_PORT" || bench_die "start_udp_null.sh failed"
+	NULL_PID=$(cat "$REF/run/udp_null-$NULL_PORT.pid")
+	bench_log "udp_null pid $NULL_PID on udp 127.0.0.1:$NULL_PORT"
 }
 
 start_kamailio() { # start_kamailio SCENARIO
-	local args=("${KAM_MODE_ARGS[@]}")
+	local args=()
+	[ "$1" != refer ] || [ -z "$KAM_CRYPTO" ] && args+=(--md5sig)
 	[ "$1" = call ] && args+=(--noauth)
 	[ "$1" = invite-redis ] && args+=(--redis)
 	bench_cmd "$REF/start_kamailio.sh" "$KAM_PORT" 2 "${args[@]}" || bench_die "start_kamailio.sh failed"
@@ -224,6 +274,61 @@ scen_setup() {
 	esac
 }
 
+# profile_referee SCENARIO RATE: where referee's CPU goes at RATE (runs outside summary.tsv, whose
+# figures must not carry the tracers' overhead): syscalls per call from strace -c -f over one run,
+# then a perf profile (cpu-clock samples, call graphs, kernel and user) over another, and the context
+# switches per call of an untraced run. Writes $BENCH_WORK/profile/SCENARIO.txt.
+profile_referee() {
+	local scen=$1 rate=$2 dir=$BENCH_WORK/profile out spid calls
+	mkdir -p "$dir"
+	out=$dir/$scen.txt
+	: >"$out"
+	local saved_res=$RES_DIR
+	RES_DIR=$dir/runs
+	mkdir -p "$RES_DIR"
+	PROXY_PIDS=$REFEREE_PID EXTRA_PIDS=${backend:-}
+	if command -v strace >/dev/null; then
+		printf '+ strace -c -f -q -o %q -p %s &\n' "$dir/$scen.strace" "$REFEREE_PID" >>"$BENCH_WORK/commands.txt"
+		strace -c -f -q -o "$dir/$scen.strace" -p "$REFEREE_PID" 2>/dev/null &
+		spid=$!
+		sleep 1
+		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/runs/$scen.strace_run.txt"
+		kill -INT "$spid" 2>/dev/null
+		wait "$spid" 2>/dev/null
+		calls=$(awk '/^successful_calls/ { print $2 }' "$dir/runs/$scen.strace_run.txt")
+		{
+			echo "syscalls per call (strace -c -f over $calls calls at $rate cps; strace slows referee, so only the counts matter):"
+			awk -v calls="${calls:-0}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+					n = $4; if (calls > 0) printf "  %-16s %8.2f per call\n", $NF, n / calls }
+				$NF == "total" && calls > 0 { printf "  %-16s %8.2f per call\n", "all", $4 / calls }' "$dir/$scen.strace"
+		} >>"$out"
+	else
+		echo "strace not installed (packaging/install-deps.sh --bench): no syscall counts" >>"$out"
+	fi
+	if command -v perf >/dev/null; then
+		printf '+ perf record -e cpu-clock -F 1999 -g -o %q -p %s -- sleep %s &\n' "$dir/$scen.perf" "$REFEREE_PID" "$PROFILE_DURATION" >>"$BENCH_WORK/commands.txt"
+		perf record -q -e cpu-clock -F 1999 -g -o "$dir/$scen.perf" -p "$REFEREE_PID" -- sleep "$((PROFILE_DURATION + 1))" >/dev/null 2>&1 &
+		spid=$!
+		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/runs/$scen.perf_run.txt"
+		wait "$spid" 2>/dev/null
+		{
+			echo
+			echo "context switches per call (the perf run at $rate cps): $(awk '/^ctx_switches_call/ { print $2 }' "$dir/runs/$scen.perf_run.txt")"
+			echo
+			echo "perf profile at $rate cps (cpu-clock samples of all referee threads; % of referee's CPU):"
+			perf report -i "$dir/$scen.perf" --no-children --sort dso --stdio 2>/dev/null |
+				awk '/^ +[0-9.]+%/ { printf "  %s\n", $0; if (++n == 6) exit }'
+			echo "  top symbols:"
+			perf report -i "$dir/$scen.perf" --no-children --sort sym --stdio -g none 2>/dev/null |
+				awk '/^ +[0-9.]+%/ { printf "  %s\n", $0; if (++n == 15) exit }'
+		} >>"$out"
+	else
+		echo "perf not installed (packaging/install-deps.sh --bench): no profile" >>"$out"
+	fi
+	RES_DIR=$saved_res
+	bench_log "profile of referee in $scen at $rate cps: $out"
+}
+
 T0=$(date +%s)
 START_UTC=$(date -u '+%F %H:%M')
 for scen in "${SCENARIOS[@]}"; do
@@ -245,15 +350,36 @@ for scen in "${SCENARIOS[@]}"; do
 		start_referee "$scen"
 		systems=(referee "${systems[@]}")
 	fi
+	if [ "$FLOOR" = 1 ]; then
+		start_udp_null
+		systems=(udp_null "${systems[@]}")
+	fi
 	declare -A stopped=()
 	for rate in $rates; do
 		for rep in $(seq "$REPEATS"); do
 			for sys in "${systems[@]}"; do
 				[ -n "${stopped[$sys]:-}" ] && continue
-				if [ "$sys" = referee ]; then port=$REF_PORT PROXY_PIDS=$REFEREE_PID; else port=$KAM_PORT PROXY_PIDS=$KAM_PIDS; fi
-				EXTRA_PIDS=$backend
+				sclients=$clients
+				case $sys in
+					referee) port=$REF_PORT PROXY_PIDS=$REFEREE_PID EXTRA_PIDS=$backend ;;
+					kamailio) port=$KAM_PORT PROXY_PIDS=$KAM_PIDS EXTRA_PIDS=$backend ;;
+					udp_null)
+						# the floor: OPTIONS at PAIRS x the rate, answered by the reflector
+						port=$NULL_PORT PROXY_PIDS=$NULL_PID EXTRA_PIDS=""
+						LOAD_XML=$REF/sipp/uac_options.xml LOAD_INF=() LOAD_SINK=no
+						export LOAD_PER_CALL=${PAIRS[$scen]}
+						awk -v r="$rate" -v m="$LOAD_PER_CALL" 'BEGIN { exit !(r * m > 12000) }' && sclients=2
+						[ "$scen" = options ] && sclients=$clients
+						;;
+				esac
 				bench_log "$scen $rate cps, repetition $rep/$REPEATS: $sys"
-				if ! load_run "$sys" "$scen" "$port" "$rate" "$DURATION" "$clients" >"$BENCH_WORK/last_run.txt"; then
+				ok=1
+				load_run "$sys" "$scen" "$port" "$rate" "$DURATION" "$sclients" >"$BENCH_WORK/last_run.txt" || ok=0
+				if [ "$sys" = udp_null ]; then
+					unset LOAD_PER_CALL
+					scen_setup "$scen"
+					[ "$ok" = 1 ] || bench_log "udp_null did not PASS at $rate x ${PAIRS[$scen]} OPTIONS/s: that floor is SIPp-bound"
+				elif [ "$ok" = 0 ]; then
 					stopped[$sys]=$rate
 					bench_log "$sys did not PASS $scen at $rate cps: no higher rate for it"
 				fi
@@ -267,6 +393,11 @@ for scen in "${SCENARIOS[@]}"; do
 		done
 	done
 	unset stopped
+	[ -n "$REFEREE_PID" ] && bench_pid_alive "$REFEREE_PID" && rss_note "$scen" "after the sweep"
+	if [ "$PROFILE" = 1 ] && [[ " $PROXIES " == *" referee "* ]] && bench_pid_alive "$REFEREE_PID"; then
+		prv=$(scen_var "$scen" PROFILE_RATE)
+		profile_referee "$scen" "${!prv:-${PROFILE_RATE_DEFAULT[$scen]}}"
+	fi
 done
 [ -s "$RES_DIR/summary.tsv" ] || bench_die "no run produced results"
 ELAPSED=$(($(date +%s) - T0))
@@ -283,15 +414,23 @@ fi
 	echo '```sh'
 	envs=""
 	for v in DURATION REPEATS CLIENTS OPTIONS_RATES CALL_RATES INVITE_RATES INVITE_REDIS_RATES REFER_RATES \
-		TRANSFER_RATES OPTIONS_CLIENTS REFEREE_SOURCE REFEREE_BIN REFEREE_INLINE BENCH_CALL_TRUSTED PROXIES; do
+		TRANSFER_RATES OPTIONS_CLIENTS REFEREE_SOURCE REFEREE_BIN REFEREE_THREADS BENCH_CALL_TRUSTED PROXIES FLOOR PROFILE; do
 		val=$(printenv "$v") && [ -n "$val" ] && envs+="$v=\"$val\" "
 	done
 	if [ "$IS_ALL" = 1 ]; then echo "${envs}bench/run.sh all"; else echo "${envs}bench/run.sh ${SCENARIOS[*]}"; fi
 	echo '```'
 	echo
-	thr="2 receivers + 2 workers"
-	[ "${REFEREE_INLINE:-1}" = 0 ] || thr="2 workers reading their own sockets (threads.inline_receive)"
+	# what referee itself said it runs (its start-up log line)
+	thr=$(grep -o 'threads: receivers=[0-9]* workers=[0-9]* inline_receive=[a-z]*' "$BENCH_WORK/referee-check.txt" 2>/dev/null | tail -n 1 | sed 's/^threads: //')
+	if [ -n "${REFEREE_THREADS:-}" ]; then thr="threads $REFEREE_THREADS (NOT the shipped default: an A/B run), $thr"
+	else thr="the shipped default threading ($thr)"; fi
 	echo "referee: $REFEREE_DESC, $thr. $(kamailio -v 2>/dev/null | head -n 1 | sed 's/^version: //;s/ *$//'), 2 children."
+	echo
+	echo "Signatures: referee signs Record-Routes and REFER grants with HMAC-SHA256 in every scenario;"
+	echo "Kamailio runs without crypto.so (nothing to sign) except in refer, where it signs the REFER identity with"
+	echo "$KAM_REFER_SIG. Floor: the reference's udp_null reflector$([ "$FLOOR" = 1 ] || echo ' (not run: FLOOR=0)'), answering OPTIONS at"
+	echo "PAIRS x the offered rate (options 1, call 5, invite 6.5, refer 3, transfer 8 datagram pairs per call); its CPU x PAIRS is the"
+	echo "floor per call."
 	echo "$(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//'), $(redis-server --version 2>/dev/null | awk '{print "Redis " substr($3, 3)}'), $(nproc) CPUs ($(uname -r)), shared with other sessions."
 	echo
 	awk -f "$BENCH_SRC/lib/report.awk" "$RES_DIR/summary.tsv"
@@ -306,7 +445,35 @@ fi
 	echo "  all calls; SIPp's clock has 1 ms resolution (<1 = under a millisecond)."
 	echo "- Other load %: CPU of every other process on the host during the run, in % of all CPUs; above 5 %"
 	echo "  the run was disturbed by other sessions on this shared machine."
+	echo "- Floor µs/call: udp_null's CPU per OPTIONS x the scenario's datagram pairs per call; ratio to floor:"
+	echo "  the proxy's CPU per call / that floor. cs/call: context switches (voluntary + involuntary) of all the"
+	echo "  proxy's threads per call."
 	echo
+	if [ -s "$BENCH_WORK/rss.md" ]; then
+		echo "referee's resident memory (/proc/PID/status VmRSS, VmHWM = peak; target at rest ≤ 64 MB):"
+		echo
+		echo "| scenario | when | RSS MB | peak MB |"
+		echo "|---|---|---:|---:|"
+		cat "$BENCH_WORK/rss.md"
+		echo
+	fi
+	if [ -d "$BENCH_WORK/profile" ]; then
+		echo "## Where referee's CPU goes"
+		echo
+		echo "One run per scenario at the rate shown, outside the tables above (strace and perf slow referee down):"
+		echo 'syscalls per call from `strace -c -f`, context switches per call from `/proc/PID/task/*/status`, and a'
+		echo '`perf record -e cpu-clock -g` profile (by binary/kernel, then by symbol).'
+		echo
+		for f in "$BENCH_WORK"/profile/*.txt; do
+			[ -f "$f" ] || continue
+			echo "### $(basename "$f" .txt)"
+			echo
+			echo '```'
+			cat "$f"
+			echo '```'
+			echo
+		done
+	fi
 	[ -f "$BENCH_WORK/cpu_per_call.png" ] && echo "![CPU per call against offered rate](cpu_per_call.png)" && echo
 	echo "Run folders (command.txt, SIPp statistics, rtt files): \`$RES_DIR\`; every command: \`commands.txt\`."
 } >"$BENCH_WORK/report.md"
@@ -315,5 +482,17 @@ if [ -n "$REPORT_DIR" ]; then
 	cp "$BENCH_WORK/report.md" "$RES_DIR/summary.tsv" "$BENCH_WORK/commands.txt" "$REPORT_DIR/"
 	[ -f "$BENCH_WORK/cpu_per_call.png" ] && cp "$BENCH_WORK/cpu_per_call.png" "$REPORT_DIR/"
 	bench_log "report copied to $REPORT_DIR"
+fi
+# `all`: the report goes into the README's Benchmark section, between its two markers (headings one
+# level down, the plot's path from the repository root)
+if [ "$IS_ALL" = 1 ] && [ "${README_UPDATE:-1}" = 1 ] && grep -q '^<!-- bench-report:begin' "$REPO/README.md"; then
+	rel=${REPORT_DIR#"$REPO"/}
+	sed -e '1d' -e 's/^## /### /' -e "s|(cpu_per_call.png)|($rel/cpu_per_call.png)|" -e '/^Run folders/d' \
+		"$BENCH_WORK/report.md" >"$BENCH_WORK/readme_part.md"
+	awk -v part="$BENCH_WORK/readme_part.md" '
+		/^<!-- bench-report:begin/ { print; while ((getline l < part) > 0) print l; skip = 1; next }
+		/^<!-- bench-report:end/ { skip = 0 }
+		!skip { print }' "$REPO/README.md" >"$BENCH_WORK/README.new" && mv "$BENCH_WORK/README.new" "$REPO/README.md"
+	bench_log "README.md Benchmark section updated from the report (review and commit it)"
 fi
 cat "$BENCH_WORK/report.md"

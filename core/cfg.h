@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #define CFG_MAX_LISTEN 8
+#define CFG_MAX_THREADS 32 /* threads.receivers and threads.workers (the engine's limit too) */
 #define CFG_MAX_DOMAINS 16
 #define CFG_MAX_TRUSTED 64
 #define CFG_MAX_ALGOS 2
@@ -126,7 +127,7 @@ struct cfg {
 	struct {
 		unsigned receivers; /* default 2 */
 		unsigned workers;   /* default 2 */
-		bool inline_receive; /* default false: workers read the sockets themselves */
+		bool inline_receive; /* default true when receivers == workers: workers read the sockets themselves */
 	} threads;
 
 	struct {

@@ -94,11 +94,11 @@ static const char *const verify_names[] = { "none", "optional", "require", NULL 
 
 static const struct cfg_key threads_keys[] = {
 	{ .name = "receivers", .kind = CFG_K_UINT, .off = OFF(threads.receivers), .min = 1,
-	  .max = 32, .def = 2, .doc = "threads reading the listen sockets" },
-	{ .name = "workers", .kind = CFG_K_UINT, .off = OFF(threads.workers), .min = 1, .max = 32,
+	  .max = CFG_MAX_THREADS, .def = 2, .doc = "threads reading the listen sockets" },
+	{ .name = "workers", .kind = CFG_K_UINT, .off = OFF(threads.workers), .min = 1, .max = CFG_MAX_THREADS,
 	  .def = 2, .doc = "threads running the request stages" },
-	{ .name = "inline_receive", .kind = CFG_K_BOOL, .off = OFF(threads.inline_receive), .def = false,
-	  .doc = "no receiver threads: each worker reads its own receiver's sockets (needs receivers = workers; saves a thread hop)" },
+	{ .name = "inline_receive", .kind = CFG_K_BOOL, .off = OFF(threads.inline_receive), .def = true,
+	  .doc = "each worker hosts its receiver (reads its sockets: no thread hop, no wakeup); needs receivers = workers (default: on when they are equal); false: receiver threads feed the workers" },
 };
 static const struct cfg_section threads_section = { "threads", KEYS(threads_keys) };
 
@@ -393,10 +393,13 @@ int cfg_finish(struct cfg_ctx *x)
 		c->auth.n_algorithms = 2;
 	}
 	if (c->threads.inline_receive && c->threads.receivers != c->threads.workers) {
+		/* asked for: an error; only defaulted: receiver threads it is */
 		unsigned tl = cfg_seen_line(x, "threads.inline_receive");
-		return cfg_fail(x, tl ? tl : x->root_line,
-				"threads.inline_receive needs as many receivers as workers (%u receivers, %u workers)",
-				c->threads.receivers, c->threads.workers);
+		if (!tl)
+			c->threads.inline_receive = false;
+		else
+			return cfg_fail(x, tl, "threads.inline_receive needs as many receivers as workers (%u receivers, %u workers)",
+					c->threads.receivers, c->threads.workers);
 	}
 	unsigned line = cfg_seen_line(x, "store.backend");
 	if (!line)

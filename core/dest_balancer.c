@@ -82,7 +82,7 @@ const struct sockaddr *proxy_client_addr(const struct txn *t, struct sockaddr_st
 		return src;
 	const struct sip_msg *m = &t->msg;
 	const unsigned top = m->first[SIP_HDR_VIA];
-	const unsigned below = top == SIP_NO_HDR ? SIP_NO_HDR : proxy_next_value(m, top);
+	const unsigned below = top == SIP_NO_HDR ? SIP_NO_HDR : sip_msg_next(m, top);
 	struct sip_via v;
 	if (below == SIP_NO_HDR || sip_via_parse(m->hdrs[below].value, &v) < 0)
 		return src; /* the balancer sent it without a client Via: it is the client */

@@ -43,6 +43,7 @@ struct metrics_family {
 	unsigned n_series; /* series used (histogram: n_bounds + 2) */
 	unsigned first;
 	double bounds[METRICS_MAX_BOUNDS];
+	uint64_t bounds_ns[METRICS_MAX_BOUNDS]; /* the same in ns: metrics_observe_ns compares integers */
 	unsigned n_bounds;
 };
 
@@ -112,6 +113,10 @@ static const char *family_misnamed(enum metrics_kind kind, const char *name, con
 	return NULL;
 }
 
+/* The histogram family whose first series is the index: metrics_observe
+ * finds its bounds in one load instead of a search over the families. */
+static _Atomic(const struct metrics_family *) histogram_at[METRICS_MAX_SERIES];
+
 static unsigned family_add(enum metrics_kind kind, const char *name, const char *help,
 			   const char *label, const char *const *values, unsigned n_values,
 			   const double *bounds, unsigned n_bounds)
@@ -150,8 +155,12 @@ static unsigned family_add(enum metrics_kind kind, const char *name, const char 
 				      .n_bounds = n_bounds };
 	if (n_bounds)
 		memcpy(f->bounds, bounds, n_bounds * sizeof(*bounds));
+	for (unsigned b = 0; b < n_bounds; b++)
+		f->bounds_ns[b] = (uint64_t)llround(bounds[b] * 1e9);
 	n_series_used += n;
-	/* release pairs with the acquire loads in metrics_render / family_of:
+	if (kind == METRICS_HISTOGRAM)
+		atomic_store_explicit(&histogram_at[f->first], f, memory_order_release);
+	/* release pairs with the acquire loads in metrics_render:
 	 * the family entry is complete before a reader counts it. */
 	atomic_store_explicit(&n_families, nf + 1, memory_order_release);
 	return f->first;
@@ -253,19 +262,28 @@ void metrics_set(unsigned series, int64_t value)
 	atomic_store_explicit(&s->v[series], (uint64_t)value, memory_order_relaxed);
 }
 
-static const struct metrics_family *family_of(unsigned series)
+void metrics_observe_ns(unsigned histogram, uint64_t ns)
 {
-	unsigned nf = atomic_load_explicit(&n_families, memory_order_acquire);
-	for (unsigned i = 0; i < nf; i++)
-		if (series >= families[i].first && series < families[i].first + families[i].n_series)
-			return &families[i];
-	return NULL;
+	if (histogram >= METRICS_MAX_SERIES)
+		return;
+	/* acquire pairs with the release store in family_add */
+	const struct metrics_family *f = atomic_load_explicit(&histogram_at[histogram], memory_order_acquire);
+	if (!f)
+		return;
+	unsigned b = 0;
+	while (b < f->n_bounds && ns > f->bounds_ns[b])
+		b++;
+	metrics_inc(histogram + b);
+	metrics_add(histogram + f->n_bounds + 1, ns);
 }
 
 void metrics_observe(unsigned histogram, double seconds)
 {
-	const struct metrics_family *f = family_of(histogram);
-	if (!f || f->kind != METRICS_HISTOGRAM || f->first != histogram)
+	if (histogram >= METRICS_MAX_SERIES)
+		return;
+	/* acquire pairs with the release store in family_add */
+	const struct metrics_family *f = atomic_load_explicit(&histogram_at[histogram], memory_order_acquire);
+	if (!f)
 		return;
 	unsigned b = 0;
 	while (b < f->n_bounds && seconds > f->bounds[b])

@@ -39,6 +39,8 @@ static inline void metrics_inc(unsigned series)
 }
 void metrics_set(unsigned series, int64_t value);
 void metrics_observe(unsigned histogram, double seconds);
+/* metrics_observe_ns - the same for a duration in nanoseconds (no floating point: the hot path). */
+void metrics_observe_ns(unsigned histogram, uint64_t ns);
 
 /* Collected gauges: a family whose series are written at scrape time by a
  * callback (label sets that change with the configuration, such as one

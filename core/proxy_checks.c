@@ -3,9 +3,10 @@
  * (416, or 400 when unparseable), Max-Forwards 0 (483), OPTIONS to ourselves
  * (200, whatever the store says), loop detection (482), Proxy-Require (420
  * with Unsupported: we support no proxy extension), signed Record-Route on
- * top of an in-dialog request (t->in_authorized_dialog), and the next hop's
- * trust (t->next_hop_trusted) for the egress stages. Responses pass through.
- * Routes are only looked at here; the forwarder pops them. */
+ * top of an in-dialog request (t->in_authorized_dialog). Responses pass
+ * through. The next hop (and its trust) is decided later, by the egress and
+ * forward stages, for the Request-URI as the transfer stage leaves it.
+ * Everything is read from the txn's parsed view. */
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
@@ -15,13 +16,13 @@
 
 /* An ACK for a final reply we generated carries our To tag (RFC 3261 §16.11:
  * a stateless proxy absorbs it instead of forwarding it). */
-static bool ack_is_for_us(const struct sip_msg *m, const struct sip_via *top)
+static bool ack_is_for_us(struct txn *t)
 {
-	const struct slice tag = proxy_hdr_tag(m, SIP_HDR_TO);
+	const struct slice tag = txn_to_tag(t);
 	char ours[PROXY_TAG_LEN];
 	if (tag.len != PROXY_TAG_LEN)
 		return false;
-	proxy_to_tag(m, top, ours);
+	proxy_to_tag(t, ours);
 	return memcmp(tag.p, ours, PROXY_TAG_LEN) == 0;
 }
 
@@ -33,7 +34,7 @@ static bool is_scheme_char(char c)
 
 /* RFC 3261 §16.3 item 2 (and §8.2.2.1): 416 for a scheme we do not route,
  * 400 for something that is not a URI at all (such as "<sip:...>"). */
-static bool ruri_rejected(struct txn *t, struct sip_uri *u)
+static bool ruri_rejected(struct txn *t, const struct sip_uri **u)
 {
 	const struct slice ruri = t->msg.ruri;
 	const ptrdiff_t colon = slice_find_char(ruri, ':');
@@ -48,11 +49,11 @@ static bool ruri_rejected(struct txn *t, struct sip_uri *u)
 	const struct slice scheme = slice_make(ruri.p, (size_t)colon);
 	const bool sip = slice_caseeq(scheme, SLICE_LIT("sip")) ||
 			 slice_caseeq(scheme, SLICE_LIT("sips"));
-	if (sip_uri_parse(ruri, u) < 0) {
+	if (!(*u = txn_ruri(t))) {
 		txn_reply(t, sip ? 400 : 416, sip ? SLICE_LIT("Bad Request-URI") : SLICE_NULL);
 		return true;
 	}
-	if (!sip || !sip_uri_is_sip(u)) {
+	if (!sip || !sip_uri_is_sip(*u)) {
 		txn_reply(t, 416, SLICE_NULL);
 		return true;
 	}
@@ -78,23 +79,32 @@ static enum stage_rc options_reply(struct txn *t)
 }
 
 /* §16.3 item 4: a Via of ours whose loop part equals what we would compute now. */
-static bool loop_detected(const struct txn *t)
+static bool loop_detected(struct txn *t)
 {
 	const struct sip_msg *m = &t->msg;
 	const size_t off = sizeof(PROXY_BRANCH_PREFIX) - 1 + 17;
 	bool have = false;
 	char loop[16];
-	for (unsigned i = m->first[SIP_HDR_VIA]; i != SIP_NO_HDR; i = proxy_next_value(m, i)) {
-		struct sip_via v;
-		if (sip_via_parse(m->hdrs[i].value, &v) < 0 || !proxy_via_is_ours(t->cfg, &v) ||
-		    v.branch.len != PROXY_BRANCH_LEN)
+	const struct sip_via *top = txn_top_via(t);
+	for (unsigned i = m->first[SIP_HDR_VIA]; i != SIP_NO_HDR; i = sip_msg_next(m, i)) {
+		/* only our own branches can match: look at the bytes before parsing */
+		const struct slice value = m->hdrs[i].value;
+		if (!memmem(value.p, value.len, PROXY_BRANCH_PREFIX, sizeof(PROXY_BRANCH_PREFIX) - 1))
+			continue;
+		struct sip_via parsed;
+		const struct sip_via *v = &parsed;
+		if (i == m->first[SIP_HDR_VIA])
+			v = top;
+		else if (sip_via_parse(value, &parsed) < 0)
+			v = NULL;
+		if (!v || !proxy_via_is_ours(t->cfg, v) || v->branch.len != PROXY_BRANCH_LEN)
 			continue;
 		if (!have) {
 			/* branch layout: prefix, 16 hex, '.', 16 hex loop part */
-			proxy_hex64(proxy_loop_hash(t->cfg, m), loop);
+			proxy_hex64(proxy_loop_hash(t), loop);
 			have = true;
 		}
-		if (memcmp(v.branch.p + off, loop, sizeof(loop)) == 0)
+		if (memcmp(v->branch.p + off, loop, sizeof(loop)) == 0)
 			return true;
 	}
 	return false;
@@ -107,7 +117,7 @@ static bool proxy_require_rejected(struct txn *t)
 	size_t need = sizeof("Unsupported: ");
 	unsigned n = 0;
 	for (unsigned i = m->first[SIP_HDR_PROXY_REQUIRE]; i != SIP_NO_HDR;
-	     i = proxy_next_value(m, i)) {
+	     i = sip_msg_next(m, i)) {
 		need += m->hdrs[i].value.len + 2;
 		n += m->hdrs[i].value.len != 0;
 	}
@@ -118,7 +128,7 @@ static bool proxy_require_rejected(struct txn *t)
 	proxy_out_lit(&o, "Unsupported: ");
 	bool first = true;
 	for (unsigned i = m->first[SIP_HDR_PROXY_REQUIRE]; i != SIP_NO_HDR;
-	     i = proxy_next_value(m, i)) {
+	     i = sip_msg_next(m, i)) {
 		if (m->hdrs[i].value.len == 0)
 			continue;
 		if (!first)
@@ -136,14 +146,13 @@ static bool proxy_require_rejected(struct txn *t)
 static bool authorized_dialog(struct txn *t)
 {
 	const struct sip_msg *m = &t->msg;
-	const unsigned r = m->first[SIP_HDR_ROUTE];
-	struct sip_uri u;
 	struct slice ra;
 	char mac[PROXY_RR_MAC_CHARS];
-	if (proxy_hdr_tag(m, SIP_HDR_TO).len == 0 || r == SIP_NO_HDR ||
-	    !proxy_route_is_ours(t->cfg, m->call_id, m->hdrs[r].value, &u) ||
-	    !sip_uri_param(&u, SLICE_LIT("ra"), &ra) || ra.len != PROXY_RR_MAC_CHARS ||
-	    proxy_rr_mac(t, m->call_id, mac) < 0)
+	if (txn_to_tag(t).len == 0 || m->first[SIP_HDR_ROUTE] == SIP_NO_HDR)
+		return false;
+	const struct txn_route *r = txn_route(t); /* its first popped Route is the top one */
+	if (r->n_pop == 0 || !sip_uri_param(&r->top_ours, SLICE_LIT("ra"), &ra) ||
+	    ra.len != PROXY_RR_MAC_CHARS || proxy_rr_mac(t, m->call_id, mac) < 0)
 		return false;
 	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
 }
@@ -153,19 +162,18 @@ enum stage_rc proxy_checks_stage(struct txn *t)
 	const struct sip_msg *m = &t->msg;
 	if (!m->is_request)
 		return STAGE_CONTINUE;
-	struct sip_via top;
-	if (proxy_top_via(m, &top) < 0) {
+	if (!txn_top_via(t)) {
 		proxy_count_drop(PROXY_DROP_BAD_VIA);
 		return STAGE_DROP;
 	}
-	if (m->method_id == SIP_METHOD_ACK && ack_is_for_us(m, &top)) {
+	if (m->method_id == SIP_METHOD_ACK && ack_is_for_us(t)) {
 		proxy_count_absorbed();
 		return STAGE_DROP;
 	}
-	struct sip_uri u;
+	const struct sip_uri *u;
 	if (ruri_rejected(t, &u))
 		return STAGE_REPLY;
-	const bool to_us = options_to_us(t->cfg, m, &u);
+	const bool to_us = options_to_us(t->cfg, m, u);
 	if (m->has_max_forwards && m->max_forwards == 0 && !to_us) {
 		txn_reply(t, 483, SLICE_NULL);
 		return STAGE_REPLY;
@@ -178,9 +186,9 @@ enum stage_rc proxy_checks_stage(struct txn *t)
 	}
 	if (proxy_require_rejected(t))
 		return STAGE_REPLY;
-	t->in_authorized_dialog = authorized_dialog(t);
-	struct proxy_route r;
-	t->next_hop_trusted = proxy_route(t, &r) == 0 &&
-			      cfg_is_trusted(t->cfg, (const struct sockaddr *)&r.dst);
+	/* only the rules stage reads it, and ACK and CANCEL are not its business
+	 * (SPEC §2): no MAC to verify for them */
+	if (m->method_id != SIP_METHOD_ACK && m->method_id != SIP_METHOD_CANCEL)
+		t->in_authorized_dialog = authorized_dialog(t);
 	return STAGE_CONTINUE;
 }

@@ -16,27 +16,29 @@
 #include "proxy.h"
 #include "proxy_priv.h"
 
-static bool is_dialog_forming(const struct sip_msg *m)
+static bool is_dialog_forming(struct txn *t)
 {
-	return (m->method_id == SIP_METHOD_INVITE || m->method_id == SIP_METHOD_SUBSCRIBE ||
-		m->method_id == SIP_METHOD_REFER) &&
-	       proxy_hdr_tag(m, SIP_HDR_TO).len == 0;
+	const uint8_t id = t->msg.method_id;
+	return (id == SIP_METHOD_INVITE || id == SIP_METHOD_SUBSCRIBE || id == SIP_METHOD_REFER) &&
+	       txn_to_tag(t).len == 0;
 }
 
 /* The Request-URI to send: the stages' one or the received one, without
  * URI headers (RFC 4475 escruri: never forward "?Route=..." there). */
-static struct slice ruri_out(const struct txn *t)
+static struct slice ruri_out(struct txn *t)
 {
 	struct slice ruri = t->edits.ruri.p ? t->edits.ruri : t->msg.ruri;
-	struct sip_uri u;
-	if (sip_uri_parse(ruri, &u) == 0 && u.headers.len && u.headers.p > ruri.p &&
-	    u.headers.p <= ruri.p + ruri.len)
-		ruri.len = (size_t)(u.headers.p - ruri.p);
+	struct sip_uri edited;
+	const struct sip_uri *u = &edited;
+	if (t->edits.ruri.p ? sip_uri_parse(ruri, &edited) < 0 : !(u = txn_ruri(t)))
+		return ruri;
+	if (u->headers.len && u->headers.p > ruri.p && u->headers.p <= ruri.p + ruri.len)
+		ruri.len = (size_t)(u->headers.p - ruri.p);
 	return ruri;
 }
 
 /* Per-value plan: stage edits first, then our own changes, which win. */
-static int request_plan(struct txn *t, const struct sip_via *top, const struct proxy_route *r,
+static int request_plan(struct txn *t, const struct sip_via *top, const struct txn_route *r,
 			struct proxy_hdr_plan *plan)
 {
 	const struct sip_msg *m = &t->msg;
@@ -67,7 +69,7 @@ static int request_plan(struct txn *t, const struct sip_via *top, const struct p
 		plan->repl[mf] = v;
 	}
 	unsigned i = m->first[SIP_HDR_ROUTE];
-	for (unsigned n = 0; n < r->n_pop && i != SIP_NO_HDR; n++, i = proxy_next_value(m, i))
+	for (unsigned n = 0; n < r->n_pop && i != SIP_NO_HDR; n++, i = sip_msg_next(m, i))
 		plan->action[i] = PROXY_HDR_DROP;
 	return 0;
 }
@@ -88,13 +90,13 @@ static int record_route(struct txn *t, struct proxy_out *o, struct slice listen)
 	return 0;
 }
 
-static int request_build(struct txn *t, const struct sip_via *top, const struct proxy_route *r)
+static int request_build(struct txn *t, const struct sip_via *top, const struct txn_route *r)
 {
 	const struct sip_msg *m = &t->msg;
 	struct proxy_hdr_plan plan;
 	if (request_plan(t, top, r, &plan) < 0)
 		return -ENOSPC;
-	const uint32_t cap = t->out_cap < TXN_RX_MAX ? t->out_cap : TXN_RX_MAX;
+	const uint32_t cap = t->out_cap < TXN_OUT_MAX ? t->out_cap : TXN_OUT_MAX;
 	struct proxy_out o = { t->out, 0, cap, false };
 	proxy_out_slice(&o, m->method);
 	proxy_out_lit(&o, " ");
@@ -104,11 +106,11 @@ static int request_build(struct txn *t, const struct sip_via *top, const struct 
 	proxy_out_slice(&o, listen);
 	proxy_out_lit(&o, ";branch=");
 	char branch[PROXY_BRANCH_LEN];
-	proxy_branch(t->cfg, m, top, branch);
+	proxy_branch(t, top, branch);
 	proxy_out_put(&o, branch, sizeof(branch));
 	proxy_out_lit(&o, "\r\n");
 	/* before every existing Record-Route line: ours is the topmost value */
-	if (is_dialog_forming(m) && record_route(t, &o, listen) < 0)
+	if (is_dialog_forming(t) && record_route(t, &o, listen) < 0)
 		return -ENOSPC;
 	if (m->first[SIP_HDR_MAX_FORWARDS] == SIP_NO_HDR)
 		proxy_out_lit(&o, "Max-Forwards: 70\r\n"); /* RFC 3261 §16.6 item 3 */
@@ -138,8 +140,8 @@ enum stage_rc proxy_forward_stage(struct txn *t)
 		return proxy_relay_response(t);
 	const struct sip_msg *m = &t->msg;
 	t->out_len = 0;
-	struct sip_via top;
-	if (proxy_top_via(m, &top) < 0) {
+	const struct sip_via *top = txn_top_via(t);
+	if (!top) {
 		proxy_count_drop(PROXY_DROP_BAD_VIA);
 		return STAGE_DROP;
 	}
@@ -147,8 +149,9 @@ enum stage_rc proxy_forward_stage(struct txn *t)
 		txn_reply(t, 483, SLICE_NULL); /* when the checks stage is not in the chain */
 		return STAGE_REPLY;
 	}
-	struct proxy_route r;
-	const int rc = proxy_route(t, &r);
+	const struct txn_route *r = txn_route(t);
+	const int rc = r->rc;
+	t->next_hop_trusted = rc == 0 && cfg_is_trusted(t->cfg, (const struct sockaddr *)&r->dst);
 	if (rc == -ENOENT) {
 		txn_reply(t, 503, SLICE_LIT("No Route"));
 		return STAGE_REPLY;
@@ -179,7 +182,7 @@ enum stage_rc proxy_forward_stage(struct txn *t)
 		proxy_count_drop(PROXY_DROP_BAD_DESTINATION);
 		return STAGE_DROP;
 	}
-	if (request_build(t, &top, &r) < 0) {
+	if (request_build(t, top, r) < 0) {
 		t->out_len = 0;
 		txn_reply(t, 513, SLICE_NULL);
 		return STAGE_REPLY;
@@ -204,26 +207,26 @@ static bool next_hop_of(const struct sip_via *v, struct sockaddr_storage *ss, so
 enum stage_rc proxy_relay_response(struct txn *t)
 {
 	const struct sip_msg *m = &t->msg;
-	struct sip_via top, next;
+	const struct sip_via *top = txn_top_via(t);
 	t->out_len = 0;
-	if (proxy_top_via(m, &top) < 0 || !proxy_via_is_ours(t->cfg, &top)) {
+	if (!top || !proxy_via_is_ours(t->cfg, top)) {
 		proxy_count_drop(PROXY_DROP_NOT_OUR_VIA);
 		return STAGE_DROP;
 	}
 	const unsigned first = m->first[SIP_HDR_VIA];
-	const unsigned second = proxy_next_value(m, first);
-	if (second == SIP_NO_HDR) {
+	if (sip_msg_next(m, first) == SIP_NO_HDR) {
 		proxy_count_drop(PROXY_DROP_NO_NEXT_VIA);
 		return STAGE_DROP;
 	}
-	if (sip_via_parse(m->hdrs[second].value, &next) < 0) {
+	const struct sip_via *next = txn_second_via(t);
+	if (!next) {
 		proxy_count_drop(PROXY_DROP_BAD_VIA);
 		return STAGE_DROP;
 	}
 	struct sockaddr_storage dst;
 	socklen_t dstlen;
 	/* a hostname sent-by without received would need DNS: not here */
-	if (!next_hop_of(&next, &dst, &dstlen) ||
+	if (!next_hop_of(next, &dst, &dstlen) ||
 	    proxy_sa_is_bad_destination((const struct sockaddr *)&dst)) {
 		proxy_count_drop(PROXY_DROP_BAD_DESTINATION);
 		return STAGE_DROP;
@@ -231,7 +234,7 @@ enum stage_rc proxy_relay_response(struct txn *t)
 	struct proxy_hdr_plan plan;
 	memset(&plan, 0, sizeof(plan));
 	plan.action[first] = PROXY_HDR_DROP;
-	const uint32_t cap = t->out_cap < TXN_RX_MAX ? t->out_cap : TXN_RX_MAX;
+	const uint32_t cap = t->out_cap < TXN_OUT_MAX ? t->out_cap : TXN_OUT_MAX;
 	struct proxy_out o = { t->out, 0, cap, false };
 	proxy_out_put(&o, m->buf, m->start_line_len);
 	proxy_emit_hdrs(&o, m, &plan, 0);

@@ -1,12 +1,16 @@
 #pragma once
 /* proxy_priv.h - internals shared by core/proxy_*.c (never exported).
  *
- *   proxy_process.c  keys, metrics, the keyed hash, branch / To-tag / RR MAC,
- *                    the stage loop and malformed-message handling
+ *   proxy_process.c  the stage loop and malformed-message handling (top of the chain)
  *   proxy_checks.c   SPEC §1 local checks (the first stage)
- *   proxy_route.c    next-hop decision and address helpers
- *   proxy_forward.c  outgoing request and relayed response bytes
- *   proxy_reply.c    stateless local replies, header-line emitter */
+ *   proxy_forward.c  outgoing request and relayed response bytes (the last stage)
+ *   proxy_reply.c    stateless local replies
+ *   proxy_emit.c     header-line emitter and Via received/rport (forward and reply)
+ *   proxy_ids.c      keys, Via branch, loop hash, To tag, Record-Route MAC
+ *   proxy_route.c    next-hop decision (txn_route) and address helpers
+ *   proxy_hash.c     SipHash-2-4
+ *   proxy_count.c    metrics
+ * Every file reads the message through the txn's parsed view (txn.h). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,25 +47,34 @@ enum proxy_drop {
 
 enum proxy_direction { PROXY_DIR_REQUEST = 0, PROXY_DIR_RESPONSE, PROXY_DIR_COUNT };
 
-/* Keys and metric handles; written by proxy_init before threads start, read-only after. */
+/* Keys (proxy_ids.c); written by proxy_init before threads start, read-only after. */
 struct proxy_state {
 	uint64_t branch_key[2]; /* SipHash key of the Via branch */
 	uint64_t tag_key[2];    /* SipHash key of our reply To tags */
 	uint8_t rr_key[SECRET_KEY_BYTES];
-	bool have_metrics;
-	unsigned m_responses; /* referee_responses_sent_total{code} */
-	unsigned m_forwarded; /* referee_forwarded_total{direction} */
-	unsigned m_drops;     /* referee_drops_total{reason} */
-	unsigned m_absorbed;  /* referee_acks_absorbed_total */
 };
 extern struct proxy_state proxy_g;
 
+/* ---------------------------------------------------------------- metrics (proxy_count.c) */
+
+/* Series handles; written by proxy_count_register before threads start. */
+struct proxy_counts {
+	bool registered;
+	unsigned responses; /* referee_responses_sent_total{code} */
+	unsigned forwarded; /* referee_forwarded_total{direction} */
+	unsigned drops;     /* referee_drops_total{reason} */
+	unsigned absorbed;  /* referee_acks_absorbed_total */
+};
+extern struct proxy_counts proxy_counts;
+
+/* proxy_count_register - the core proxy's metric families, once (proxy_init). */
+void proxy_count_register(void);
 void proxy_count_drop(enum proxy_drop why);
 void proxy_count_forwarded(enum proxy_direction dir);
 void proxy_count_reply(uint16_t code);
 void proxy_count_absorbed(void);
 
-/* ---------------------------------------------------------------- keyed hash (SipHash-2-4) */
+/* ---------------------------------------------------------------- keyed hash (proxy_hash.c, SipHash-2-4) */
 
 struct proxy_hash {
 	uint64_t v0, v1, v2, v3;
@@ -79,36 +92,28 @@ uint64_t proxy_siphash(const uint64_t key[2], const void *p, size_t n);
 /* proxy_hex64 - 16 lowercase hex digits, most significant first. */
 void proxy_hex64(uint64_t v, char out[16]);
 
-/* ---------------------------------------------------------------- derived values */
+/* ---------------------------------------------------------------- derived values (proxy_ids.c) */
 
 /**
- * proxy_branch - the Via branch we add when forwarding @m (whose top Via is
- * @top): PROXY_BRANCH_PREFIX, a transaction part (hash of the incoming branch
- * and sent-by, or RFC 2543 fields) and a loop part (proxy_loop_hash) in hex.
- * Writes PROXY_BRANCH_LEN bytes to @out. Same input bytes, same branch.
+ * proxy_branch - the Via branch we add when forwarding the request of @t
+ * (whose top Via is @top): PROXY_BRANCH_PREFIX, a transaction part (hash of
+ * the incoming branch and sent-by, or RFC 2543 fields) and a loop part
+ * (proxy_loop_hash) in hex. Writes PROXY_BRANCH_LEN bytes to @out. Same
+ * input bytes, same branch.
  */
-void proxy_branch(const struct cfg *c, const struct sip_msg *m, const struct sip_via *top,
-		  char out[PROXY_BRANCH_LEN]);
+void proxy_branch(struct txn *t, const struct sip_via *top, char out[PROXY_BRANCH_LEN]);
 /* proxy_loop_hash - RFC 3261 §16.3 item 4 / §16.6 item 8: hash of what decides
  * routing (Request-URI as received, Call-ID, From tag, CSeq number, Route
  * values that are not ours). A looped request computes the same value. */
-uint64_t proxy_loop_hash(const struct cfg *c, const struct sip_msg *m);
-/* proxy_to_tag - To tag of our local replies to @m: hex of a keyed hash of
+uint64_t proxy_loop_hash(struct txn *t);
+/* proxy_to_tag - To tag of our local replies to @t: hex of a keyed hash of
  * Call-ID, From tag, top Via branch and CSeq number (the ACK has them all). */
-void proxy_to_tag(const struct sip_msg *m, const struct sip_via *top, char out[PROXY_TAG_LEN]);
+void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN]);
 /* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. 0 or -ENOMEM (arena). */
 int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
 /* proxy_rr_mac_of - the same MAC over @n contiguous bytes (Call-ID ‖ "a" already joined). */
 void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS]);
 
-/* ---------------------------------------------------------------- message helpers */
-
-/* proxy_top_via - parse the first Via value of @m. 0, -ENOENT or -EBADMSG. */
-int proxy_top_via(const struct sip_msg *m, struct sip_via *v);
-/* proxy_hdr_tag - the tag parameter of From or To; empty when absent or unparseable. */
-struct slice proxy_hdr_tag(const struct sip_msg *m, enum sip_hdr_id id);
-/* proxy_next_value - index of the next header value with the same id after @i, or SIP_NO_HDR. */
-unsigned proxy_next_value(const struct sip_msg *m, unsigned i);
 /* proxy_branch_is_3261 - starts with the magic cookie and has something after it. */
 bool proxy_branch_is_3261(struct slice branch);
 
@@ -138,32 +143,8 @@ bool proxy_host_is_src(const struct txn *t, struct slice host);
 /* proxy_listen_text - "host:port" of the socket that received @t. */
 struct slice proxy_listen_text(const struct txn *t);
 
-/* ---------------------------------------------------------------- routing (proxy_route.c) */
+/* ---------------------------------------------------------------- routing (proxy_route.c: txn_route) */
 
-enum proxy_route_kind {
-	PROXY_ROUTE_LOCAL = 0, /* routes.local */
-	PROXY_ROUTE_OUTBOUND,  /* routes.outbound */
-	PROXY_ROUTE_DIRECT,    /* an IP literal of a Route or the Request-URI */
-};
-
-struct proxy_route {
-	enum proxy_route_kind kind;
-	unsigned n_pop; /* leading Route values that point at us */
-	const struct cfg_dest *dest;  /* LOCAL/OUTBOUND: the chosen destination (in t->cfg) */
-	enum cfg_transport transport; /* how to reach dst (UDP until issue 10's next hops) */
-	struct sockaddr_storage dst;
-	socklen_t dstlen;
-};
-
-/**
- * proxy_route - decide where the request in @t goes (SPEC §1).
- * Returns 0, -ENOENT when the needed route is not configured, -EHOSTUNREACH
- * when every destination of that route is down, -EAGAIN while the next hop's
- * name is being resolved, -ENXIO when it does not resolve, -EBADMSG for
- * an unparseable Route or Request-URI, -EADDRNOTAVAIL for a destination we
- * never send to (broadcast, multicast, unspecified).
- */
-int proxy_route(const struct txn *t, struct proxy_route *r);
 /* proxy_route_is_ours - the Route @value (name-addr) is ours: it points at one of our listen
  * or advertised addresses, or it is a Record-Route signed for @call_id with the shared secret
  * by any instance (SPEC §11: a sibling's dialogs survive it). @u receives its URI. */
@@ -179,7 +160,7 @@ bool dest_advertised_is(const struct cfg *c, struct slice host, uint16_t port, b
 /* dest_rr_signed - @u carries ra= with the Record-Route MAC of @call_id (any instance's). */
 bool dest_rr_signed(struct slice call_id, const struct sip_uri *u);
 
-/* ---------------------------------------------------------------- output (proxy_reply.c) */
+/* ---------------------------------------------------------------- output (proxy_emit.c) */
 
 struct proxy_out {
 	char *p;

@@ -2,18 +2,20 @@
  * §16.12 loose routing) and the address helpers behind "is this us?".
  * Order: pop leading Routes that name one of our listen addresses; a Route
  * left over wins (IP literal -> that address; one of our domains ->
- * routes.local; other hostnames -> routes.outbound, or DNS without it); otherwise
- * the Request-URI: our domain or one of our listen addresses -> routes.local,
- * IP literal -> that address (URI port or 5060), anything else ->
- * routes.outbound. A route with several destinations picks one per Call-ID
+ * routes.local; other hostnames -> routes.outbound, or DNS without it);
+ * otherwise the Request-URI: our domain or one of our listen addresses ->
+ * routes.local, IP literal -> that address (URI port or 5060), anything else
+ * -> routes.outbound. A route with several destinations picks one per Call-ID
  * among those up (dest.h). A needed route that is not configured is -ENOENT,
  * which the forwarder answers with "503 No Route" (another instance may have
  * one; 503 lets a client fail over); one whose destinations are all down is
  * -EHOSTUNREACH (503 with Retry-After). A name with no maddr, and a foreign
  * host when routes.outbound is not set, are resolved per RFC 3263 (dns.h: a
- * cache read; not resolved yet -EAGAIN, not resolvable -ENXIO). Strict routing (Route without lr) is not done:
- * our own Record-Route always carries lr. Broadcast, multicast and
- * unspecified destinations are refused. No blocking DNS, no syscalls. */
+ * cache read; not resolved yet -EAGAIN, not resolvable -ENXIO). Routes naming
+ * an advertised address, and Record-Routes any instance signed, are ours
+ * (SPEC §11). Strict routing (Route without lr) is not done: our own
+ * Record-Route always carries lr. Broadcast, multicast and unspecified
+ * destinations are refused. No blocking DNS, no syscalls. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,9 +27,46 @@
 
 /* ---------------------------------------------------------------- addresses */
 
+/* dotted-quad IPv4 as inet_pton reads it (four decimal parts 0..255, no
+ * leading zeros), without its NUL-terminated copy: the common case of every
+ * "is this us?" test, several per message. */
+static bool ipv4_parse(struct slice s, struct in_addr *out)
+{
+	uint32_t a = 0;
+	unsigned parts = 0;
+	size_t i = 0;
+	while (parts < 4) {
+		if (i >= s.len || s.p[i] < '0' || s.p[i] > '9')
+			return false;
+		const size_t start = i;
+		unsigned v = 0;
+		while (i < s.len && s.p[i] >= '0' && s.p[i] <= '9' && i - start < 3)
+			v = v * 10 + (unsigned)(s.p[i++] - '0');
+		if (v > 255 || (i - start > 1 && s.p[start] == '0'))
+			return false;
+		a = a << 8 | v;
+		if (++parts < 4 && (i >= s.len || s.p[i++] != '.'))
+			return false;
+	}
+	if (i != s.len)
+		return false;
+	out->s_addr = htonl(a);
+	return true;
+}
+
 bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage *ss,
 		      socklen_t *len)
 {
+	struct in_addr a4;
+	if (ipv4_parse(host, &a4)) {
+		memset(ss, 0, sizeof(struct sockaddr_in));
+		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		in4->sin_addr = a4;
+		*len = sizeof(*in4);
+		return true;
+	}
 	if (host.len >= 2 && host.p[0] == '[' && host.p[host.len - 1] == ']')
 		host = slice_make(host.p + 1, host.len - 2);
 	char buf[PROXY_IP_TEXT_MAX];
@@ -149,20 +188,35 @@ bool proxy_route_is_ours(const struct cfg *c, struct slice call_id, struct slice
 	       (proxy_uri_is_ours(c, u) || (sip_uri_is_sip(u) && dest_rr_signed(call_id, u)));
 }
 
+/* a.b.c.d of @a (network order) into @out; its length (no NUL needed by callers, one is written) */
+static size_t ipv4_text(const uint8_t a[4], char out[PROXY_IP_TEXT_MAX])
+{
+	size_t n = 0;
+	for (int i = 0; i < 4; i++) {
+		const unsigned v = a[i];
+		if (v >= 100)
+			out[n++] = (char)('0' + v / 100);
+		if (v >= 10)
+			out[n++] = (char)('0' + v / 10 % 10);
+		out[n++] = (char)('0' + v % 10);
+		if (i < 3)
+			out[n++] = '.';
+	}
+	out[n] = '\0';
+	return n;
+}
+
 size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
 {
 	/* received= carries an IPv4 peer as a.b.c.d, not ::ffff:a.b.c.d */
 	const void *addr = v4_mapped(&t->src);
-	int family = AF_INET;
-	if (!addr && t->src.ss_family == AF_INET) {
-		addr = &((const struct sockaddr_in *)&t->src)->sin_addr;
-	} else if (!addr && t->src.ss_family == AF_INET6) {
-		addr = &((const struct sockaddr_in6 *)&t->src)->sin6_addr;
-		family = AF_INET6;
-	} else if (!addr) {
+	if (addr)
+		return ipv4_text(addr, out);
+	if (t->src.ss_family == AF_INET)
+		return ipv4_text((const uint8_t *)&((const struct sockaddr_in *)&t->src)->sin_addr, out);
+	if (t->src.ss_family != AF_INET6)
 		return 0;
-	}
-	if (!inet_ntop(family, addr, out, PROXY_IP_TEXT_MAX))
+	if (!inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&t->src)->sin6_addr, out, PROXY_IP_TEXT_MAX))
 		return 0;
 	return strnlen(out, PROXY_IP_TEXT_MAX);
 }
@@ -195,7 +249,7 @@ struct slice proxy_listen_text(const struct txn *t)
 /* dns_next_hop - a DNS name as next hop (RFC 3263, core/dns_resolver.c): 0,
  * -EAGAIN (not resolved yet: 503 with Retry-After) or -ENXIO (does not resolve). */
 static int dns_next_hop(struct slice host, uint16_t port, bool has_port, uint64_t key, int family,
-			struct proxy_route *r)
+			struct txn_route *r)
 {
 	switch (dns_lookup(host, port, has_port, key, family, &r->dst, &r->dstlen)) {
 	case DNS_HIT:
@@ -212,15 +266,14 @@ static int dns_next_hop(struct slice host, uint16_t port, bool has_port, uint64_
 /* One destination of routes.local / routes.outbound: the Call-ID's choice
  * among those up (core/dest_select.c, core/health_probe.c). */
 static int route_configured(const struct cfg *c, struct slice call_id, int family,
-			    enum proxy_route_kind kind, struct proxy_route *r)
+			    enum txn_route_kind kind, struct txn_route *r)
 {
-	const struct cfg_destset *set =
-	    kind == PROXY_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
+	const struct cfg_destset *set = kind == TXN_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
 	if (set->n == 0)
 		return -ENOENT;
 	r->kind = kind;
-	const uint32_t up = health_up_mask(
-	    kind == PROXY_ROUTE_LOCAL ? DEST_ROUTE_LOCAL : DEST_ROUTE_OUTBOUND, set);
+	const uint32_t up =
+	    health_up_mask(kind == TXN_ROUTE_LOCAL ? DEST_ROUTE_LOCAL : DEST_ROUTE_OUTBOUND, set);
 	const uint64_t key = dest_key(call_id);
 	const int i = set->n == 1 ? (up & 1u ? 0 : DEST_NONE) : dest_pick(set, key, up);
 	if (i == DEST_NONE)
@@ -237,42 +290,42 @@ static int route_configured(const struct cfg *c, struct slice call_id, int famil
 
 /* Next hop for @u, the remaining top Route (@from_route) or the Request-URI. */
 static int route_to_uri(const struct cfg *c, struct slice call_id, int family, const struct sip_uri *u,
-			bool from_route, struct proxy_route *r)
+			bool from_route, struct txn_route *r)
 {
 	if (u->host_is_ipv4 || u->host_is_ipv6) {
 		/* our own address in the Request-URI is a request for our domain */
 		if (!from_route && proxy_uri_is_ours(c, u))
-			return route_configured(c, call_id, family, PROXY_ROUTE_LOCAL, r);
+			return route_configured(c, call_id, family, TXN_ROUTE_LOCAL, r);
 		const uint16_t port = u->has_port ? u->port : PROXY_DEFAULT_PORT;
 		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
 			return -EBADMSG;
 		if (proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst))
 			return -EADDRNOTAVAIL;
-		r->kind = PROXY_ROUTE_DIRECT;
+		r->kind = TXN_ROUTE_DIRECT;
 		return 0;
 	}
 	if (cfg_is_our_domain(c, u->host.p, u->host.len))
-		return route_configured(c, call_id, family, PROXY_ROUTE_LOCAL, r);
+		return route_configured(c, call_id, family, TXN_ROUTE_LOCAL, r);
 	if (c->routes.outbound.n == 0) {
 		/* SPEC §10: no routes.outbound: the host itself, resolved per RFC 3263 */
-		r->kind = PROXY_ROUTE_DIRECT;
+		r->kind = TXN_ROUTE_DIRECT;
 		return dns_next_hop(u->host, u->port, u->has_port, dest_key(call_id), family, r);
 	}
-	return route_configured(c, call_id, family, PROXY_ROUTE_OUTBOUND, r);
+	return route_configured(c, call_id, family, TXN_ROUTE_OUTBOUND, r);
 }
 
-int proxy_route(const struct txn *t, struct proxy_route *r)
+static int route_decide(struct txn *t, struct txn_route *r)
 {
 	const struct cfg *c = t->cfg;
 	const struct sip_msg *m = &t->msg;
-	memset(r, 0, sizeof(*r));
 	/* we send from the socket that received: a resolved address must be of its family */
 	const int family = c->listen[t->listen_idx < c->n_listen ? t->listen_idx : 0].sa.ss_family;
 	struct sip_uri u;
 	unsigned i = m->first[SIP_HDR_ROUTE];
 	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->call_id, m->hdrs[i].value, &u)) {
-		r->n_pop++;
-		i = proxy_next_value(m, i);
+		if (r->n_pop++ == 0)
+			r->top_ours = u;
+		i = sip_msg_next(m, i);
 	}
 	if (i != SIP_NO_HDR) {
 		struct sip_nameaddr na;
@@ -281,8 +334,32 @@ int proxy_route(const struct txn *t, struct proxy_route *r)
 			return -EBADMSG;
 		return route_to_uri(c, m->call_id, family, &u, true, r);
 	}
-	const struct slice ruri = t->edits.ruri.p ? t->edits.ruri : m->ruri;
-	if (sip_uri_parse(ruri, &u) < 0 || !sip_uri_is_sip(&u))
+	/* a stage's new Request-URI (rare: transfer) is parsed here; the received one once, by the view */
+	const struct sip_uri *ru = &u;
+	if (t->edits.ruri.p) {
+		if (sip_uri_parse(t->edits.ruri, &u) < 0)
+			return -EBADMSG;
+	} else if (!(ru = txn_ruri(t))) {
 		return -EBADMSG;
-	return route_to_uri(c, m->call_id, family, &u, false, r);
+	}
+	if (!sip_uri_is_sip(ru))
+		return -EBADMSG;
+	return route_to_uri(c, m->call_id, family, ru, false, r);
+}
+
+const struct txn_route *txn_route(struct txn *t)
+{
+	struct txn_view *v = &t->view;
+	if (!(v->looked & TXN_VIEW_ROUTE)) {
+		memset(&v->route, 0, sizeof(v->route));
+		v->route.rc = route_decide(t, &v->route);
+		v->looked |= TXN_VIEW_ROUTE;
+	}
+	return &v->route;
+}
+
+bool txn_next_hop_trusted(struct txn *t)
+{
+	const struct txn_route *r = txn_route(t);
+	return r->rc == 0 && cfg_is_trusted(t->cfg, (const struct sockaddr *)&r->dst);
 }

@@ -173,6 +173,19 @@ enum sip_check {
  */
 enum sip_check sip_msg_check(const struct sip_msg *m, const char **why);
 
+/* The values sip_msg_check parses anyway, kept for the caller (txn_view). */
+struct sip_parsed;
+/**
+ * sip_msg_check_parsed - sip_msg_check that keeps what it parsed in @out:
+ * the Request-URI (requests), the top two Vias, From and To. They are all
+ * valid when it returns SIP_CHECK_OK; otherwise @out holds garbage.
+ */
+enum sip_check sip_msg_check_parsed(const struct sip_msg *m, struct sip_parsed *out, const char **why);
+
+/* sip_msg_next - index of the next value with the same header id after
+ * value @i (following lines included), or SIP_NO_HDR. */
+unsigned sip_msg_next(const struct sip_msg *m, unsigned i);
+
 /* sip_hdr_id_lookup - header id for a name (full or compact, any case). */
 enum sip_hdr_id sip_hdr_id_lookup(struct slice name);
 /* sip_hdr_name - canonical full name of a known id. */
@@ -261,6 +274,24 @@ struct sip_via {
 
 /* sip_via_parse - one Via value. Returns 0 or -EBADMSG. */
 int sip_via_parse(struct slice s, struct sip_via *v);
+
+/* ---------------------------------------------------------------- parsed parts */
+
+struct sip_parsed {
+	struct sip_uri ruri;
+	struct sip_via top_via;
+	struct sip_via next_via; /* the second Via value, when there is one */
+	struct sip_nameaddr from, to;
+};
+
+/* Parses done by the calling thread since it started (counted in debug
+ * builds only): the parse-once test counts them per message. */
+struct sip_parse_counts {
+	unsigned long uri, via, nameaddr;
+};
+#ifndef NDEBUG
+extern _Thread_local struct sip_parse_counts sip_parse_counts;
+#endif
 
 /* ---------------------------------------------------------------- CSeq */
 int sip_cseq_parse(struct slice s, uint32_t *num, struct slice *method);

@@ -19,7 +19,7 @@ static enum sip_check fail(const char **why, const char *w, enum sip_check rc)
 	return rc;
 }
 
-static enum sip_check request_check(const struct sip_msg *m, const char **why)
+static enum sip_check request_check(const struct sip_msg *m, struct sip_parsed *out, const char **why)
 {
 	if (!slice_eq(m->cseq_method, m->method)) {
 		/* RFC 4475 mismatch02: for an unknown method 501 is the better answer */
@@ -27,8 +27,7 @@ static enum sip_check request_check(const struct sip_msg *m, const char **why)
 			    m->method_id == SIP_METHOD_OTHER ? SIP_CHECK_NOT_IMPL
 							     : SIP_CHECK_BAD_REQUEST);
 	}
-	struct sip_uri u;
-	if (sip_uri_parse(m->ruri, &u) < 0)
+	if (sip_uri_parse(m->ruri, &out->ruri) < 0)
 		return fail(why, "malformed Request-URI", SIP_CHECK_BAD_REQUEST);
 	/* Headers in a Request-URI (RFC 4475 escruri) are tolerated: the
 	 * forwarder strips them and never turns them into header fields. Real UAs
@@ -37,7 +36,7 @@ static enum sip_check request_check(const struct sip_msg *m, const char **why)
 	return SIP_CHECK_OK;
 }
 
-static enum sip_check check_any(const struct sip_msg *m, const char **why)
+static enum sip_check check_any(const struct sip_msg *m, struct sip_parsed *out, const char **why)
 {
 	if (!slice_caseeq(m->version, SLICE_LIT("SIP/2.0")))
 		return fail(why, "unsupported SIP version", SIP_CHECK_BAD_VERSION);
@@ -49,21 +48,30 @@ static enum sip_check check_any(const struct sip_msg *m, const char **why)
 			return fail(why, "single-value header repeated", SIP_CHECK_BAD_REQUEST);
 	if (!m->is_request && (m->status < 100 || m->status > 699))
 		return fail(why, "bad status code", SIP_CHECK_BAD_REQUEST);
-	struct sip_nameaddr na;
-	if (sip_nameaddr_parse(m->hdrs[m->first[SIP_HDR_FROM]].value, &na) < 0 ||
-	    sip_nameaddr_parse(m->hdrs[m->first[SIP_HDR_TO]].value, &na) < 0)
+	if (sip_nameaddr_parse(m->hdrs[m->first[SIP_HDR_FROM]].value, &out->from) < 0 ||
+	    sip_nameaddr_parse(m->hdrs[m->first[SIP_HDR_TO]].value, &out->to) < 0)
 		return fail(why, "malformed From or To", SIP_CHECK_BAD_REQUEST);
-	struct sip_via v;
-	for (unsigned i = m->first[SIP_HDR_VIA]; i <= m->last[SIP_HDR_VIA]; i++)
-		if (m->hdrs[i].id == SIP_HDR_VIA && sip_via_parse(m->hdrs[i].value, &v) < 0)
+	/* the top two Vias are kept (a response goes to the second); the others are only checked */
+	struct sip_via rest;
+	unsigned k = 0;
+	for (unsigned i = m->first[SIP_HDR_VIA]; i != SIP_NO_HDR; i = sip_msg_next(m, i), k++) {
+		struct sip_via *v = k == 0 ? &out->top_via : k == 1 ? &out->next_via : &rest;
+		if (sip_via_parse(m->hdrs[i].value, v) < 0)
 			return fail(why, "malformed Via", SIP_CHECK_BAD_REQUEST);
-	return m->is_request ? request_check(m, why) : SIP_CHECK_OK;
+	}
+	return m->is_request ? request_check(m, out, why) : SIP_CHECK_OK;
 }
 
 enum sip_check sip_msg_check(const struct sip_msg *m, const char **why)
 {
+	struct sip_parsed p;
+	return sip_msg_check_parsed(m, &p, why);
+}
+
+enum sip_check sip_msg_check_parsed(const struct sip_msg *m, struct sip_parsed *out, const char **why)
+{
 	const char *w = "ok";
-	enum sip_check rc = check_any(m, &w);
+	enum sip_check rc = check_any(m, out, &w);
 	if (rc != SIP_CHECK_OK && !m->is_request)
 		rc = SIP_CHECK_DROP;
 	if (why)

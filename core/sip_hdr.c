@@ -209,6 +209,17 @@ const struct sip_hdr *sip_msg_hdr(const struct sip_msg *m, enum sip_hdr_id id)
 	return &m->hdrs[m->first[id]];
 }
 
+unsigned sip_msg_next(const struct sip_msg *m, unsigned i)
+{
+	const uint8_t id = m->hdrs[i].id;
+	if (m->last[id] == SIP_NO_HDR || i >= m->last[id])
+		return SIP_NO_HDR;
+	for (unsigned j = i + 1; j < m->n_hdrs; j++)
+		if (m->hdrs[j].id == id)
+			return j;
+	return SIP_NO_HDR;
+}
+
 const struct sip_hdr *sip_msg_hdr_by_name(const struct sip_msg *m, struct slice name)
 {
 	const enum sip_hdr_id id = sip_hdr_id_lookup(name);

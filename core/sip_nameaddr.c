@@ -107,6 +107,9 @@ static int display_scan(const char *p, size_t *ip, size_t n, struct slice *displ
 
 int sip_nameaddr_parse(struct slice s, struct sip_nameaddr *na)
 {
+#ifndef NDEBUG
+	sip_parse_counts.nameaddr++;
+#endif
 	memset(na, 0, sizeof(*na));
 	const char *p = s.p;
 	const size_t n = s.len;

@@ -117,8 +117,15 @@ bool sip_uri_is_sip(const struct sip_uri *u)
 	       slice_caseeq(u->scheme, SLICE_LIT("sips"));
 }
 
+#ifndef NDEBUG
+_Thread_local struct sip_parse_counts sip_parse_counts;
+#endif
+
 int sip_uri_parse(struct slice s, struct sip_uri *u)
 {
+#ifndef NDEBUG
+	sip_parse_counts.uri++;
+#endif
 	memset(u, 0, sizeof(*u));
 	u->whole = s;
 	const char *p = s.p;

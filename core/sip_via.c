@@ -39,6 +39,9 @@ static int proto_scan(const char *p, size_t *ip, size_t n, struct sip_via *v)
 
 int sip_via_parse(struct slice s, struct sip_via *v)
 {
+#ifndef NDEBUG
+	sip_parse_counts.via++;
+#endif
 	memset(v, 0, sizeof(*v));
 	const char *p = s.p;
 	const size_t n = s.len;

@@ -88,8 +88,10 @@ int txn_hdr_add(struct txn *t, struct slice line)
 
 void txn_ruri_set(struct txn *t, struct slice ruri)
 {
-	if (ruri.p && ruri.len)
+	if (ruri.p && ruri.len) {
 		t->edits.ruri = ruri;
+		t->view.looked &= (uint8_t)~TXN_VIEW_ROUTE; /* decided again for the new URI */
+	}
 }
 
 void txn_reset(struct txn *t)

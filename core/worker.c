@@ -1,27 +1,18 @@
 /* worker.c - a worker thread: drain the rings, run the stage chain, sendmmsg.
  *
- * Not here: sockets and txn pools (pipeline.c), the chain itself (proxy_process).
+ * Not here: sockets and txn pools (pipeline_rx.c), the chain itself
+ * (proxy_process), thread start and drain (pipeline.c).
  * Each worker is an RCU reader (urcu memb): it holds rcu_read_lock while it
  * processes a batch or runs epoll/tick callbacks, never while it sleeps.
- * Fields: everything in struct worker is private to the worker thread except
- *   sleeping  set by the worker before it sleeps, cleared by a receiver's
- *             exchange (which then writes efd) or by the worker on waking;
- *   draining  set by the main thread (release; acquire here) at SIGTERM;
- *   efd       an eventfd anybody may write.
- * Sleep protocol (race-free, no syscall per message): the worker stores
- * sleeping = true (seq_cst), then re-reads every ring's tail (seq_cst, in
- * ring_is_empty); a receiver stores tail (seq_cst, in ring_push_batch), then
- * loads sleeping (seq_cst). All four are in one total order, so either the
- * worker's re-check sees the new entry (and does not sleep) or the receiver
- * sees sleeping (and writes efd; its edge-triggered event stays on epoll's
- * ready list, so a write before epoll_wait still wakes it). Only the receiver that exchanges sleeping from
- * true to false writes: at most one write per sleep. Cost: one xchg per
- * pushed batch and per sleep, no fences (TSan does not model fences).
+ * Fields: see worker.h. Sleep protocol: struct rx_consumer (pipeline_rx.h);
+ * the efd's edge-triggered event stays on epoll's ready list, so a write
+ * before epoll_wait still wakes the worker. Cost: one xchg per pushed batch
+ * and per sleep, no fences (TSan does not model fences).
  * Txns go back to their receiver through the (worker, receiver) return ring,
  * sized to hold the whole pool, so it can never be full.
  * Inline mode (worker.rx set): the worker also reads its receiver's sockets
  * (watched level-triggered in its epoll) and stops at the drain; it exits only
- * once every inline reader has stopped (pipeline.n_rx_done), so no datagram
+ * once every inline reader has stopped (g->n_rx_done), so no datagram
  * read before the stop is left in a ring. */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,12 +29,14 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "pipeline_priv.h"
 #include "proxy.h"
+#include "worker.h"
 
 #define WORKER_EFD_TAG UINT64_MAX
 #define WORKER_RX_TAG (UINT64_MAX - 1)
 #define WORKER_RX_EVERY 4 /* inline mode: busy batches between forced socket reads */
+
+struct cfg *worker_cfg_rcu;
 
 /* ---------------------------------------------------------------- services */
 
@@ -116,19 +109,14 @@ int worker_tick_add(struct worker *w, void (*cb)(void *arg), void *arg)
 
 void worker_wake(struct worker *w)
 {
-	uint64_t one = 1;
-	ssize_t n = write(w->efd, &one, sizeof(one));
-	(void)n; /* EAGAIN only when the counter is saturated: already awake */
+	rx_consumer_wake(&w->wake);
 }
 
 /* ---------------------------------------------------------------- sending */
 
 static void worker_return(struct worker *w, struct txn *t)
 {
-	struct receiver *rx = pipeline_txn_owner(w->p, t);
-	/* cannot fail: the return ring holds the receiver's whole pool */
-	if (!ring_push(rx->from_worker[w->id], t))
-		abort();
+	rx_txn_return(t, w->id);
 }
 
 /* send every queued datagram (one sendmmsg per run of equal sockets), then
@@ -165,7 +153,7 @@ static void worker_flush(struct worker *w)
 	uint64_t now = pipeline_now_ns();
 	for (unsigned s = 0; s < w->n_send; s++) {
 		struct txn *t = w->send_txn[s];
-		metrics_observe(pipeline_metrics.duration, (double)(now - t->rx_ns) / 1e9);
+		metrics_observe_ns(pipeline_metrics.duration, now - t->rx_ns);
 		worker_return(w, t);
 	}
 	w->n_send = 0;
@@ -192,10 +180,9 @@ static void worker_complete(struct worker *w, struct txn *t)
 		worker_return(w, t);
 		return;
 	}
-	struct receiver *rx = pipeline_txn_owner(w->p, t);
 	unsigned s = w->n_send++;
 	w->send_txn[s] = t;
-	w->send_fd[s] = rx->fds[t->listen_idx];
+	w->send_fd[s] = t->owner->fds[t->listen_idx]; /* answer from the socket it came in on */
 	w->send_iov[s] = (struct iovec){ .iov_base = t->out, .iov_len = t->out_len };
 	w->send_msg[s] = (struct mmsghdr){ .msg_hdr = { .msg_name = &t->dst, .msg_namelen = t->dstlen,
 							.msg_iov = &w->send_iov[s], .msg_iovlen = 1 } };
@@ -206,7 +193,7 @@ static void worker_run_chain(struct worker *w, struct txn *t, bool resumed)
 {
 	worker_slot_prepare(w, t);
 	w->in_chain = true;
-	enum stage_rc rc = proxy_process(w->p->st, t);
+	enum stage_rc rc = proxy_process(w->g->st, t);
 	w->in_chain = false;
 	if (rc == STAGE_PARK) {
 		if (!resumed)
@@ -222,7 +209,7 @@ static void worker_run_deferred(struct worker *w)
 {
 	while (w->n_deferred > 0) {
 		struct txn *t = w->deferred[--w->n_deferred];
-		t->cfg = rcu_dereference(pipeline_cfg_rcu);
+		t->cfg = rcu_dereference(worker_cfg_rcu);
 		worker_run_chain(w, t, true);
 	}
 }
@@ -242,7 +229,7 @@ void txn_resume(struct txn *t)
 	/* A parked txn sees the config current at resume time: the snapshot it
 	 * started with may have been freed by a reload while it was parked
 	 * (parked txns are outside any read-side section). */
-	t->cfg = rcu_dereference(pipeline_cfg_rcu);
+	t->cfg = rcu_dereference(worker_cfg_rcu);
 	worker_run_chain(w, t, true);
 	worker_run_deferred(w);
 	if (!w->in_dispatch)
@@ -255,16 +242,16 @@ void txn_resume(struct txn *t)
 /* pop one batch from each receiver's ring and process it. Returns txns handled. */
 static unsigned worker_drain_rings(struct worker *w)
 {
-	struct pipeline *p = w->p;
+	struct worker_group *g = w->g;
 	unsigned total = 0;
 	uint32_t depth = 0;
-	for (unsigned r = 0; r < p->n_rx; r++) {
-		struct ring *ring = p->rx[r].to_worker[w->id];
+	for (unsigned r = 0; r < g->n_rx; r++) {
+		struct ring *ring = g->rx[r].to_worker[w->id];
 		unsigned n = ring_pop_batch(ring, w->popped, PIPELINE_WORKER_BATCH);
 		if (n == 0)
 			continue;
 		rcu_read_lock();
-		w->cfg_now = rcu_dereference(pipeline_cfg_rcu);
+		w->cfg_now = rcu_dereference(worker_cfg_rcu);
 		for (unsigned i = 0; i < n; i++) {
 			struct txn *t = w->popped[i];
 			txn_reset(t);
@@ -278,8 +265,8 @@ static unsigned worker_drain_rings(struct worker *w)
 		total += n;
 	}
 	if (total) {
-		for (unsigned r = 0; r < p->n_rx; r++)
-			depth += ring_count(p->rx[r].to_worker[w->id]);
+		for (unsigned r = 0; r < g->n_rx; r++)
+			depth += ring_count(g->rx[r].to_worker[w->id]);
 		metrics_set(pipeline_metrics.queue_depth + pipeline_worker_label(w->id), depth);
 	}
 	return total;
@@ -287,8 +274,8 @@ static unsigned worker_drain_rings(struct worker *w)
 
 static bool worker_rings_empty(struct worker *w)
 {
-	for (unsigned r = 0; r < w->p->n_rx; r++)
-		if (!ring_is_empty(w->p->rx[r].to_worker[w->id]))
+	for (unsigned r = 0; r < w->g->n_rx; r++)
+		if (!ring_is_empty(w->g->rx[r].to_worker[w->id]))
 			return false;
 	return true;
 }
@@ -339,12 +326,12 @@ static void worker_ticks(struct worker *w, uint64_t now)
 /* true when the worker may sleep (nothing arrived after `sleeping` was set) */
 static bool worker_sleep_begin(struct worker *w)
 {
-	/* seq_cst: pairs with the seq_cst load of `sleeping` in receiver_push;
+	/* seq_cst: pairs with the seq_cst load of `sleeping` in rx_push;
 	 * must precede our seq_cst tail loads (ring_is_empty) in the total order */
-	atomic_store_explicit(&w->sleeping, true, memory_order_seq_cst);
+	atomic_store_explicit(&w->wake.sleeping, true, memory_order_seq_cst);
 	if (worker_rings_empty(w))
 		return true;
-	atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+	atomic_store_explicit(&w->wake.sleeping, false, memory_order_relaxed);
 	return false;
 }
 
@@ -353,28 +340,28 @@ static bool worker_sleep_begin(struct worker *w)
 static void worker_rx_read(struct worker *w)
 {
 	bool full = false;
-	for (unsigned i = 0; i < w->p->n_listen; i++)
-		pipeline_rx_read(w->rx, i, &full);
+	for (unsigned i = 0; i < w->g->n_listen; i++)
+		rx_read(w->rx, i, &full);
 	w->rx_want = full;
 }
 
 /* inline mode: stop reading for good (SIGTERM drain) */
 static void worker_rx_stop(struct worker *w)
 {
-	for (unsigned i = 0; i < w->p->n_listen; i++)
+	for (unsigned i = 0; i < w->g->n_listen; i++)
 		if (w->rx->fds[i] >= 0)
 			epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->rx->fds[i], NULL);
 	w->rx_done = true;
 	w->rx_want = false;
 	/* release pairs with the acquire load in worker_drained: our last
 	 * pushes into the other workers' rings are visible before the count */
-	atomic_fetch_add_explicit(&w->p->n_rx_done, 1, memory_order_release);
+	atomic_fetch_add_explicit(&w->g->n_rx_done, 1, memory_order_release);
 }
 
 /* draining: nothing queued or parked here, and nobody reads any more */
 static bool worker_drained(struct worker *w)
 {
-	if (w->p->inline_rx && atomic_load_explicit(&w->p->n_rx_done, memory_order_acquire) < w->p->n_workers)
+	if (w->g->inline_rx && atomic_load_explicit(&w->g->n_rx_done, memory_order_acquire) < w->g->n_workers)
 		return false;
 	return w->n_parked == 0 && worker_rings_empty(w);
 }
@@ -387,7 +374,7 @@ static void worker_loop(struct worker *w)
 		bool read_more = false;
 		if (w->rx_want) {
 			/* relaxed: `draining` (acquire) below is what orders the drain */
-			if (atomic_load_explicit(&w->p->stop, memory_order_relaxed)) {
+			if (atomic_load_explicit(w->g->stop, memory_order_relaxed)) {
 				worker_rx_stop(w);
 			} else {
 				worker_rx_read(w);
@@ -433,39 +420,39 @@ static void worker_loop(struct worker *w)
 		if (deadline && timeout > 10)
 			timeout = 10;
 		worker_poll(w, timeout);
-		atomic_store_explicit(&w->sleeping, false, memory_order_relaxed);
+		atomic_store_explicit(&w->wake.sleeping, false, memory_order_relaxed);
 	}
 }
 
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct pipeline *p = w->p;
+	struct worker_group *g = w->g;
 	rcu_register_thread();
 	if (metrics_thread_init() < 0)
 		log_warn("worker", "no metrics shard left: counting on the shared one id=%u", w->id);
 	int rc = 0;
-	for (unsigned i = 0; i < p->st->n_hooks && rc == 0; i++) {
-		if (p->st->hooks[i].init)
-			rc = p->st->hooks[i].init(w, p->st->hooks[i].arg);
+	for (unsigned i = 0; i < g->st->n_hooks && rc == 0; i++) {
+		if (g->st->hooks[i].init)
+			rc = g->st->hooks[i].init(w, g->st->hooks[i].arg);
 		if (rc == 0)
 			w->n_hooks_done = i + 1;
 	}
-	pthread_mutex_lock(&p->start_mu);
+	pthread_mutex_lock(&g->start_mu);
 	w->init_rc = rc < 0 ? rc : 0;
-	p->n_started++;
-	pthread_cond_broadcast(&p->start_cv);
-	pthread_mutex_unlock(&p->start_mu);
+	g->n_started++;
+	pthread_cond_broadcast(&g->start_cv);
+	pthread_mutex_unlock(&g->start_mu);
 	if (rc == 0)
 		worker_loop(w);
 	for (unsigned i = w->n_hooks_done; i-- > 0;)
-		if (p->st->hooks[i].fini)
-			p->st->hooks[i].fini(w, p->st->hooks[i].arg);
+		if (g->st->hooks[i].fini)
+			g->st->hooks[i].fini(w, g->st->hooks[i].arg);
 	worker_flush(w);
 	/* after a drain timeout: whatever is still queued or parked is counted */
 	unsigned queued = 0;
-	for (unsigned r = 0; r < p->n_rx; r++)
-		queued += ring_count(p->rx[r].to_worker[w->id]);
+	for (unsigned r = 0; r < g->n_rx; r++)
+		queued += ring_count(g->rx[r].to_worker[w->id]);
 	if (w->n_parked > 0 || queued > 0) {
 		log_warn("worker", "drain timeout: requests abandoned id=%u parked=%u queued=%u", w->id,
 			 w->n_parked, queued);
@@ -477,30 +464,30 @@ void *worker_main(void *arg)
 
 /* ---------------------------------------------------------------- setup */
 
-int worker_setup(struct worker *w, struct pipeline *p, unsigned id)
+int worker_setup(struct worker *w, struct worker_group *g, unsigned id)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->p = p;
+	w->g = g;
 	w->epfd = -1;
-	w->efd = -1;
+	w->wake.efd = -1;
 	for (int i = 0; i < WORKER_MAX_WATCH; i++)
 		w->watch[i].fd = -1;
-	atomic_init(&w->sleeping, false);
+	atomic_init(&w->wake.sleeping, false);
 	atomic_init(&w->draining, false);
-	w->deferred_cap = p->n_rx * PIPELINE_POOL_TXNS;
+	w->deferred_cap = g->n_rx * PIPELINE_POOL_TXNS;
 	w->deferred = calloc(w->deferred_cap, sizeof(*w->deferred));
 	w->send_buf = aligned_alloc(64, (size_t)PIPELINE_SEND_SLOTS * PIPELINE_OUT_MAX);
 	if (!w->deferred || !w->send_buf)
 		return -ENOMEM;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
-	w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (w->epfd < 0 || w->efd < 0)
+	w->wake.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->epfd < 0 || w->wake.efd < 0)
 		return -errno;
 	/* EPOLLET: each write re-arms the event, so the counter is never read
 	 * (one syscall less per wakeup); it cannot saturate in 2^64 writes */
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = WORKER_EFD_TAG };
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &ev) < 0)
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake.efd, &ev) < 0)
 		return -errno;
 	return 0;
 }
@@ -509,7 +496,7 @@ int worker_attach_rx(struct worker *w, struct receiver *rx)
 {
 	w->rx = rx;
 	w->rx_want = true;
-	for (unsigned i = 0; i < w->p->n_listen; i++) {
+	for (unsigned i = 0; i < w->g->n_listen; i++) {
 		if (rx->fds[i] < 0)
 			continue; /* a stream listen address */
 		/* level-triggered: readable until recvmmsg has drained it */
@@ -524,11 +511,11 @@ void worker_cleanup(struct worker *w)
 {
 	if (w->epfd >= 0)
 		close(w->epfd);
-	if (w->efd >= 0)
-		close(w->efd);
+	if (w->wake.efd >= 0)
+		close(w->wake.efd);
 	free(w->deferred);
 	free(w->send_buf);
 	w->deferred = NULL;
 	w->send_buf = NULL;
-	w->epfd = w->efd = -1;
+	w->epfd = w->wake.efd = -1;
 }

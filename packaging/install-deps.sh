@@ -11,7 +11,7 @@ for a in "$@"; do
   case "$a" in
     --test) pkgs+=(redis-server redis-sentinel sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core
                    lintian systemd man-db kamailio nsd dnsutils) ;; # lintian, systemd-analyze and man: test_package.sh; kamailio, nsd: balancer and DNS tests
-    --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules kamailio-tls-modules gnuplot-nox procps) ;;
+    --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules kamailio-tls-modules gnuplot-nox procps strace linux-perf) ;;
     *) echo "install-deps.sh: unknown option '$a' (use --test or --bench)" >&2; exit 2 ;;
   esac
 done

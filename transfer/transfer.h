@@ -25,6 +25,7 @@ enum stage_rc transfer_stage(struct txn *t);
  * serialized. Edits only (txn_hdr_remove/txn_hdr_add); idempotent. Requests only.
  */
 void transfer_egress(struct txn *t);
-/* transfer_egress_stage - transfer_egress as a stage (always STAGE_CONTINUE);
- * correct only if t->next_hop_trusted is already decided when it runs. */
+/* transfer_egress_stage - transfer_egress as a stage (always STAGE_CONTINUE),
+ * with t->next_hop_trusted decided first (txn_next_hop_trusted): register it
+ * after every stage that may edit the Request-URI. */
 enum stage_rc transfer_egress_stage(struct txn *t);

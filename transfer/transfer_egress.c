@@ -3,7 +3,8 @@
  * Proxy-Authorization for our realm and P-Preferred-Identity; toward a
  * trusted one it gains `P-Asserted-Identity: <sip:IDENTITY>` when it has a
  * user identity. P-Asserted-Identity from a non-trusted source never passes.
- * Needs t->next_hop_trusted, so it runs after routing; edits only. */
+ * The stage decides t->next_hop_trusted (txn_next_hop_trusted: the route for
+ * the Request-URI as the transfer stage left it); edits only. */
 #include "transfer.h"
 
 #include <string.h>
@@ -114,6 +115,10 @@ void transfer_egress(struct txn *t)
 
 enum stage_rc transfer_egress_stage(struct txn *t)
 {
+	/* decided here, after the transfer stage's Request-URI edits; the
+	 * forwarder reuses the same decision */
+	if (t->msg.is_request)
+		t->next_hop_trusted = txn_next_hop_trusted(t);
 	transfer_egress(t);
 	return STAGE_CONTINUE;
 }

@@ -31,16 +31,6 @@ static enum stage_rc arena_full(struct txn *t)
 	return reply_unavailable(t);
 }
 
-static struct slice from_tag(const struct sip_msg *m)
-{
-	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_FROM);
-	struct sip_nameaddr na;
-	struct slice tag;
-	if (!h || sip_nameaddr_parse(h->value, &na) < 0 || !sip_param_find(na.params, SLICE_LIT("tag"), &tag))
-		return slice_make("", 0);
-	return tag;
-}
-
 /* unescape_arena - %-decode @s into the arena; SLICE_NULL on a bad escape or a full arena. */
 static struct slice unescape_arena(struct txn *t, struct slice s)
 {
@@ -106,16 +96,16 @@ static int grant_collect(struct txn *t, const struct sip_uri *ruri, struct slice
  * x == NULL when there is nothing (valid) to bind, else sets up the ctx. */
 static enum stage_rc grant_start(struct txn *t, struct transfer_ctx **xp)
 {
-	struct sip_uri ruri;
-	if (sip_uri_parse(t->msg.ruri, &ruri) < 0)
+	const struct sip_uri *ruri = txn_ruri(t);
+	if (!ruri)
 		return STAGE_CONTINUE;
 	struct slice tok[2];
-	if (grant_collect(t, &ruri, &tok[0], &tok[1]) < 0)
+	if (grant_collect(t, ruri, &tok[0], &tok[1]) < 0)
 		return arena_full(t);
 	if (t->id_source == TXN_ID_TRUSTED || (!tok[0].p && !tok[1].p))
 		return STAGE_CONTINUE;
 	char target[TRANSFER_TARGET_MAX];
-	int tn = transfer_target_canon(&ruri, target, sizeof(target));
+	int tn = transfer_target_canon(ruri, target, sizeof(target));
 	struct transfer_grant g;
 	enum transfer_result first = TRANSFER_RESULT_COUNT, r = TRANSFER_MALFORMED;
 	uint64_t now = transfer_now();
@@ -137,7 +127,7 @@ static enum stage_rc grant_start(struct txn *t, struct transfer_ctx **xp)
 	struct transfer_ctx *x = ctx_new(t);
 	if (!x)
 		return arena_full(t);
-	struct slice callid = t->msg.call_id, tag = from_tag(&t->msg);
+	struct slice callid = t->msg.call_id, tag = txn_from_tag(t);
 	x->identity = txn_copy(t, slice_make(g.id, g.id_len));
 	x->dialog = txn_printf(t, "%.*s;%.*s", SLICE_FMT(callid), SLICE_FMT(tag));
 	x->jti = g.jti; /* points into the arena (unescaped token) */
@@ -177,7 +167,7 @@ static enum stage_rc sipx_start(struct txn *t, struct transfer_ctx **xp)
 		signed_id = SLICE_NULL; /* "user:pw@host" is never an identity */
 	enum transfer_result r =
 		transfer_sipx_verify(transfer_keys()->secret, transfer_keys()->secret_len,
-				     slice_make(sigbuf, (size_t)sn), signed_id, from_tag(m), m->call_id,
+				     slice_make(sigbuf, (size_t)sn), signed_id, txn_from_tag(t), m->call_id,
 				     transfer_now(), t->cfg->transfer.sipx_validity);
 	if (r != TRANSFER_OK) {
 		transfer_count_result(r);

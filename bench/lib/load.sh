@@ -11,9 +11,21 @@
 #                  of offered; SLOW: no failure but the rate not sustained; FAIL otherwise
 #   latency        SIPp -trace_rtt: one row per call with the time from the first request to the
 #                  response marked rtd="true" (the final answer), in whole milliseconds (SIPp's clock)
+#   context switches  voluntary + involuntary switches of all proxy threads (/proc/PID/task/*/status)
+#                  over the same window, per successful call
+# LOAD_PER_CALL=N (default 1, may be fractional): the floor runs (udp_null) offer N OPTIONS (datagram
+# pairs) per call of the scenario they are the floor of: SIPp runs at RATE*N, the row keeps RATE and
+# per_call=N, and its CPU per "call" is per OPTIONS (the report multiplies by N).
 # Not a proxy starter: the system under test must already listen on its port.
 
-LOAD_TSV_HEADER='time_utc	label	proxy	scenario	rate	clients	calls	success	failed	unfinished	fail_pct	retrans	wall_s	achieved_cps	generated_cps	proxy_cpu_s_stat	proxy_cpu_s_sched	proxy_us_call_stat	proxy_us_call_sched	proxy_us_call_net	proxy_util_pct	backend_us_call	sink_us_call	uac_us_call	box_cpu_pct	others_cpu_pct	udp_errs	lat_n	lat_mean_ms	lat_p50_ms	lat_p99_ms	lat_max_ms	verdict'
+# load_ctxsw PID...: voluntary + involuntary context switches of every thread of the PIDs.
+load_ctxsw() {
+	local p
+	for p in "$@"; do cat /proc/"$p"/task/*/status 2>/dev/null; done |
+		awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }'
+}
+
+LOAD_TSV_HEADER='time_utc	label	proxy	scenario	rate	clients	calls	success	failed	unfinished	fail_pct	retrans	wall_s	achieved_cps	generated_cps	proxy_cpu_s_stat	proxy_cpu_s_sched	proxy_us_call_stat	proxy_us_call_sched	proxy_us_call_net	proxy_util_pct	backend_us_call	sink_us_call	uac_us_call	box_cpu_pct	others_cpu_pct	udp_errs	lat_n	lat_mean_ms	lat_p50_ms	lat_p99_ms	lat_max_ms	verdict	cs_per_call	per_call'
 
 # load_stat_last CSV COLUMN: the value of COLUMN in the last row of a SIPp -trace_stat file (0 if none).
 load_stat_last() {
@@ -136,14 +148,16 @@ load_clients_merge() {
 # empty), LOAD_SINK (yes|no), PROXY_PIDS, EXTRA_PIDS (backend such as Redis, may be empty),
 # RES_DIR, SINK_PORT, UAC_PORT, TIMEOUT_PAD, SIPP_BUF, IDLE_S.
 load_run() {
-	local name=$1 scen=$2 port=$3 rate=$4 dur=$5 n=$6
-	local calls=$((rate * dur)) label out j ue0 ur0 us0 ue1 ur1 us1 ours oticks
+	local name=$1 scen=$2 port=$3 rate_label=$4 dur=$5 n=$6 per_call=${LOAD_PER_CALL:-1}
+	local rate
+	rate=$(awk -v r="$4" -v m="$per_call" 'BEGIN { printf "%d", r * m + 0.5 }')
+	local calls=$((rate * dur)) label out j ue0 ur0 us0 ue1 ur1 us1 ours oticks cs0 cs1
 	local i_n0 i_n1 i_t0 i_t1 p_t0 p_n0 p_t1 p_n1 e_t0 e_n0 e_t1 e_n1 s_n0 s_n1 t0 t1
 	local succ fail created retr ach gen uac killed lat
 	((n >= 1 && n <= 8)) || bench_die "CLIENTS must be 1..8 (got $n)"
 	((rate >= n)) || bench_die "rate $rate below the number of clients $n"
 	LOAD_DURATION=$dur
-	label=${name}_${scen}_r${rate}_d${dur}
+	label=${name}_${scen}_r${rate_label}_d${dur}
 	out=$RES_DIR/$(date -u +%Y%m%dT%H%M%SZ)_$label
 	mkdir -p "$out"
 	bench_udp_port_busy "$port" || bench_die "nothing listens on udp 127.0.0.1:$port ($name)"
@@ -153,7 +167,7 @@ load_run() {
 	[ "$LOAD_SINK" = yes ] && load_sink_start "$out"
 	read -r ue0 ur0 us0 < <(load_udp_errs)
 	# shellcheck disable=SC2086
-	{ p_t0=$(cpu_ticks $PROXY_PIDS); p_n0=$(cpu_ns $PROXY_PIDS); e_t0=$(cpu_ticks $EXTRA_PIDS); e_n0=$(cpu_ns $EXTRA_PIDS); s_n0=$(cpu_ns $LOAD_SINK_PIDS); }
+	{ p_t0=$(cpu_ticks $PROXY_PIDS); p_n0=$(cpu_ns $PROXY_PIDS); e_t0=$(cpu_ticks $EXTRA_PIDS); e_n0=$(cpu_ns $EXTRA_PIDS); s_n0=$(cpu_ns $LOAD_SINK_PIDS); cs0=$(load_ctxsw $PROXY_PIDS); }
 	ours="$$ $BASHPID $PROXY_PIDS $EXTRA_PIDS $LOAD_SINK_PIDS $(descendants $$ | tr '\n' ' ')"
 	# shellcheck disable=SC2086
 	all_cpu_ticks $ours >"$out/.others0"
@@ -163,7 +177,7 @@ load_run() {
 	for j in "${LOAD_CLIENT_JOBS[@]}"; do wait "$j"; done
 	t1=$(date +%s.%N)
 	# shellcheck disable=SC2086
-	{ p_t1=$(cpu_ticks $PROXY_PIDS); p_n1=$(cpu_ns $PROXY_PIDS); e_t1=$(cpu_ticks $EXTRA_PIDS); e_n1=$(cpu_ns $EXTRA_PIDS); s_n1=$(cpu_ns $LOAD_SINK_PIDS); }
+	{ p_t1=$(cpu_ticks $PROXY_PIDS); p_n1=$(cpu_ns $PROXY_PIDS); e_t1=$(cpu_ticks $EXTRA_PIDS); e_n1=$(cpu_ns $EXTRA_PIDS); s_n1=$(cpu_ns $LOAD_SINK_PIDS); cs1=$(load_ctxsw $PROXY_PIDS); }
 	read -r ue1 ur1 us1 < <(load_udp_errs)
 	# shellcheck disable=SC2086,SC2046
 	all_cpu_ticks $ours $(descendants $$ | tr '\n' ' ') >"$out/.others1"
@@ -179,6 +193,7 @@ load_run() {
 		-v en0="$e_n0" -v en1="$e_n1" -v sn0="$s_n0" -v sn1="$s_n1" -v in0="$i_n0" -v in1="$i_n1" \
 		-v it0="$i_t0" -v it1="$i_t1" -v extra="$EXTRA_PIDS" -v sink="$LOAD_SINK_PIDS" -v oticks="$oticks" \
 		-v udperr="$((ue1 - ue0)) $((ur1 - ur0)) $((us1 - us0))" -v lat="$lat" -v now="$(date -u +%FT%TZ)" \
+		-v rate_label="$rate_label" -v per_call="$per_call" -v cs="$((cs1 - cs0))" \
 		-f "$BENCH_SRC/lib/load_summary.awk" >"$out/summary.raw"
 	grep -v '^TSV' "$out/summary.raw" >"$out/summary.txt"
 	[ -f "$RES_DIR/summary.tsv" ] || printf '%s\n' "$LOAD_TSV_HEADER" >"$RES_DIR/summary.tsv"

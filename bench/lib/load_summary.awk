@@ -46,9 +46,12 @@ BEGIN {
 	printf "sipp_uac_cpu_us_call %s   (all clients)\n", us_per(uac)
 	printf "latency_ms         n=%s mean=%s p50=%s p99=%s max=%s   (SIPp -trace_rtt, 1 ms resolution)\n", L[1], L[2], L[3], L[4], L[5]
 	printf "udp_errors         %s  (host InErrors RcvbufErrors SndbufErrors during the run)\n", udperr
+	cs_call = succ > 0 ? sprintf("%.2f", cs / succ) : "NA"
+	printf "ctx_switches_call  %s   (voluntary + involuntary, all proxy threads)\n", cs_call
 	printf "verdict            %s   (PASS: failures < 0.1 %% and achieved >= 95 %% of offered)\n", verdict
-	printf "TSV\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%d\t%.2f\t%s\t%s\t%.2f\t%.3f\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-		now, label, name, scen, rate, n, calls, succ, fail, unfinished, failpct, retr, wall, ach, gen,
+	printf "TSV\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%d\t%.2f\t%s\t%s\t%.2f\t%.3f\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		now, label, name, scen, (rate_label != "" ? rate_label : rate), n, calls, succ, fail, unfinished, failpct, retr, wall, ach, gen,
 		p_stat, p_ns, us_per(p_stat), us_per(p_ns), us_per(p_net), p_util, e_us, s_us, us_per(uac),
-		box, others, udperr, L[1], L[2], L[3], L[4], L[5], verdict
+		box, others, udperr, L[1], L[2], L[3], L[4], L[5], verdict,
+		cs_call, (per_call != "" ? per_call : 1)
 }

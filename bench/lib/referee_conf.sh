@@ -15,8 +15,9 @@
 #            by its grant, "if I can call it, I can transfer to it")
 # Users come from the reference's gen_data.sh (data/users.csv: user;password;ha1;perms; realm
 # example.com, password pw<user>). auth.algorithms is [MD5]: SIPp 3.6.1 answers MD5 only, and the
-# reference Kamailio offers MD5 only. Threads: 2 receivers, 2 workers, inline_receive unless
-# REFEREE_INLINE=0.
+# reference Kamailio offers MD5 only. Threads: none given, so referee runs its shipped defaults
+# (what packaging/referee.yaml and the built-in defaults say); REFEREE_THREADS="{...}" sets a threads
+# mapping instead, for A/B runs only.
 
 # referee_users_yaml USERS_CSV OUT: the users file (SPEC §6 contract) from users.csv.
 referee_users_yaml() {
@@ -41,10 +42,8 @@ referee_redis_users() {
 referee_conf() {
 	local scen=$1 out=$2 port=$3 sink=$4 dir=$5 trusted="[]" rules="[]" transfer=""
 	local store="  backend: file
-  file: $dir/users.yaml" inline=", inline_receive: true"
-	# each worker reads its own sockets, as Kamailio's 2 children do (REFEREE_INLINE=0: referee's
-	# default threading, and the only choice for a binary older than threads.inline_receive)
-	[ "${REFEREE_INLINE:-1}" = 0 ] && inline=""
+  file: $dir/users.yaml" threads=""
+	[ -n "${REFEREE_THREADS:-}" ] && threads="threads: $REFEREE_THREADS"
 	case "$scen" in
 		options | call)
 			[ "${BENCH_CALL_TRUSTED:-0}" = 1 ] && trusted="[127.0.0.1/32]"
@@ -67,7 +66,7 @@ listen: [udp://127.0.0.1:$port]
 domains: [example.com]
 realm: example.com
 secret_file: $dir/secret
-threads: {receivers: 2, workers: 2$inline}
+$threads
 routes:
   local: udp://127.0.0.1:$sink
 # the reference's uas_sink.xml does not answer OPTIONS, and Kamailio does not probe either

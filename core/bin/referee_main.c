@@ -178,7 +178,8 @@ int main(int argc, char **argv)
 		}
 		if (c->store.backend == CFG_STORE_FILE)
 			store_fini();
-		printf("%s: configuration OK\n", d.path);
+		printf("%s: configuration OK (threads: receivers=%u workers=%u inline_receive=%s)\n", d.path,
+		       c->threads.receivers, c->threads.workers, c->threads.inline_receive ? "yes" : "no");
 		rc = 0;
 		goto out_auth;
 	}

@@ -146,8 +146,8 @@ static void prepare(const char *ruri, const char *from, const char *pa)
 			 "To: <%s>\r\nCall-ID: park@x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n%sContent-Length: 0\r\n\r\n",
 			 ruri, from, ruri, pa ? pa : "");
 	memcpy(T->rx, raw, (size_t)n);
-	T->rx_len = (uint32_t)n;
-	assert_true(sip_parse(T->rx, (size_t)n, &T->msg) >= 0);
+	assert_true((size_t)n <= sizeof(T->rx));
+	assert_true(txn_received(T, T->rx, (size_t)n) >= 0);
 	struct sockaddr_in *sin = (struct sockaddr_in *)&T->src;
 	sin->sin_family = AF_INET;
 	inet_pton(AF_INET, "192.0.2.1", &sin->sin_addr);

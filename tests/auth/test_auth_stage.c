@@ -127,8 +127,7 @@ static void prepare(const char *raw, const char *src)
 	size_t len = strlen(raw);
 	assert_true(len < sizeof(T->rx));
 	memcpy(T->rx, raw, len);
-	T->rx_len = (uint32_t)len;
-	T->parse_rc = sip_parse(T->rx, len, &T->msg);
+	txn_received(T, T->rx, len);
 	assert_true(T->parse_rc >= 0);
 	struct sockaddr_in *sin = (struct sockaddr_in *)&T->src;
 	sin->sin_family = AF_INET;

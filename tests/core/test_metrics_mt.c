@@ -41,8 +41,11 @@ static void *counter_thread(void *arg)
 	for (unsigned i = 0; i < N_ITER; i++) {
 		metrics_inc(c_colors + (i % 3));
 		metrics_add(c_plain, 2);
-		if (i % 1000 == 0)
-			metrics_observe(h_lat, (i % 4000 == 0) ? 0.0005 : 0.05); /* 0.5 ms or 50 ms */
+		/* 0.5 ms or 50 ms, in seconds or (odd threads: the hot path's call) in ns */
+		if (i % 1000 == 0 && id % 2)
+			metrics_observe_ns(h_lat, (i % 4000 == 0) ? 500000u : 50000000u);
+		else if (i % 1000 == 0)
+			metrics_observe(h_lat, (i % 4000 == 0) ? 0.0005 : 0.05);
 	}
 	metrics_set(g_depth + id, (int64_t)id * 10 - 5);
 	return NULL;

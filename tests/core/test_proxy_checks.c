@@ -61,9 +61,9 @@ static struct run prepare(const char *raw, size_t n)
 	assert_non_null(r.t);
 	free(g_live);
 	g_live = r.t;
+	assert_true(n <= sizeof(r.t->rx));
 	memcpy(r.t->rx, raw, n);
-	r.t->rx_len = (uint32_t)n;
-	r.t->parse_rc = sip_parse(r.t->rx, n, &r.t->msg);
+	txn_received(r.t, r.t->rx, n);
 	r.t->cfg = &g_cfg;
 	r.t->out = g_out;
 	r.t->out_cap = sizeof(g_out);
@@ -408,7 +408,7 @@ static void test_505_501(void **state)
 
 static void test_ack_of_our_reply_absorbed(void **state)
 {
-	const int64_t absorbed = metrics_value(proxy_g.m_absorbed);
+	const int64_t absorbed = metrics_value(proxy_counts.absorbed);
 	struct run r = run("INVITE sip:bob@example.com SIP/2.0\r\n"
 			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKack1\r\n"
 			   "Proxy-Require: nope\r\n"
@@ -426,7 +426,7 @@ static void test_ack_of_our_reply_absorbed(void **state)
 	r = run(ack);
 	assert_int_equal(r.rc, STAGE_DROP);
 	assert_int_equal(r.t->out_len, 0);
-	assert_int_equal(metrics_value(proxy_g.m_absorbed), absorbed + 1);
+	assert_int_equal(metrics_value(proxy_counts.absorbed), absorbed + 1);
 	done(&r);
 	/* an ACK with the callee's tag (a 2xx ACK or a downstream 4xx) is forwarded */
 	snprintf(ack, sizeof(ack), fmt, "calleetag");

@@ -95,9 +95,11 @@ static struct run run_full(const struct stage_table *st, const struct cfg *c, co
 	free(g_live);
 	g_live = r.t;
 	assert_true(n <= TXN_RX_MAX);
-	memcpy(r.t->rx, raw, n);
-	r.t->rx_len = (uint32_t)n;
-	r.t->parse_rc = sip_parse(r.t->rx, n, &r.t->msg);
+	/* as the receiver does: small datagrams in the txn, larger ones in a big buffer */
+	static char big[TXN_RX_MAX];
+	char *buf = n <= sizeof(r.t->rx) ? r.t->rx : big;
+	memcpy(buf, raw, n);
+	txn_received(r.t, buf, n);
 	sa_set(&r.t->src, &r.t->srclen, src_ip, src_port);
 	r.t->cfg = c;
 	r.t->out = g_out;

@@ -67,7 +67,7 @@ static int64_t drops_total(void)
 {
 	int64_t n = 0;
 	for (unsigned i = 0; i < PROXY_DROP_COUNT; i++)
-		n += metrics_value(proxy_g.m_drops + i);
+		n += metrics_value(proxy_counts.drops + i);
 	return n;
 }
 
@@ -116,9 +116,10 @@ static struct outcome run(const char *raw, size_t n)
 {
 	struct txn *t = g_txn;
 	memset(t, 0, sizeof(*t));
-	memcpy(t->rx, raw, n);
-	t->rx_len = (uint32_t)n;
-	t->parse_rc = sip_parse(t->rx, n, &t->msg);
+	static char big[TXN_RX_MAX];
+	char *buf = n <= sizeof(t->rx) ? t->rx : big;
+	memcpy(buf, raw, n);
+	txn_received(t, buf, n);
 	struct sockaddr_in *in = (struct sockaddr_in *)&t->src;
 	in->sin_family = AF_INET;
 	in->sin_port = htons(5062);

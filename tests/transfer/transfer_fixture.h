@@ -124,8 +124,7 @@ static struct txn *fx_txn(const struct cfg *c, const char *src_ip, const char *t
 			t->rx[n++] = '\r';
 		t->rx[n++] = *p;
 	}
-	t->rx_len = (uint32_t)n;
-	t->parse_rc = sip_parse(t->rx, n, &t->msg);
+	txn_received(t, t->rx, n);
 	assert_true(t->parse_rc >= 0);
 	t->cfg = c;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&t->src;

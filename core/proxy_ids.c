@@ -1,0 +1,162 @@
+/* proxy_ids.c - the values a stateless proxy derives instead of storing
+ * (RFC 3261 §16.6 item 8, §16.11, §16.3 item 4): the keys (sub-keys of the
+ * shared secret, so every instance agrees), the Via branch (a transaction part
+ * plus a loop part), the To tag of our local replies and the Record-Route MAC
+ * that marks an authorized dialog. Same input bytes, same output, on every
+ * instance behind the load balancer. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "proxy.h"
+#include "proxy_priv.h"
+
+struct proxy_state proxy_g;
+
+static void key_derive(const uint8_t rr_key[SECRET_KEY_BYTES], const char *purpose,
+		       uint64_t out[2])
+{
+	uint8_t mac[32];
+	secret_hmac(rr_key, purpose, strlen(purpose), mac);
+	memcpy(out, mac, 16);
+	OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+int proxy_init(const struct cfg *c, const struct secret *s)
+{
+	if (!c || !s || s->len < SECRET_MIN_BYTES)
+		return -EINVAL;
+	memcpy(proxy_g.rr_key, s->rr_key, SECRET_KEY_BYTES);
+	/* Separate sub-keys: a To tag never reveals anything about a branch. */
+	key_derive(s->rr_key, "referee branch", proxy_g.branch_key);
+	key_derive(s->rr_key, "referee to-tag", proxy_g.tag_key);
+	proxy_count_register();
+	return 0;
+}
+
+/* Numbers are hashed little-endian whatever the host, so every instance agrees. */
+static void hash_u32(struct proxy_hash *h, uint32_t v)
+{
+	const uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	proxy_hash_add(h, b, sizeof(b));
+}
+
+bool proxy_branch_is_3261(struct slice branch)
+{
+	return branch.len > 7 && memcmp(branch.p, "z9hG4bK", 7) == 0;
+}
+
+uint64_t proxy_loop_hash(struct txn *t)
+{
+	const struct sip_msg *m = &t->msg;
+	struct proxy_hash h;
+	proxy_hash_init(&h, proxy_g.branch_key);
+	proxy_hash_add(&h, "loop", 4);
+	proxy_hash_field(&h, m->ruri);
+	proxy_hash_field(&h, m->call_id);
+	proxy_hash_field(&h, txn_from_tag(t));
+	hash_u32(&h, m->cseq);
+	/* Route values that are not ours: the ones we pop are gone when the
+	 * request comes back, those left still steer it. The leading ones that
+	 * are ours are known from the route decision. */
+	unsigned i = m->first[SIP_HDR_ROUTE];
+	if (i == SIP_NO_HDR)
+		return proxy_hash_final(&h);
+	for (unsigned n = txn_route(t)->n_pop; n > 0 && i != SIP_NO_HDR; n--)
+		i = sip_msg_next(m, i);
+	for (; i != SIP_NO_HDR; i = sip_msg_next(m, i)) {
+		struct sip_uri u;
+		if (!proxy_route_is_ours(t->cfg, m->call_id, m->hdrs[i].value, &u))
+			proxy_hash_field(&h, m->hdrs[i].value);
+	}
+	return proxy_hash_final(&h);
+}
+
+void proxy_branch(struct txn *t, const struct sip_via *top, char out[PROXY_BRANCH_LEN])
+{
+	const struct sip_msg *m = &t->msg;
+	struct proxy_hash h;
+	proxy_hash_init(&h, proxy_g.branch_key);
+	if (proxy_branch_is_3261(top->branch)) {
+		/* §16.11: a hash of the received branch (and sent-by, which makes
+		 * it unique across clients); no method, so CANCEL and the ACK of a
+		 * non-2xx land on the INVITE's branch. */
+		proxy_hash_add(&h, "3261", 4);
+		proxy_hash_field(&h, top->branch);
+		proxy_hash_field(&h, top->host);
+		hash_u32(&h, top->port);
+	} else {
+		/* RFC 2543 sender: topmost Via, To tag, From tag, Call-ID, CSeq
+		 * number and Request-URI (§16.11). */
+		proxy_hash_add(&h, "2543", 4);
+		const struct sip_hdr *via = sip_msg_hdr(m, SIP_HDR_VIA);
+		proxy_hash_field(&h, via ? via->value : SLICE_NULL);
+		proxy_hash_field(&h, txn_to_tag(t));
+		proxy_hash_field(&h, txn_from_tag(t));
+		proxy_hash_field(&h, m->call_id);
+		hash_u32(&h, m->cseq);
+		proxy_hash_field(&h, m->ruri);
+	}
+	const uint64_t txn_part = proxy_hash_final(&h);
+	const size_t pl = sizeof(PROXY_BRANCH_PREFIX) - 1;
+	memcpy(out, PROXY_BRANCH_PREFIX, pl);
+	proxy_hex64(txn_part, out + pl);
+	out[pl + 16] = '.';
+	proxy_hex64(proxy_loop_hash(t), out + pl + 17);
+}
+
+void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN])
+{
+	const struct sip_via *top = txn_top_via(t);
+	struct proxy_hash h;
+	proxy_hash_init(&h, proxy_g.tag_key);
+	proxy_hash_field(&h, t->msg.call_id);
+	proxy_hash_field(&h, txn_from_tag(t));
+	proxy_hash_field(&h, top ? top->branch : SLICE_NULL);
+	hash_u32(&h, t->msg.cseq);
+	proxy_hex64(proxy_hash_final(&h), out);
+}
+
+static void base64url(const uint8_t *in, size_t n, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t o = 0, i = 0;
+	for (; i + 3 <= n; i += 3) {
+		const uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+		out[o++] = a[v >> 18];
+		out[o++] = a[(v >> 12) & 63];
+		out[o++] = a[(v >> 6) & 63];
+		out[o++] = a[v & 63];
+	}
+	if (n - i == 1) {
+		const uint32_t v = (uint32_t)in[i] << 16;
+		out[o++] = a[v >> 18];
+		out[o++] = a[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		const uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+		out[o++] = a[v >> 18];
+		out[o++] = a[(v >> 12) & 63];
+		out[o++] = a[(v >> 6) & 63];
+	}
+}
+
+void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS])
+{
+	uint8_t mac[32];
+	secret_hmac(proxy_g.rr_key, data, n, mac);
+	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 8 + 5) / 6, "base64url length");
+	base64url(mac, PROXY_RR_MAC_BYTES, out);
+}
+
+int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS])
+{
+	/* HMAC input must be contiguous: Call-ID ‖ "a" (the authorized marker). */
+	char *buf = txn_alloc(t, call_id.len + 1);
+	if (!buf)
+		return -ENOMEM;
+	if (call_id.len)
+		memcpy(buf, call_id.p, call_id.len);
+	buf[call_id.len] = 'a';
+	proxy_rr_mac_of(buf, call_id.len + 1, out);
+	return 0;
+}
