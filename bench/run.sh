@@ -297,7 +297,7 @@ profile_referee() {
 		wait "$spid" 2>/dev/null
 		calls=$(awk '/^successful_calls/ { print $2 }' "$dir/runs/$scen.strace_run.txt")
 		{
-			echo "syscalls per call (strace -c -f over $calls calls at $rate cps; strace slows referee, so only the counts matter):"
+			echo "syscalls per call under strace -c -f ($calls calls at $rate cps; strace slows referee, whose batches then grow: see the kernel's count below):"
 			awk -v calls="${calls:-0}" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
 					n = $4; if (calls > 0) printf "  %-16s %8.2f per call\n", $NF, n / calls }
 				$NF == "total" && calls > 0 { printf "  %-16s %8.2f per call\n", "all", $4 / calls }' "$dir/$scen.strace"
@@ -306,11 +306,29 @@ profile_referee() {
 		echo "strace not installed (packaging/install-deps.sh --bench): no syscall counts" >>"$out"
 	fi
 	if command -v perf >/dev/null; then
-		printf '+ perf record -e cpu-clock -F 1999 -g -o %q -p %s -- sleep %s &\n' "$dir/$scen.perf" "$REFEREE_PID" "$PROFILE_DURATION" >>"$BENCH_WORK/commands.txt"
-		perf record -q -e cpu-clock -F 1999 -g -o "$dir/$scen.perf" -p "$REFEREE_PID" -- sleep "$((PROFILE_DURATION + 1))" >/dev/null 2>&1 &
+		# both run until the load run is over (SIGINT), so they cover all of it
+		printf '+ perf record -e cpu-clock -F 1999 -g -o %q -p %s &   (SIGINT after the run)\n' "$dir/$scen.perf" "$REFEREE_PID" >>"$BENCH_WORK/commands.txt"
+		perf record -q -e cpu-clock -F 1999 -g -o "$dir/$scen.perf" -p "$REFEREE_PID" >/dev/null 2>&1 &
 		spid=$!
+		# syscalls counted in the kernel (tracepoints: no slowdown, unlike strace)
+		local sc_events="raw_syscalls:sys_enter" s
+		for s in recvmmsg sendmmsg epoll_wait poll write read epoll_ctl; do sc_events+=",syscalls:sys_enter_$s"; done
+		printf '+ perf stat -x, -e %s -o %q -p %s &   (SIGINT after the run)\n' "$sc_events" "$dir/$scen.sysc" "$REFEREE_PID" >>"$BENCH_WORK/commands.txt"
+		perf stat -x, -e "$sc_events" -o "$dir/$scen.sysc" -p "$REFEREE_PID" >/dev/null 2>&1 &
+		local cpid=$!
+		sleep 1
 		load_run referee "$scen" "$REF_PORT" "$rate" "$PROFILE_DURATION" "$clients" >"$dir/runs/$scen.perf_run.txt"
+		kill -INT "$spid" "$cpid" 2>/dev/null
 		wait "$spid" 2>/dev/null
+		wait "$cpid" 2>/dev/null
+		calls=$(awk '/^successful_calls/ { print $2 }' "$dir/runs/$scen.perf_run.txt")
+		{
+			echo
+			echo "syscalls per call at $rate cps, counted by the kernel (perf stat tracepoints over $calls calls):"
+			awk -F, -v calls="${calls:-0}" '$1 ~ /^[0-9]+$/ && calls > 0 {
+					name = $3; sub(/^syscalls:sys_enter_/, "", name); sub(/^raw_syscalls:sys_enter$/, "all", name)
+					printf "  %-16s %8.2f per call\n", name, $1 / calls }' "$dir/$scen.sysc" 2>/dev/null
+		} >>"$out"
 		{
 			echo
 			echo "context switches per call (the perf run at $rate cps): $(awk '/^ctx_switches_call/ { print $2 }' "$dir/runs/$scen.perf_run.txt")"
@@ -461,8 +479,9 @@ fi
 		echo "## Where referee's CPU goes"
 		echo
 		echo "One run per scenario at the rate shown, outside the tables above (strace and perf slow referee down):"
-		echo 'syscalls per call from `strace -c -f`, context switches per call from `/proc/PID/task/*/status`, and a'
-		echo '`perf record -e cpu-clock -g` profile (by binary/kernel, then by symbol).'
+		echo 'syscalls per call from `strace -c -f` and from the kernel'"'"'s tracepoints (`perf stat -e raw_syscalls:sys_enter`,'
+		echo 'untraced rate), context switches per call from `/proc/PID/task/*/status`, and a `perf record -e cpu-clock -g`'
+		echo 'profile (by binary/kernel, then by symbol).'
 		echo
 		for f in "$BENCH_WORK"/profile/*.txt; do
 			[ -f "$f" ] || continue

@@ -160,7 +160,17 @@ struct cfg {
 		char redis[512];                /* "redis://host:port[/db]" */
 		unsigned cache_max_age;         /* seconds, default 60 */
 		unsigned max_inflight;          /* per worker, default 1024 */
+		unsigned cache_max_entries;     /* cached users, positive and negative; default 100000 */
+		unsigned marks_max_entries;     /* nonce counts, and grant bindings; default 2000000 each */
 	} store;
+
+	struct {
+		struct {
+			unsigned rate;  /* requests per second per source, default 200 */
+			unsigned burst; /* bucket size, default 400 */
+		} source_rate;
+		unsigned sources_max; /* sources tracked at once, default 100000 */
+	} limits;
 
 	struct {
 		unsigned n_algorithms;

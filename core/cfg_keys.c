@@ -177,6 +177,12 @@ static const struct cfg_key store_keys[] = {
 	  .max = 86400, .def = 60, .doc = "seconds a cached user is kept (redis backend)" },
 	{ .name = "max_inflight", .kind = CFG_K_UINT, .off = OFF(store.max_inflight), .min = 1,
 	  .max = 1048576, .def = 1024, .doc = "store lookups in flight per worker" },
+	{ .name = "cache_max_entries", .kind = CFG_K_UINT, .off = OFF(store.cache_max_entries), .min = 16,
+	  .max = 16777216, .def = 100000,
+	  .doc = "cached users, known and unknown together (redis backend); past it the least recently used go" },
+	{ .name = "marks_max_entries", .kind = CFG_K_UINT, .off = OFF(store.marks_max_entries), .min = 16,
+	  .max = 67108864, .def = 2000000,
+	  .doc = "nonce counts (and, separately, grant bindings) kept at once; past it a new one is refused and counted" },
 };
 static const struct cfg_section store_section = { "store", KEYS(store_keys) };
 
@@ -217,6 +223,23 @@ static const struct cfg_key transfer_keys[] = {
 	  .max = 86400, .def = 300, .doc = "seconds a sipx signature is valid" },
 };
 static const struct cfg_section transfer_section = { "transfer", KEYS(transfer_keys) };
+
+static const struct cfg_key source_rate_keys[] = {
+	{ .name = "rate", .kind = CFG_K_UINT, .off = OFF(limits.source_rate.rate), .min = 1,
+	  .max = 1000000, .def = 200, .doc = "requests per second one source address may send (token bucket refill)" },
+	{ .name = "burst", .kind = CFG_K_UINT, .off = OFF(limits.source_rate.burst), .min = 1,
+	  .max = 10000000, .def = 400, .doc = "requests one source may send at once (bucket size)" },
+};
+static const struct cfg_section source_rate_section = { "limits.source_rate", KEYS(source_rate_keys) };
+
+static const struct cfg_key limits_keys[] = {
+	{ .name = "source_rate", .kind = CFG_K_SECTION, .sub = &source_rate_section,
+	  .doc = "flood protection per source address (SPEC §13)" },
+	{ .name = "sources_max", .kind = CFG_K_UINT, .off = OFF(limits.sources_max), .min = 16,
+	  .max = 16777216, .def = 100000,
+	  .doc = "source addresses the flood limiter tracks at once; past it the idlest are forgotten" },
+};
+static const struct cfg_section limits_section = { "limits", KEYS(limits_keys) };
 
 static const struct cfg_key metrics_keys[] = {
 	{ .name = "listen", .kind = CFG_K_ADDR, .off = OFF(metrics.listen),
@@ -304,6 +327,7 @@ static const struct cfg_key root_keys[] = {
 	  .doc_default = "`[]`", .doc = "permission rules, first match wins (SPEC §4)" },
 	{ .name = "transfer", .kind = CFG_K_SECTION, .sub = &transfer_section, .doc = "REFER" },
 	{ .name = "metrics", .kind = CFG_K_SECTION, .sub = &metrics_section, .doc = "metrics" },
+	{ .name = "limits", .kind = CFG_K_SECTION, .sub = &limits_section, .doc = "flood protection" },
 	{ .name = "log_level", .kind = CFG_K_ENUM, .off = OFF(log_level), .def = CFG_LOG_INFO,
 	  .names = level_names, .doc = "least severe level logged" },
 	{ .name = "tls", .kind = CFG_K_SECTION, .sub = &tls_section, .doc = "TLS" },

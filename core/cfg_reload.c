@@ -71,6 +71,12 @@ int cfg_reload_check(const struct cfg *cur, const struct cfg *next, char *err, s
 		return refuse(next, "store.cache_max_age", "store", err, errlen);
 	if (cur->store.max_inflight != next->store.max_inflight)
 		return refuse(next, "store.max_inflight", "store", err, errlen);
+	if (cur->store.cache_max_entries != next->store.cache_max_entries)
+		return refuse(next, "store.cache_max_entries", "store", err, errlen);
+	if (cur->store.marks_max_entries != next->store.marks_max_entries)
+		return refuse(next, "store.marks_max_entries", "store", err, errlen);
+	if (cur->limits.sources_max != next->limits.sources_max)
+		return refuse(next, "limits.sources_max", "limits", err, errlen);
 	if (strcmp(cur->secret_file, next->secret_file) != 0)
 		return refuse(next, "secret_file", NULL, err, errlen);
 	return 0;

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "slice.h"
+
 static _Atomic int current_level = CFG_LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -62,4 +64,35 @@ bool log_limit_pass(struct log_limit *l, uint64_t *suppressed)
 	}
 	atomic_fetch_add_explicit(&l->suppressed, 1, memory_order_relaxed);
 	return false;
+}
+
+bool log_limit_pass_key(struct log_limit_keyed *l, const char *key, size_t len, uint64_t *suppressed)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t sec = ((uint64_t)ts.tv_sec + 1) & 0xffffffu; /* +1: 0 means "never logged" */
+	uint64_t h = slice_hash(slice_make(key, len));
+	unsigned i = (unsigned)(h % LOG_KEYS_MAX);
+	uint64_t want = (h & ~0xffffffull) | sec;
+	uint64_t seen = atomic_load_explicit(&l->slot[i].hash_sec, memory_order_relaxed);
+	/* this key logged in this second already (or lost the race for it) */
+	if (seen == want ||
+	    !atomic_compare_exchange_strong_explicit(&l->slot[i].hash_sec, &seen, want, memory_order_relaxed,
+						     memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&l->slot[i].suppressed, 1, memory_order_relaxed);
+		return false;
+	}
+	/* the event's cap: LOG_KEYED_PER_SEC lines a second across keys */
+	uint64_t cur = atomic_load_explicit(&l->sec_lines, memory_order_relaxed), next;
+	do {
+		next = (cur >> 24) == sec ? cur + 1 : (sec << 24) | 1;
+		if ((next & 0xffffffu) > LOG_KEYED_PER_SEC) {
+			atomic_fetch_add_explicit(&l->overflow, 1, memory_order_relaxed);
+			return false;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&l->sec_lines, &cur, next, memory_order_relaxed,
+							memory_order_relaxed));
+	*suppressed = atomic_exchange_explicit(&l->slot[i].suppressed, 0, memory_order_relaxed) +
+		      atomic_exchange_explicit(&l->overflow, 0, memory_order_relaxed);
+	return true;
 }

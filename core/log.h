@@ -29,3 +29,23 @@ struct log_limit {
 /* log_limit_pass - true when a line may be written now; *suppressed gets the
  * number of lines swallowed since the last one that passed. */
 bool log_limit_pass(struct log_limit *l, uint64_t *suppressed);
+
+/* Per event AND key (SPEC §6: two bad Redis hashes within one second each get
+ * a line naming their key): at most one line per second per key, for up to
+ * LOG_KEYS_MAX keys at a time (a key past them takes the slot of the one it
+ * hashes to), and at most LOG_KEYED_PER_SEC lines a second for the whole
+ * event, so a flood of distinct keys cannot flood the log. Static storage. */
+#define LOG_KEYS_MAX 64
+#define LOG_KEYED_PER_SEC 20
+struct log_limit_keyed {
+	struct {
+		_Atomic uint64_t hash_sec; /* key hash (high 40 bits) | second (low 24 bits) */
+		_Atomic uint64_t suppressed;
+	} slot[LOG_KEYS_MAX];
+	_Atomic uint64_t sec_lines; /* second (high 40 bits) | lines this second (low 24 bits) */
+	_Atomic uint64_t overflow;  /* lines the per-second cap swallowed */
+};
+
+/* log_limit_pass_key - true when a line for @key may be written now;
+ * *@suppressed gets the lines swallowed for this key (and for the event's cap) since. */
+bool log_limit_pass_key(struct log_limit_keyed *l, const char *key, size_t len, uint64_t *suppressed);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "flood.h"
 #include "proxy_priv.h"
 
 /* ---------------------------------------------------------------- the chain */
@@ -85,6 +86,9 @@ enum stage_rc proxy_process(const struct stage_table *st, struct txn *t)
 {
 	if (t->stage_idx == 0) {
 		t->out_len = 0;
+		/* SPEC §13: a source over its rate gets nothing back, not even a 400 */
+		if (!flood_admit(t))
+			return STAGE_DROP;
 		enum stage_rc verdict;
 		if (malformed_handle(t, &verdict))
 			return verdict;

@@ -4,6 +4,8 @@
  * helpers (id normalisation, HA1, hex). SPEC §3 (HA1), §6. Not here: table
  * internals (store_tables.c), the YAML file, Redis I/O. */
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +34,9 @@ struct store_users *store_users_current_rcu(void)
 {
 	return store_rcu_deref(users_cur);
 }
+
+static int house_start(void);
+static void house_stop(void);
 
 /* ================================================================ helpers */
 
@@ -128,6 +133,8 @@ static int settings_load(const struct cfg *c, char *err, size_t errlen)
 	store_conf.backend = c->store.backend;
 	store_conf.cache_max_age = c->store.cache_max_age ? c->store.cache_max_age : 60;
 	store_conf.max_inflight = c->store.max_inflight ? c->store.max_inflight : 1024;
+	store_conf.cache_max_entries = c->store.cache_max_entries ? c->store.cache_max_entries : 100000;
+	store_conf.marks_max_entries = c->store.marks_max_entries ? c->store.marks_max_entries : STORE_MARKS_DEFAULT_MAX;
 	const char *why = c->store.backend == CFG_STORE_REDIS ? cfg_redis_url_parse(c->store.redis, &store_conf.redis)
 							      : NULL;
 	if (why) {
@@ -155,9 +162,11 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 		registered = true;
 	}
 	store_script_sha(); /* computed once, before threads */
-	store_nc_marks = store_marks_new();
-	store_jti_marks = store_marks_new();
-	struct store_users *tb = c->store.backend == CFG_STORE_FILE ? users_load(c, err, errlen) : store_users_new();
+	store_nc_marks = store_marks_new_capped(store_conf.marks_max_entries);
+	store_jti_marks = store_marks_new_capped(store_conf.marks_max_entries);
+	struct store_users *tb = c->store.backend == CFG_STORE_FILE
+					 ? users_load(c, err, errlen)
+					 : store_users_new_capped(store_conf.cache_max_entries);
 	if (!store_nc_marks || !store_jti_marks || !tb) {
 		/* a users file error has filled @err already */
 		rc = !tb && c->store.backend == CFG_STORE_FILE ? -EINVAL : -ENOMEM;
@@ -171,6 +180,15 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 	if (c->store.backend == CFG_STORE_REDIS && (rc = store_redis_start()) < 0) {
 		snprintf(err, errlen, "store: cannot start the Redis subscriber: %s", strerror(-rc));
 		store_rcu_assign(users_cur, NULL);
+		store_users_free(tb);
+		goto fail;
+	}
+	if ((rc = house_start()) < 0) {
+		snprintf(err, errlen, "store: cannot start the housekeeping thread: %s", strerror(-rc));
+		if (c->store.backend == CFG_STORE_REDIS)
+			store_redis_stop();
+		store_rcu_assign(users_cur, NULL);
+		synchronize_rcu();
 		store_users_free(tb);
 		goto fail;
 	}
@@ -253,6 +271,7 @@ void store_fini(void)
 {
 	if (!store_started)
 		return;
+	house_stop();
 	if (store_conf.backend == CFG_STORE_REDIS)
 		store_redis_stop();
 	struct store_users *old = store_rcu_xchg(users_cur, NULL);
@@ -369,27 +388,156 @@ bool store_is_usable(void)
 	return store_conf.backend == CFG_STORE_FILE || store_redis_is_up();
 }
 
-void store_sweep_maybe(void)
+static uint64_t mono_ns(void)
 {
-	static _Atomic uint64_t last_sweep;
-	uint64_t now = store_now_sec();
-	uint64_t last = atomic_load_explicit(&last_sweep, memory_order_relaxed);
-	/* one sweeper per second; relaxed is enough, the tables are RCU-safe anyway */
-	if (now == last || !atomic_compare_exchange_strong_explicit(&last_sweep, &last, now, memory_order_relaxed,
-								    memory_order_relaxed))
-		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static atomic_flag sweeping = ATOMIC_FLAG_INIT;
+static _Atomic uint64_t sweep_max_ns; /* longest step so far */
+static _Atomic uint64_t sweep_removed; /* entries the steps removed, all tables */
+
+unsigned store_sweep_maybe(void)
+{
+	if (atomic_flag_test_and_set_explicit(&sweeping, memory_order_acquire))
+		return 0; /* someone else is sweeping: the cursors are theirs */
+	uint64_t t0 = mono_ns();
+	const uint64_t third = STORE_SWEEP_BUDGET_NS / 3;
+	unsigned removed = 0;
+	/* each table has until its share of the budget ends; what one leaves, the next gets */
 	if (store_nc_marks)
-		store_marks_sweep(store_nc_marks);
+		store_marks_sweep_step(store_nc_marks, t0 + third, &removed);
 	if (store_jti_marks)
-		store_marks_sweep(store_jti_marks);
-	/* Cache entries past max-age go, except while Redis is down (they keep serving). */
-	if (store_conf.backend == CFG_STORE_REDIS && store_redis_is_up()) {
+		store_marks_sweep_step(store_jti_marks, t0 + 2 * third, &removed);
+	if (store_conf.backend == CFG_STORE_REDIS) {
+		rcu_read_lock();
+		struct store_users *tb = store_rcu_deref(users_cur);
+		/* past max-age only while Redis is up (the cache serves while it is away);
+		 * flushed entries always */
+		if (tb)
+			store_users_sweep_step(tb, store_redis_is_up() ? store_conf.cache_max_age : 0,
+					       t0 + STORE_SWEEP_BUDGET_NS, &removed);
+		rcu_read_unlock();
+	}
+	atomic_fetch_add_explicit(&sweep_removed, removed, memory_order_relaxed);
+	uint64_t dt = mono_ns() - t0, max = atomic_load_explicit(&sweep_max_ns, memory_order_relaxed);
+	while (dt > max && !atomic_compare_exchange_weak_explicit(&sweep_max_ns, &max, dt, memory_order_relaxed,
+								   memory_order_relaxed))
+		;
+	atomic_flag_clear_explicit(&sweeping, memory_order_release);
+	return removed;
+}
+
+uint64_t store_sweep_removed(void)
+{
+	return atomic_load_explicit(&sweep_removed, memory_order_relaxed);
+}
+
+/* ---- the housekeeping thread: one step every STORE_SWEEP_PERIOD_MS, and the
+ * table gauges (it is their only writer) */
+
+enum { TABLE_NONCE, TABLE_GRANT, TABLE_USERS, TABLE_COUNT };
+static const char *const table_names[TABLE_COUNT] = { "nonce", "grant", "users" };
+static unsigned m_entries, m_full, m_evicted;
+static pthread_t house_thread;
+static pthread_mutex_t house_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t house_cv;
+static bool house_quit, house_running;
+
+static void table_limits(unsigned which, struct store_table_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (which == TABLE_NONCE && store_nc_marks)
+		store_marks_limits(store_nc_marks, l);
+	else if (which == TABLE_GRANT && store_jti_marks)
+		store_marks_limits(store_jti_marks, l);
+	else if (which == TABLE_USERS) {
 		rcu_read_lock();
 		struct store_users *tb = store_rcu_deref(users_cur);
 		if (tb)
-			store_users_expire(tb, store_conf.cache_max_age);
+			store_users_limits(tb, l);
 		rcu_read_unlock();
 	}
+}
+
+static void house_gauges(void)
+{
+	for (unsigned i = 0; i < TABLE_COUNT; i++) {
+		struct store_table_limits l;
+		table_limits(i, &l);
+		metrics_set(m_entries + i, (int64_t)l.entries);
+		metrics_set(m_full + i, (int64_t)l.full);
+		if (i == TABLE_USERS)
+			metrics_set(m_evicted, (int64_t)l.evicted);
+	}
+}
+
+static void *house_main(void *arg)
+{
+	(void)arg;
+	rcu_register_thread();
+	if (metrics_thread_init() < 0)
+		log_warn("store", "no metrics shard left for the housekeeping thread");
+	pthread_mutex_lock(&house_mu);
+	while (!house_quit) {
+		pthread_mutex_unlock(&house_mu);
+		store_sweep_maybe();
+		house_gauges();
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += STORE_SWEEP_PERIOD_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&house_mu);
+		if (!house_quit)
+			pthread_cond_timedwait(&house_cv, &house_mu, &until);
+	}
+	pthread_mutex_unlock(&house_mu);
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static int house_start(void)
+{
+	static bool registered;
+	if (!registered) {
+		m_entries = metrics_gauge("referee_table_entries",
+					  "Entries held by the store's tables (nonce counts, grant bindings, users)",
+					  "table", table_names, TABLE_COUNT);
+		m_full = metrics_counter("referee_table_full_total",
+					 "Inserts refused because the table was at its cap", "table", table_names,
+					 TABLE_COUNT);
+		m_evicted = metrics_counter("referee_cache_evictions_total",
+					    "Cached users evicted to stay under store.cache_max_entries", NULL, NULL, 0);
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&house_cv, &ca);
+		pthread_condattr_destroy(&ca);
+		registered = true;
+	}
+	house_quit = false;
+	int rc = pthread_create(&house_thread, NULL, house_main, NULL);
+	if (rc != 0)
+		return -rc;
+	house_running = true;
+	return 0;
+}
+
+static void house_stop(void)
+{
+	if (!house_running)
+		return;
+	pthread_mutex_lock(&house_mu);
+	house_quit = true;
+	pthread_cond_signal(&house_cv);
+	pthread_mutex_unlock(&house_mu);
+	pthread_join(house_thread, NULL);
+	house_running = false;
 }
 
 void store_stats_get(struct store_stats *out)
@@ -410,4 +558,9 @@ void store_stats_get(struct store_stats *out)
 	rcu_read_unlock();
 	out->nc_marks = store_nc_marks ? store_marks_count(store_nc_marks) : 0;
 	out->jti_marks = store_jti_marks ? store_marks_count(store_jti_marks) : 0;
+	table_limits(TABLE_NONCE, &out->nc_limits);
+	table_limits(TABLE_GRANT, &out->jti_limits);
+	table_limits(TABLE_USERS, &out->users_limits);
+	out->sweep_max_ns = atomic_load_explicit(&sweep_max_ns, memory_order_relaxed);
+	out->sweep_removed = atomic_load_explicit(&sweep_removed, memory_order_relaxed);
 }

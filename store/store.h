@@ -123,9 +123,20 @@ int store_poll(int timeout_ms);
 /* store_op_is_done - the op parked earlier has its answer (call the store again to read it). */
 bool store_op_is_done(const struct store_op *op);
 
+/* What a table holds against its cap (store_stats_get, the housekeeping gauges). */
+struct store_table_limits {
+	size_t entries, cap, bytes;
+	uint64_t full;	  /* inserts refused at the cap */
+	uint64_t evicted; /* cache entries the CLOCK hand made room with */
+};
+
 struct store_stats {
 	uint64_t hits, misses, errors, degraded, overload, unavailable, bad_data;
 	unsigned long users, nc_marks, jti_marks;
+	/* against the caps (store.marks_max_entries, store.cache_max_entries) */
+	struct store_table_limits nc_limits, jti_limits, users_limits;
+	uint64_t sweep_max_ns;  /* longest housekeeping step so far */
+	uint64_t sweep_removed; /* entries the housekeeping steps removed */
 };
 /* store_stats_get - counters since the process started (any thread; a snapshot), table sizes. */
 void store_stats_get(struct store_stats *out);

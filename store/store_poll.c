@@ -118,8 +118,6 @@ int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_
 		l->next_tick_ms = now + LOOP_TICK_MS;
 		if (c)
 			store_conn_tick(c);
-		else
-			store_sweep_maybe();
 	}
 	return n < 0 ? 0 : n;
 }

@@ -48,6 +48,8 @@ struct store_settings {
 	struct cfg_redis_url redis; /* parsed store.redis (cfg_redis_url_parse) */
 	unsigned cache_max_age;
 	unsigned max_inflight;
+	unsigned cache_max_entries;
+	unsigned marks_max_entries;
 };
 
 extern struct store_settings store_conf; /* written at init only (before threads) */
@@ -55,10 +57,34 @@ extern struct store_settings store_conf; /* written at init only (before threads
 /* ---- clock (store_tables.c) */
 /* store_now_sec - CLOCK_MONOTONIC seconds (coarse clock, no syscall via vDSO). */
 uint64_t store_now_sec(void);
+/* store_clock_offset - seconds added to store_now_sec (tests age tables at once; 0 otherwise). */
+extern _Atomic uint64_t store_clock_offset;
+
+/* ---- slab of fixed-size table nodes (store_slab.c) */
+struct store_slab;
+/* store_slab_new - nodes of @obj_size bytes, at most @max_objs handed out at once. */
+struct store_slab *store_slab_new(size_t obj_size, size_t max_objs);
+void store_slab_destroy(struct store_slab *s);
+/* store_slab_get - a zeroed-head node, or NULL at the cap (or out of memory). Any thread. */
+void *store_slab_get(struct store_slab *s);
+/* store_slab_put - give a node back (after the grace period of whoever could read it). */
+void store_slab_put(struct store_slab *s, void *obj);
+/* store_slab_slots / store_slab_slot - slots that exist so far, and slot @idx (NULL past them): the sweeper's walk. */
+size_t store_slab_slots(const struct store_slab *s);
+void *store_slab_slot(const struct store_slab *s, size_t idx);
+size_t store_slab_in_use(const struct store_slab *s);
+size_t store_slab_cap(const struct store_slab *s);
+size_t store_slab_bytes(const struct store_slab *s);
+
+#define STORE_USERS_FILE_MAX (16u * 1024 * 1024) /* users of one users file */
+#define STORE_MARKS_DEFAULT_MAX 2000000u	      /* store.marks_max_entries default */
 
 /* ---- users table (store_tables.c) */
 struct store_users;
+/* store_users_new - a table for the users file; store_users_new_capped - the
+ * Redis cache: at most @cap entries, positive and negative together. */
 struct store_users *store_users_new(void);
+struct store_users *store_users_new_capped(size_t cap);
 /* store_users_free - destroy a table nobody can reach any more (after a grace period). */
 void store_users_free(struct store_users *u);
 /**
@@ -83,8 +109,14 @@ void store_users_clear(struct store_users *tb);
 void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg);
 /* store_users_count - number of entries (tests, logs). */
 unsigned long store_users_count(struct store_users *tb);
-/* store_users_expire - drop entries older than @max_age seconds. */
+/* store_users_expire - drop entries older than @max_age seconds (0: none by age) and
+ * flushed ones, the whole table in one go (tests). */
 void store_users_expire(struct store_users *tb, unsigned max_age);
+/* store_users_sweep_step - the same from the table's cursor, until @deadline_ns
+ * (CLOCK_MONOTONIC; UINT64_MAX: one full pass). Adds what it removed to *@removed;
+ * returns the slots it looked at. */
+size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned *removed);
+void store_users_limits(struct store_users *tb, struct store_table_limits *out);
 
 /* Bumped (seq_cst) before every invalidation or flush of the cache: a fetch
  * that saw another value when it was sent may carry data older than the
@@ -97,6 +129,7 @@ struct store_users *store_users_current_rcu(void);
 /* ---- nonce counters and grant JTIs (store_tables.c) */
 struct store_marks;
 struct store_marks *store_marks_new(void);
+struct store_marks *store_marks_new_capped(size_t cap);
 void store_marks_free(struct store_marks *m);
 /**
  * store_marks_nc - nc for @nonce must be above every one seen. STORE_OK or
@@ -108,8 +141,12 @@ enum store_rc store_marks_nc(struct store_marks *m, struct slice nonce, uint32_t
  * STORE_REJECT. With !@bind only looks (an unbound JTI is OK, nothing stored). */
 enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct slice dialog, unsigned ttl,
 			      bool bind);
-/* store_marks_sweep - delete expired entries. Returns how many. */
+/* store_marks_sweep - delete expired entries, one full pass. Returns how many. */
 unsigned store_marks_sweep(struct store_marks *m);
+/* store_marks_sweep_step - the same from the table's cursor until @deadline_ns
+ * (CLOCK_MONOTONIC). Adds the deleted to *@killed; returns the slots looked at. */
+size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned *killed);
+void store_marks_limits(struct store_marks *m, struct store_table_limits *out);
 unsigned long store_marks_count(struct store_marks *m);
 
 extern struct store_marks *store_nc_marks, *store_jti_marks;
@@ -176,6 +213,10 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 				   struct slice id, struct store_user *out);
 enum store_rc store_redis_mark(struct store_conn *c, struct txn *t, struct store_op *op, bool is_nc,
 			       struct slice key, uint32_t nc, struct slice dialog, unsigned ttl);
+/* store_redis_user_parse - an HGETALL reply (@r: an array) into @u; NULL, or why the data is bad
+ * (@why may hold the text). Pure; exported for the fuzz target of Redis replies. */
+struct redisReply;
+const char *store_redis_user_parse(const struct redisReply *r, struct store_user *u, char *why, size_t whylen);
 int store_redis_start(void);
 void store_redis_stop(void);
 bool store_redis_is_up(void);
@@ -206,5 +247,20 @@ enum store_event {
 extern unsigned store_metric_base;
 #define STORE_COUNT(ev) metrics_inc(store_metric_base + STORE_EV_##ev)
 
-/* store_sweep_maybe - once a second at most across threads: sweep marks, expire cache. */
-void store_sweep_maybe(void);
+/* store_sweep_maybe - one housekeeping step (issue 13): expired nonce counts,
+ * grant bindings and cache entries, from each table's cursor, for at most
+ * STORE_SWEEP_BUDGET_NS. Run by the store's housekeeping thread every
+ * STORE_SWEEP_PERIOD_MS, never by a packet thread; one caller at a time (a
+ * concurrent call returns at once). */
+#define STORE_SWEEP_BUDGET_NS (200 * 1000ull)
+#define STORE_SWEEP_PERIOD_MS 10
+/* ... and at most this much work per table and step whatever the clock says
+ * (a look at a slot is 1, an unlink 16): a step stays short on a machine whose
+ * clock readings cannot be trusted to stop it (a descheduled vCPU). A step
+ * removes at most STORE_SWEEP_MAX_REMOVED entries per table. */
+#define STORE_SWEEP_MAX_WORK 8192u
+#define STORE_SWEEP_MAX_REMOVED ((STORE_SWEEP_MAX_WORK + 64u) / 16u + 4u)
+/* returns how many entries it removed */
+unsigned store_sweep_maybe(void);
+/* store_sweep_removed - entries the housekeeping steps removed so far (O(1), tests). */
+uint64_t store_sweep_removed(void);

@@ -61,7 +61,8 @@ struct store_conn {
 _Thread_local struct store_conn *store_tls_conn;
 _Atomic uint64_t store_cache_flush_sec;
 static _Atomic int conns_up; /* command links in LINK_UP, all threads */
-static struct log_limit lim_data, lim_err;
+static struct log_limit lim_err;
+static struct log_limit_keyed lim_data; /* per key: SPEC §6 names each bad key */
 
 bool store_redis_is_up(void)
 {
@@ -256,7 +257,6 @@ void store_conn_free(struct store_conn *c)
 void store_conn_tick(struct store_conn *c)
 {
 	uint64_t now = store_redis_now_ms();
-	store_sweep_maybe();
 	client_follow(c);
 	for (unsigned i = 0; i < c->n_links; i++)
 		if (c->links[i].in_use)
@@ -419,8 +419,8 @@ static bool req_follow(struct store_req *r, const redisReply *rep)
 	return req_send(r, l, ask) == 0;
 }
 
-/* user_parse - HGETALL pairs into @u. NULL, or why the data is bad. */
-static const char *user_parse(const redisReply *r, struct store_user *u, char *why, size_t whylen)
+/* store_redis_user_parse - HGETALL pairs into @u. NULL, or why the data is bad. */
+const char *store_redis_user_parse(const redisReply *r, struct store_user *u, char *why, size_t whylen)
 {
 	bool has_perms = false;
 	if (r->elements % 2)
@@ -470,11 +470,11 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *priv)
 		char why[128];
 		memset(&u, 0, sizeof(u));
 		memcpy(u.id, r->key, r->keylen);
-		const char *bad = wrong_type ? "not a hash" : rep->elements ? user_parse(rep, &u, why, sizeof(why)) : "";
+		const char *bad = wrong_type ? "not a hash" : rep->elements ? store_redis_user_parse(rep, &u, why, sizeof(why)) : "";
 		if (bad && *bad) {
 			uint64_t suppressed = 0;
 			STORE_COUNT(BAD_DATA);
-			if (log_limit_pass(&lim_data, &suppressed))
+			if (log_limit_pass_key(&lim_data, r->rkey, strlen(r->rkey), &suppressed))
 				log_warn("store", "bad user data key=%s: %s suppressed=%llu", r->rkey, bad,
 					 (unsigned long long)suppressed);
 		}

@@ -4,6 +4,20 @@
  * under rcu_read_lock and copy out; removed nodes are freed with call_rcu.
  * Not here: where the users come from (file, Redis), and Redis itself. SPEC §6.
  *
+ * Memory and housekeeping (issue 13). Nodes come from a slab per table
+ * (store_slab.c): no malloc per nonce, grant or cache fill, and a hard cap
+ * (a put past it is refused and counted). Expiry walks the slab's slots from
+ * a cursor a bounded number at a time (store_*_sweep_step, time-budgeted by
+ * the caller, Redis's active-expire cycle as the model) instead of iterating
+ * a whole table in one go. The walker only acts on a slot whose `linked` flag
+ * it reads set inside its read-side section: such a node cannot be freed (so
+ * not reused) before the section ends, and cds_lfht_del on a node someone
+ * else already removed fails harmlessly. Nodes return to the slab from their
+ * call_rcu callback, which clears `linked` first. The users cache is capped
+ * too (store.cache_max_entries); near the cap a CLOCK hand evicts entries not
+ * looked up since it last passed (the `ref` bit), and a flush (Redis
+ * reconnect) is one generation bump, the sweeper removing the old entries.
+ *
  * Marks race-freedom. A mark holds one _Atomic uint64_t state = expiry
  * second << 32 | value (nc for nonce marks, 0 for JTIs). Expiry 0 means
  * "dead": a dead node no longer matches, so lookups and cds_lfht_add_unique
@@ -45,11 +59,14 @@ __attribute__((weak)) const char *__tsan_default_suppressions(void)
 }
 #endif
 
+_Atomic uint64_t store_clock_offset;
+
 uint64_t store_now_sec(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec + 1; /* never 0: expiry 0 means dead */
+	/* never 0: expiry 0 means dead */
+	return (uint64_t)ts.tv_sec + 1 + atomic_load_explicit(&store_clock_offset, memory_order_relaxed);
 }
 
 static struct cds_lfht *table_new(void)
@@ -57,19 +74,45 @@ static struct cds_lfht *table_new(void)
 	return cds_lfht_new(256, 256, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
 }
 
+/* deadline_passed - checked every few slots by the sweep steps. */
+static bool deadline_passed(uint64_t deadline_ns)
+{
+	if (deadline_ns == UINT64_MAX)
+		return false;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec >= deadline_ns;
+}
+
+/* Work between two looks at the clock: a slot looked at is 1, a node unlinked
+ * SWEEP_KILL_COST (it walks a bucket chain and queues a free: cache misses on
+ * a big table), so a step overruns its deadline by a few unlinks at most. */
+#define SWEEP_CLOCK_EVERY 64
+#define SWEEP_KILL_COST 16
+_Static_assert(STORE_SWEEP_MAX_REMOVED * SWEEP_KILL_COST >= STORE_SWEEP_MAX_WORK, "bound holds");
+
 /* ================================================================ users */
 
 struct user_ent {
-	struct cds_lfht_node node;
+	struct cds_lfht_node node; /* first: the slab's free list reuses it */
 	struct rcu_head rcu;
-	uint64_t loaded; /* store_now_sec() at insert */
-	bool found;      /* false: negative entry (unknown in the backend) */
+	struct store_users *tb;
+	_Atomic uint64_t loaded; /* store_now_sec() at insert; 0: past any max-age */
+	_Atomic uint32_t gen;	 /* tb->gen at insert: another value reads as absent */
+	_Atomic uint8_t linked;	 /* published in the table (see the top) */
+	_Atomic uint8_t ref;	 /* looked up since the CLOCK hand last passed */
+	bool found;		 /* false: negative entry (unknown in the backend) */
 	size_t idlen;
 	struct store_user u;
 };
 
 struct store_users {
 	struct cds_lfht *ht;
+	struct store_slab *slab;
+	size_t cap;
+	_Atomic uint32_t gen;
+	_Atomic size_t sweep_at, hand_at; /* slot cursors of the sweeper and of the CLOCK hand */
+	_Atomic uint64_t full, evicted;
 };
 
 static int user_match(struct cds_lfht_node *node, const void *key)
@@ -83,31 +126,88 @@ static int user_match(struct cds_lfht_node *node, const void *key)
 static void user_free_rcu(struct rcu_head *head)
 {
 	STORE_TSAN_ACQUIRE(&tsan_gp);
-	free(caa_container_of(head, struct user_ent, rcu));
+	struct user_ent *e = caa_container_of(head, struct user_ent, rcu);
+	atomic_store_explicit(&e->linked, 0, memory_order_relaxed);
+	store_slab_put(e->tb->slab, e);
+	STORE_TSAN_RELEASE(&tsan_gp); /* before rcu_barrier returns in store_users_free */
 }
 
-struct store_users *store_users_new(void)
+struct store_users *store_users_new_capped(size_t cap)
 {
 	struct store_users *tb = calloc(1, sizeof(*tb));
 	if (!tb)
 		return NULL;
+	tb->cap = cap;
 	tb->ht = table_new();
-	if (!tb->ht) {
+	tb->slab = store_slab_new(sizeof(struct user_ent), cap);
+	if (!tb->ht || !tb->slab) {
+		if (tb->ht)
+			cds_lfht_destroy(tb->ht, NULL);
+		store_slab_destroy(tb->slab);
 		free(tb);
 		return NULL;
 	}
 	return tb;
 }
 
+struct store_users *store_users_new(void)
+{
+	return store_users_new_capped(STORE_USERS_FILE_MAX);
+}
+
+/* user_unlink - remove @e when it is still linked; the one thread whose del
+ * succeeds hands it to call_rcu. Caller holds the read lock. */
+static bool user_unlink(struct store_users *tb, struct user_ent *e)
+{
+	if (cds_lfht_is_node_deleted(&e->node) || cds_lfht_del(tb->ht, &e->node) != 0)
+		return false;
+	call_rcu(&e->rcu, user_free_rcu);
+	return true;
+}
+
 void store_users_free(struct store_users *tb)
 {
 	if (!tb)
 		return;
-	store_users_clear(tb);
 	STORE_TSAN_ACQUIRE(&tsan_gp); /* the caller waited for a grace period */
-	/* Not inside a read-side section, not on a call_rcu thread (main thread). */
+	/* Nobody reaches the table any more: unlink what is left without call_rcu,
+	 * wait for the frees already queued (they return nodes to this slab), then
+	 * drop the lot. Main thread, outside any read-side section. */
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
+	rcu_read_lock();
+	cds_lfht_for_each(tb->ht, &it, node)
+		cds_lfht_del(tb->ht, node);
+	rcu_read_unlock();
+	rcu_barrier();
+	STORE_TSAN_ACQUIRE(&tsan_gp); /* the queued frees are done with the slab */
 	cds_lfht_destroy(tb->ht, NULL);
+	store_slab_destroy(tb->slab);
 	free(tb);
+}
+
+/* users_evict - near the cap: advance the CLOCK hand over up to @n slots,
+ * unlinking entries whose ref bit is clear (and clearing the others). Read lock held. */
+static void users_evict(struct store_users *tb, unsigned n)
+{
+	size_t slots = store_slab_slots(tb->slab);
+	if (slots == 0)
+		return;
+	size_t at = atomic_load_explicit(&tb->hand_at, memory_order_relaxed);
+	unsigned evicted = 0;
+	for (unsigned i = 0; i < 4 * n && evicted < n; i++, at++) {
+		if (at >= slots)
+			at = 0;
+		struct user_ent *e = store_slab_slot(tb->slab, at);
+		if (!e || !atomic_load_explicit(&e->linked, memory_order_acquire))
+			continue;
+		if (atomic_exchange_explicit(&e->ref, 0, memory_order_relaxed))
+			continue; /* used lately: a second chance */
+		if (user_unlink(tb, e))
+			evicted++;
+	}
+	atomic_store_explicit(&tb->hand_at, at, memory_order_relaxed);
+	atomic_fetch_add_explicit(&tb->evicted, evicted, memory_order_relaxed);
 }
 
 int store_users_put(struct store_users *tb, const struct store_user *u, bool found)
@@ -117,18 +217,30 @@ int store_users_put(struct store_users *tb, const struct store_user *u, bool fou
 
 int store_users_put_aged(struct store_users *tb, const struct store_user *u, bool found, bool stale)
 {
-	struct user_ent *e = malloc(sizeof(*e));
-	if (!e)
-		return -ENOMEM;
+	rcu_read_lock();
+	/* past 15/16 of the cap the CLOCK hand makes room ahead of the next fills */
+	if (store_slab_in_use(tb->slab) >= tb->cap - tb->cap / 16)
+		users_evict(tb, 8);
+	struct user_ent *e = store_slab_get(tb->slab);
+	if (!e) {
+		users_evict(tb, 64);
+		atomic_fetch_add_explicit(&tb->full, 1, memory_order_relaxed);
+		rcu_read_unlock();
+		return -ENOSPC;
+	}
 	cds_lfht_node_init(&e->node);
-	e->loaded = stale ? 0 : store_now_sec(); /* loaded 0: past any max-age */
+	e->tb = tb;
+	atomic_store_explicit(&e->loaded, stale ? 0 : store_now_sec(), memory_order_relaxed);
+	atomic_store_explicit(&e->gen, atomic_load_explicit(&tb->gen, memory_order_relaxed), memory_order_relaxed);
+	/* a fill is about to be read by the txn that asked for it: not the hand's first pick */
+	atomic_store_explicit(&e->ref, 1, memory_order_relaxed);
 	e->found = found;
 	e->u = *u;
 	e->idlen = strnlen(u->id, sizeof(u->id));
 	struct slice key = slice_make(e->u.id, e->idlen);
 	STORE_TSAN_RELEASE(&e->node);
-	rcu_read_lock();
 	struct cds_lfht_node *old = cds_lfht_add_replace(tb->ht, slice_hash(key), user_match, &key, &e->node);
+	atomic_store_explicit(&e->linked, 1, memory_order_release);
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	if (old)
@@ -141,13 +253,16 @@ int store_users_get_rcu(struct store_users *tb, struct slice id, struct store_us
 	struct cds_lfht_iter it;
 	cds_lfht_lookup(tb->ht, slice_hash(id), user_match, &id, &it);
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
-	if (!node) {
+	struct user_ent *e = node ? caa_container_of(node, struct user_ent, node) : NULL;
+	if (!e || atomic_load_explicit(&e->gen, memory_order_relaxed) !=
+			  atomic_load_explicit(&tb->gen, memory_order_acquire)) {
 		STORE_TSAN_RELEASE(&tsan_gp);
-		return -ENOENT;
+		return -ENOENT; /* absent, or flushed and not swept yet */
 	}
-	const struct user_ent *e = caa_container_of(node, struct user_ent, node);
 	if (age_sec)
-		*age_sec = store_now_sec() - e->loaded;
+		*age_sec = store_now_sec() - atomic_load_explicit(&e->loaded, memory_order_relaxed);
+	if (!atomic_load_explicit(&e->ref, memory_order_relaxed))
+		atomic_store_explicit(&e->ref, 1, memory_order_relaxed); /* written once per hand pass */
 	int rc = e->found ? 1 : 0;
 	if (rc && out)
 		*out = e->u;
@@ -163,42 +278,64 @@ bool store_users_del(struct store_users *tb, struct slice id)
 	cds_lfht_lookup(tb->ht, slice_hash(id), user_match, &id, &it);
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
 	/* only the thread whose del succeeds frees the node */
-	if (node && cds_lfht_del(tb->ht, node) == 0) {
-		call_rcu(&caa_container_of(node, struct user_ent, node)->rcu, user_free_rcu);
-		removed = true;
-	}
+	if (node)
+		removed = user_unlink(tb, caa_container_of(node, struct user_ent, node));
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
 	return removed;
 }
 
-static void users_remove_if(struct store_users *tb, bool all, uint64_t min_loaded)
+void store_users_clear(struct store_users *tb)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
+	/* O(1): every entry of the old generation reads as absent from now on
+	 * (seq_cst: ordered with the invalidation epoch of store_redis.c); the
+	 * sweeper unlinks them a slice at a time */
+	atomic_fetch_add_explicit(&tb->gen, 1, memory_order_seq_cst);
+}
+
+size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned *removed)
+{
+	uint64_t now = store_now_sec();
+	uint64_t min_loaded = max_age && now > max_age ? now - max_age : 0;
+	uint32_t gen = atomic_load_explicit(&tb->gen, memory_order_acquire);
+	size_t slots = store_slab_slots(tb->slab), looked = 0;
+	size_t at = atomic_load_explicit(&tb->sweep_at, memory_order_relaxed);
+	unsigned n = 0, work = 0, total = 0;
+	const bool bounded = deadline_ns != UINT64_MAX; /* a step, not a full pass */
 	rcu_read_lock();
-	cds_lfht_for_each(tb->ht, &it, node) {
-		struct user_ent *e = caa_container_of(node, struct user_ent, node);
-		STORE_TSAN_ACQUIRE(node);
-		if (!all && e->loaded >= min_loaded)
-			continue;
-		if (cds_lfht_del(tb->ht, node) == 0)
-			call_rcu(&e->rcu, user_free_rcu);
+	while (looked < slots) {
+		if (at >= slots)
+			at = 0;
+		struct user_ent *e = store_slab_slot(tb->slab, at);
+		at++;
+		looked++;
+		if (e && atomic_load_explicit(&e->linked, memory_order_acquire)) {
+			STORE_TSAN_ACQUIRE(&e->node);
+			bool old_gen = atomic_load_explicit(&e->gen, memory_order_relaxed) != gen;
+			bool too_old = max_age && atomic_load_explicit(&e->loaded, memory_order_relaxed) < min_loaded;
+			if ((old_gen || too_old) && user_unlink(tb, e)) {
+				n++;
+				work += SWEEP_KILL_COST;
+			}
+		}
+		if (++work >= SWEEP_CLOCK_EVERY) {
+			total += work;
+			work = 0;
+			if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK))
+				break;
+		}
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
-}
-
-void store_users_clear(struct store_users *tb)
-{
-	users_remove_if(tb, true, 0);
+	atomic_store_explicit(&tb->sweep_at, at, memory_order_relaxed);
+	if (removed)
+		*removed += n;
+	return looked;
 }
 
 void store_users_expire(struct store_users *tb, unsigned max_age)
 {
-	uint64_t now = store_now_sec();
-	if (now > max_age)
-		users_remove_if(tb, false, now - max_age);
+	store_users_sweep_step(tb, max_age, UINT64_MAX, NULL);
 }
 
 void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg)
@@ -206,10 +343,11 @@ void store_users_each(struct store_users *tb, void (*fn)(const struct store_user
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *node;
 	rcu_read_lock();
+	uint32_t gen = atomic_load_explicit(&tb->gen, memory_order_acquire);
 	cds_lfht_for_each(tb->ht, &it, node) {
 		const struct user_ent *e = caa_container_of(node, struct user_ent, node);
 		STORE_TSAN_ACQUIRE(node);
-		if (e->found)
+		if (e->found && atomic_load_explicit(&e->gen, memory_order_relaxed) == gen)
 			fn(&e->u, arg);
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
@@ -231,18 +369,40 @@ unsigned long store_users_count(struct store_users *tb)
 	return table_count(tb->ht);
 }
 
+void store_users_limits(struct store_users *tb, struct store_table_limits *out)
+{
+	out->entries = store_slab_in_use(tb->slab);
+	out->cap = tb->cap;
+	out->bytes = store_slab_bytes(tb->slab);
+	out->full = atomic_load_explicit(&tb->full, memory_order_relaxed);
+	out->evicted = atomic_load_explicit(&tb->evicted, memory_order_relaxed);
+	STORE_TSAN_RELEASE(&tsan_gp); /* our reads of the table come before its free */
+}
+
 /* ================================================================ marks */
 
+/* Two node sizes: nonces and most JTIs with their dialog fit the small one;
+ * the large one holds the longest key and dialog accepted, and gets a
+ * sixteenth of the cap (an attacker's long Call-IDs cannot take all memory). */
+#define MARK_SMALL_DATA 112
+#define MARK_LARGE_DATA (STORE_KEY_MAX + STORE_DIALOG_MAX)
+
 struct mark_ent {
-	struct cds_lfht_node node;
+	struct cds_lfht_node node; /* first: the slab's free list reuses it */
 	struct rcu_head rcu;
+	struct store_slab *slab;
 	_Atomic uint64_t state; /* expiry << 32 | nc; expiry 0 = dead (see top) */
+	_Atomic uint8_t linked;
 	uint16_t keylen, vallen;
 	char data[]; /* key bytes, then value bytes (the JTI's dialog) */
 };
 
 struct store_marks {
 	struct cds_lfht *ht;
+	struct store_slab *slab[2]; /* small, large */
+	_Atomic size_t sweep_at[2];
+	_Atomic uint64_t full;
+	size_t cap;
 };
 
 #define MARK_EXP(s) ((s) >> 32)
@@ -261,51 +421,74 @@ static int mark_match(struct cds_lfht_node *node, const void *key)
 static void mark_free_rcu(struct rcu_head *head)
 {
 	STORE_TSAN_ACQUIRE(&tsan_gp);
-	free(caa_container_of(head, struct mark_ent, rcu));
+	struct mark_ent *e = caa_container_of(head, struct mark_ent, rcu);
+	atomic_store_explicit(&e->linked, 0, memory_order_relaxed);
+	store_slab_put(e->slab, e);
+	STORE_TSAN_RELEASE(&tsan_gp); /* before rcu_barrier returns in store_marks_free */
 }
 
-struct store_marks *store_marks_new(void)
+struct store_marks *store_marks_new_capped(size_t cap)
 {
 	struct store_marks *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
+	m->cap = cap;
 	m->ht = table_new();
-	if (!m->ht) {
+	m->slab[0] = store_slab_new(sizeof(struct mark_ent) + MARK_SMALL_DATA, cap);
+	m->slab[1] = store_slab_new(sizeof(struct mark_ent) + MARK_LARGE_DATA, cap / 16 ? cap / 16 : 1);
+	if (!m->ht || !m->slab[0] || !m->slab[1]) {
+		if (m->ht)
+			cds_lfht_destroy(m->ht, NULL);
+		store_slab_destroy(m->slab[0]);
+		store_slab_destroy(m->slab[1]);
 		free(m);
 		return NULL;
 	}
 	return m;
 }
 
+struct store_marks *store_marks_new(void)
+{
+	return store_marks_new_capped(STORE_MARKS_DEFAULT_MAX);
+}
+
 void store_marks_free(struct store_marks *m)
 {
 	if (!m)
 		return;
+	/* as store_users_free: nobody reaches the table any more */
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *node;
 	rcu_read_lock();
-	cds_lfht_for_each(m->ht, &it, node) {
-		if (cds_lfht_del(m->ht, node) == 0)
-			call_rcu(&caa_container_of(node, struct mark_ent, node)->rcu, mark_free_rcu);
-	}
+	cds_lfht_for_each(m->ht, &it, node)
+		cds_lfht_del(m->ht, node);
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
+	synchronize_rcu();
+	rcu_barrier();
+	STORE_TSAN_ACQUIRE(&tsan_gp);
 	cds_lfht_destroy(m->ht, NULL);
+	store_slab_destroy(m->slab[0]);
+	store_slab_destroy(m->slab[1]);
 	free(m);
 }
 
 /* mark_kill - CAS @e from the expired state @seen to dead and unlink it. Caller holds the read lock. */
-static void mark_kill(struct store_marks *m, struct mark_ent *e, uint64_t seen)
+static bool mark_kill(struct store_marks *m, struct mark_ent *e, uint64_t seen)
 {
 	if (atomic_compare_exchange_strong_explicit(&e->state, &seen, 0, memory_order_acq_rel,
 						    memory_order_relaxed) &&
-	    cds_lfht_del(m->ht, &e->node) == 0)
+	    cds_lfht_del(m->ht, &e->node) == 0) {
 		call_rcu(&e->rcu, mark_free_rcu);
+		return true;
+	}
+	return false;
 }
 
 /* mark_get_or_add - the live node for @key, adding a new one holding @state and
- * @val when absent. NULL on ENOMEM. Caller holds the read lock. *@added tells
- * whether the new node won (then the caller's check is already done). */
+ * @val when absent. NULL when the table is full (counted). Caller holds the
+ * read lock. *@added tells whether the new node won (then the caller's check
+ * is already done). */
 static struct mark_ent *mark_get_or_add(struct store_marks *m, struct slice key, uint64_t state,
 					struct slice val, bool *added)
 {
@@ -316,11 +499,15 @@ static struct mark_ent *mark_get_or_add(struct store_marks *m, struct slice key,
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
 	if (node)
 		return caa_container_of(node, struct mark_ent, node);
-	struct mark_ent *e = malloc(sizeof(*e) + key.len + val.len);
-	if (!e)
+	struct store_slab *slab = m->slab[key.len + val.len > MARK_SMALL_DATA];
+	struct mark_ent *e = store_slab_get(slab);
+	if (!e) {
+		atomic_fetch_add_explicit(&m->full, 1, memory_order_relaxed);
 		return NULL;
+	}
 	cds_lfht_node_init(&e->node);
-	atomic_init(&e->state, state);
+	e->slab = slab;
+	atomic_store_explicit(&e->state, state, memory_order_relaxed);
 	e->keylen = (uint16_t)key.len;
 	e->vallen = (uint16_t)val.len;
 	memcpy(e->data, key.p, key.len);
@@ -329,13 +516,15 @@ static struct mark_ent *mark_get_or_add(struct store_marks *m, struct slice key,
 	STORE_TSAN_RELEASE(&e->node);
 	node = cds_lfht_add_unique(m->ht, hash, mark_match, &key, &e->node);
 	if (node == &e->node) {
+		atomic_store_explicit(&e->linked, 1, memory_order_release);
 		*added = true;
 		return e;
 	}
-	free(e); /* lost the race: never published */
+	/* lost the race: never published, straight back */
+	atomic_store_explicit(&e->state, 0, memory_order_relaxed);
+	store_slab_put(slab, e);
 	return caa_container_of(node, struct mark_ent, node);
 }
-
 enum store_rc store_marks_nc(struct store_marks *m, struct slice nonce, uint32_t nc, unsigned ttl)
 {
 	if (nonce.len == 0 || nonce.len > STORE_KEY_MAX)
@@ -419,28 +608,70 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 	return rc;
 }
 
-unsigned store_marks_sweep(struct store_marks *m)
+size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned *killed)
 {
 	uint64_t now = store_now_sec();
-	unsigned n = 0;
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *node;
+	size_t looked = 0;
+	unsigned n = 0, work = 0, total = 0;
+	const bool bounded = deadline_ns != UINT64_MAX; /* a step, not a full pass */
 	rcu_read_lock();
-	cds_lfht_for_each(m->ht, &it, node) {
-		struct mark_ent *e = caa_container_of(node, struct mark_ent, node);
-		STORE_TSAN_ACQUIRE(node);
-		uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
-		if (MARK_EXP(s) != 0 && MARK_EXP(s) <= now) {
-			mark_kill(m, e, s);
-			n++;
+	for (int k = 0; k < 2; k++) {
+		struct store_slab *slab = m->slab[k];
+		size_t slots = store_slab_slots(slab), seen = 0;
+		size_t at = atomic_load_explicit(&m->sweep_at[k], memory_order_relaxed);
+		bool late = false;
+		while (seen < slots) {
+			if (at >= slots)
+				at = 0;
+			struct mark_ent *e = store_slab_slot(slab, at);
+			at++;
+			seen++;
+			if (e && atomic_load_explicit(&e->linked, memory_order_acquire)) {
+				STORE_TSAN_ACQUIRE(&e->node);
+				uint64_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+				if (MARK_EXP(s) != 0 && MARK_EXP(s) <= now && mark_kill(m, e, s)) {
+					n++;
+					work += SWEEP_KILL_COST;
+				}
+			}
+			if (++work >= SWEEP_CLOCK_EVERY) {
+				total += work;
+				work = 0;
+				if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK)) {
+					late = true;
+					break;
+				}
+			}
 		}
+		atomic_store_explicit(&m->sweep_at[k], at, memory_order_relaxed);
+		looked += seen;
+		if (late)
+			break;
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
+	if (killed)
+		*killed += n;
+	return looked;
+}
+
+unsigned store_marks_sweep(struct store_marks *m)
+{
+	unsigned n = 0;
+	store_marks_sweep_step(m, UINT64_MAX, &n);
 	return n;
 }
 
 unsigned long store_marks_count(struct store_marks *m)
 {
 	return table_count(m->ht);
+}
+
+void store_marks_limits(struct store_marks *m, struct store_table_limits *out)
+{
+	out->entries = store_slab_in_use(m->slab[0]) + store_slab_in_use(m->slab[1]);
+	out->cap = m->cap;
+	out->bytes = store_slab_bytes(m->slab[0]) + store_slab_bytes(m->slab[1]);
+	out->full = atomic_load_explicit(&m->full, memory_order_relaxed);
+	out->evicted = 0;
 }

@@ -21,10 +21,9 @@ static const struct store_loop_ops worker_ops = { worker_watch, worker_unwatch }
 
 static void store_worker_tick(void *arg)
 {
+	/* expiry runs on the store's housekeeping thread, never here (issue 13) */
 	if (store_tls_conn)
 		store_conn_tick(store_tls_conn);
-	else
-		store_sweep_maybe();
 }
 
 static int store_worker_init(struct worker *w, void *arg)

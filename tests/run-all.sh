@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh - the README's test command: installs what the tests need, builds
 # with ASan+UBSan and runs every unit and integration test, builds with TSan
-# and runs the concurrency tests, then fuzzes the SIP parser for one minute.
+# and runs the concurrency tests, then runs each libFuzzer target for a minute.
 # Every server a test needs (redis-server, SIPp peers) is started by that
 # test on 127.0.0.1 and stopped when it ends.
 set -euo pipefail
@@ -32,16 +32,12 @@ step "Release build (-Werror, jemalloc)"
 cmake -S "$SRC" -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$JOBS"
 
-step "libFuzzer on the SIP parser for ${FUZZ_SECONDS}s"
-# fuzzer-no-link instruments the libraries too, so libFuzzer is guided by parser coverage.
+step "libFuzzer: ${FUZZ_SECONDS}s for each target, two at a time"
+# fuzzer-no-link instruments the libraries too, so libFuzzer is guided by their coverage.
+# Targets (tests/fuzz/): the SIP parser, a datagram through the whole stage chain, the Digest
+# parameters, the Refer-To rewrite, the configuration and users-file loaders, Redis replies.
 CC=clang cmake -S "$SRC" -B build-fuzz -DCMAKE_BUILD_TYPE=Asan -DREFEREE_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse fuzz_dns_answer
-mkdir -p build-fuzz/corpus
-cp "$SRC"/../shared/testdata/rfc4475/*.dat "$SRC"/../shared/testdata/rfc5118/*.dat build-fuzz/corpus/ 2>/dev/null || true
-build-fuzz/tests/fuzz_sip_parse -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 build-fuzz/corpus
-
-step "libFuzzer on the DNS answer handling for ${FUZZ_DNS_SECONDS:-20}s"
-mkdir -p build-fuzz/corpus-dns
-build-fuzz/tests/fuzz_dns_answer -max_total_time="${FUZZ_DNS_SECONDS:-20}" -rss_limit_mb=2048 build-fuzz/corpus-dns
+cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse fuzz_chain fuzz_digest_params fuzz_referto fuzz_cfg fuzz_redis_reply fuzz_dns_answer
+tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 
 step "all tests passed"

@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "dest.h"
 #include "dns.h"
+#include "flood.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -187,6 +188,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		goto out_auth;
 	}
+	if (flood_init(c) < 0) {
+		fprintf(stderr, "referee: cannot initialise the flood limiter: out of memory\n");
+		goto out_store;
+	}
 	if (proxy_init(c, &d.secret) < 0 || transfer_init(c, &d.secret, err, sizeof(err)) < 0) {
 		fprintf(stderr, "referee: cannot initialise: %s\n", err);
 		goto out_store;
@@ -217,6 +222,7 @@ int main(int argc, char **argv)
 out_store:
 	dns_stop();
 	health_stop();
+	flood_fini();
 	store_fini();
 out_auth:
 	auth_fini();

@@ -63,12 +63,12 @@ static const char full_conf[] =
 	"  local: udp://10.0.0.1:5080\n"                  /* 12 */
 	"  outbound: \"udp://[2001:db8::1]:5090\"\n"      /* 13 */
 	"trusted: [10.0.0.0/8, 192.0.2.1, \"2001:db8::/32\", \"::ffff:172.16.0.0/108\"]\n"
-	"store:\n"                                        /* 15 */
-	"  backend: redis\n"                              /* 16 */
-	"  file: /etc/referee/users.yaml\n"               /* 17 */
-	"  redis: redis://127.0.0.1:6379/2\n"             /* 18 */
-	"  cache_max_age: 30\n"                           /* 19 */
-	"  max_inflight: 512\n"                           /* 20 */
+	"store: {backend: redis,\n"                       /* 15 */
+	"  file: /etc/referee/users.yaml,\n"              /* 16 */
+	"  redis: \"redis://127.0.0.1:6379/2\",\n"        /* 17 */
+	"  cache_max_age: 30, cache_max_entries: 5000,\n" /* 18 */
+	"  marks_max_entries: 4096,\n"                    /* 19 */
+	"  max_inflight: 512}\n"                          /* 20 */
 	"auth:\n"                                         /* 21 */
 	"  algorithms: [MD5]\n"                           /* 22 */
 	"  nonce_ttl: 600\n"                              /* 23 */
@@ -100,7 +100,8 @@ static const char full_conf[] =
 	"  read_timeout: 5, max_message: 4096}\n"        /* 49 */
 	"health: {interval: 5, failures: 2, successes: 4}\n" /* 50 */
 	"load_balancers: [192.0.2.200/31]\n"              /* 51 */
-	"dns: {servers: [127.0.0.1, \"[::1]:5353\"], negative_ttl: 7}\n"; /* 52 */
+	"dns: {servers: [127.0.0.1, \"[::1]:5353\"], negative_ttl: 7}\n" /* 52 */
+	"limits: {source_rate: {rate: 50, burst: 100}, sources_max: 1000}\n";
 /* clang-format on */
 
 /* keys_all_in - every key of @sec (and its subsections) is written in @text. */
@@ -160,6 +161,11 @@ static void test_full_config(void **state)
 	assert_string_equal(c->store.redis, "redis://127.0.0.1:6379/2");
 	assert_int_equal(c->store.cache_max_age, 30);
 	assert_int_equal(c->store.max_inflight, 512);
+	assert_int_equal(c->store.cache_max_entries, 5000);
+	assert_int_equal(c->store.marks_max_entries, 4096);
+	assert_int_equal(c->limits.source_rate.rate, 50);
+	assert_int_equal(c->limits.source_rate.burst, 100);
+	assert_int_equal(c->limits.sources_max, 1000);
 	assert_int_equal(c->auth.n_algorithms, 1);
 	assert_int_equal(c->auth.algorithms[0], CFG_ALGO_MD5);
 	assert_int_equal(c->auth.nonce_ttl, 600);
@@ -232,6 +238,11 @@ static void test_defaults(void **state)
 	assert_string_equal(c->store.file, want);
 	assert_int_equal(c->store.cache_max_age, 60);
 	assert_int_equal(c->store.max_inflight, 1024);
+	assert_int_equal(c->store.cache_max_entries, 100000);
+	assert_int_equal(c->store.marks_max_entries, 2000000);
+	assert_int_equal(c->limits.source_rate.rate, 200);
+	assert_int_equal(c->limits.source_rate.burst, 400);
+	assert_int_equal(c->limits.sources_max, 100000);
 	assert_int_equal(c->auth.n_algorithms, 2);
 	assert_int_equal(c->auth.algorithms[0], CFG_ALGO_SHA256);
 	assert_int_equal(c->auth.algorithms[1], CFG_ALGO_MD5);

@@ -164,6 +164,10 @@ expect A "get bad@example.com NOT_FOUND"
 expect A "get str@example.com NOT_FOUND"
 grep -q "bad user data key=referee:user:bad@example.com" "$W/A.err" &&
 	it_check "bad data logged with its key" || it_fail "bad data logged with its key"
+# SPEC §6, issue 13: the limiter is per event AND key, so the second bad hash (looked up in the
+# same second as the first) gets its own line too
+grep -q "bad user data key=referee:user:str@example.com" "$W/A.err" &&
+	it_check "second bad key logged too (limiter per key)" || it_fail "second bad key logged too (limiter per key)" "$(grep 'bad user data' "$W/A.err")"
 expect A "expect-perms 1001@example.com ok"
 expect A "until NOT_FOUND 1001@example.com NOT_FOUND"
 expect A "nc after-flush accepted=2"
