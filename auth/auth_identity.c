@@ -15,6 +15,7 @@
 #include "auth_priv.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy.h"
 
 #define RETRY_AFTER_LINE "Retry-After: 5"
 
@@ -43,9 +44,11 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t cap)
 void auth_count_failure(struct txn *t, enum auth_reason r)
 {
 	metrics_inc(auth_g.m_failures + (unsigned)r);
+	struct sockaddr_storage client_buf;
+	const struct sockaddr *client = proxy_client_addr(t, &client_buf); /* SPEC §11 */
 	if (log_enabled(CFG_LOG_DEBUG)) {
 		char ip[INET6_ADDRSTRLEN];
-		addr_text(&t->src, ip, sizeof(ip));
+		addr_text((const struct sockaddr_storage *)(const void *)client, ip, sizeof(ip));
 		log_debug("auth", "credentials refused reason=%s src=%s call_id=%.*s", auth_reason_names[r], ip,
 			  SLICE_FMT(t->msg.call_id));
 	}
@@ -57,9 +60,9 @@ void auth_count_failure(struct txn *t, enum auth_reason r)
 	/* true once per source and window: the transition to "limited" */
 	static struct log_limit limit_log;
 	uint64_t suppressed;
-	if (auth_limit_fail(t->cfg, (const struct sockaddr *)&t->src) && log_limit_pass(&limit_log, &suppressed)) {
+	if (auth_limit_fail(t->cfg, client) && log_limit_pass(&limit_log, &suppressed)) {
 		char ip[INET6_ADDRSTRLEN];
-		addr_text(&t->src, ip, sizeof(ip));
+		addr_text((const struct sockaddr_storage *)(const void *)client, ip, sizeof(ip));
 		log_warn("auth", "too many failed credentials, refusing the source until the window ends src=%s "
 				 "limit=%u window=%u suppressed=%llu",
 			 ip, t->cfg->auth.failure_limit.count, t->cfg->auth.failure_limit.window,
@@ -142,7 +145,8 @@ static bool algo_enabled(const struct cfg *c, enum cfg_algo a)
 static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 {
 	const struct cfg *c = t->cfg;
-	const struct sockaddr *sa = (const struct sockaddr *)&t->src;
+	struct sockaddr_storage client_buf;
+	const struct sockaddr *sa = proxy_client_addr(t, &client_buf); /* SPEC §11 */
 	*rc = STAGE_CONTINUE;
 	/* SPEC §9: a verified TLS client named in tls.trusted_names is trusted too */
 	if (t->rx_trusted_name || cfg_is_trusted(c, sa)) {

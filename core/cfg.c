@@ -446,6 +446,8 @@ static int item_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_nod
 	}
 	case CFG_K_ADDRLIST: {
 		struct cfg_addr *arr = (struct cfg_addr *)field;
+		if (n->type == YAML_MAPPING_NODE && (rc = cfg_listen_mapping(x, n, name, i, &n)) < 0)
+			return rc;
 		if ((rc = addr_parse(x, k, n, name, &arr[i])) < 0)
 			return rc;
 		/* Our listen address goes into Via and Record-Route, so it must be
@@ -552,6 +554,8 @@ static int value_parse(struct cfg_ctx *x, const struct cfg_key *k, const yaml_no
 	case CFG_K_STR:
 	case CFG_K_PATH:
 		return string_parse(x, k, v, name, field);
+	case CFG_K_DESTSET:
+		return cfg_destset_parse(x, v, name, (struct cfg_destset *)field);
 	case CFG_K_ADDR: {
 		int rc = addr_parse(x, k, v, name, (struct cfg_addr *)field);
 		if (rc == 0 && (k->flags & CFG_F_HAS))

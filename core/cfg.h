@@ -24,6 +24,8 @@
 
 /* Transport of a listen address or next hop (SPEC §9: udp://, tcp://, tls://). */
 enum cfg_transport { CFG_TRANSPORT_UDP = 0, CFG_TRANSPORT_TCP, CFG_TRANSPORT_TLS, CFG_TRANSPORT_COUNT };
+#define CFG_MAX_DNS_SERVERS 4
+#define CFG_MAX_DESTS 16 /* destinations per route (a 32-bit up mask holds them) */
 
 struct cfg_addr {
 	struct sockaddr_storage sa;
@@ -36,6 +38,38 @@ struct cfg_cidr {
 	int family; /* AF_INET or AF_INET6 */
 	uint8_t addr[16];
 	uint8_t prefix;
+};
+
+
+/* One destination of a route (SPEC §10): udp://IP:port, or
+ * sip:HOST[:PORT][;transport=udp|tcp|tls][;maddr=IP] / sips:HOST[:PORT]. */
+struct cfg_dest {
+	char uri[CFG_NAME_MAX];   /* as written: the metric label and the log name */
+	char host[CFG_NAME_MAX];  /* HOST: a name (what TLS verifies) or an IP literal */
+	uint16_t port;            /* explicit port, or the default of the transport */
+	bool has_port;            /* written with a port (RFC 3263: no SRV lookup then) */
+	enum cfg_transport transport;
+	bool has_addr;            /* addr is known without DNS (IP literal or maddr); else HOST is resolved (RFC 3263) */
+	struct cfg_addr addr;     /* where to send */
+	unsigned weight;          /* 1..1000, default 1 */
+	uint64_t seed;            /* rendezvous-hash identity (hash of uri), same on every instance */
+};
+
+/* A route: one or more destinations, chosen per Call-ID (core/dest_select.c). */
+struct cfg_destset {
+	unsigned n;               /* 0 = route not configured */
+	struct cfg_dest d[CFG_MAX_DESTS];
+	uint64_t id;              /* hash of every uri and weight: health state is kept per id */
+	bool same_weights;        /* every weight equal: selection skips the logarithm */
+};
+
+/* advertise of a listen item {url: URL, advertise: HOST[:PORT]} (SPEC §11):
+ * written in Via sent-by and Record-Route instead of the bound address. */
+struct cfg_advertise {
+	bool set;
+	char text[CFG_NAME_MAX]; /* "HOST[:PORT]" as written */
+	char host[CFG_NAME_MAX]; /* HOST, lowercased, IPv6 without brackets */
+	uint16_t port;           /* 0 = not written (5060) */
 };
 
 enum cfg_algo { CFG_ALGO_SHA256 = 0, CFG_ALGO_MD5 = 1 };
@@ -84,6 +118,7 @@ struct cfg {
 
 	unsigned n_listen;
 	struct cfg_addr listen[CFG_MAX_LISTEN];
+	struct cfg_advertise advertise[CFG_MAX_LISTEN]; /* [i] belongs to listen[i] */
 	unsigned n_domains;
 	char domains[CFG_MAX_DOMAINS][CFG_NAME_MAX]; /* lowercased; [0] is canonical */
 	char realm[CFG_NAME_MAX];                    /* default: domains[0] */
@@ -96,13 +131,28 @@ struct cfg {
 	} threads;
 
 	struct {
-		bool has_local, has_outbound;
-		struct cfg_addr local;
-		struct cfg_addr outbound;
+		struct cfg_destset local;    /* requests to our domains */
+		struct cfg_destset outbound; /* requests to other domains */
 	} routes;
+
+	struct {
+		unsigned n_servers;
+		char servers[CFG_MAX_DNS_SERVERS][64]; /* "IP[:port]" ("[v6]:port"); none: /etc/resolv.conf */
+		unsigned negative_ttl; /* seconds a failed name is cached without an SOA, default 30 */
+	} dns;
+
+	struct {
+		unsigned interval;  /* seconds between OPTIONS probes, default 10; 0 = off */
+		unsigned failures;  /* unanswered probes before down, default 3 */
+		unsigned successes; /* answered probes before up again, default 2 */
+	} health;
 
 	unsigned n_trusted;
 	struct cfg_cidr trusted[CFG_MAX_TRUSTED];
+	/* load balancers in front (SPEC §11): their requests come from the client
+	 * named by the Via below theirs (core/dest_balancer.c) */
+	unsigned n_load_balancers;
+	struct cfg_cidr load_balancers[CFG_MAX_TRUSTED];
 
 	struct {
 		enum cfg_store_backend backend; /* default file */
@@ -230,6 +280,12 @@ int cfg_cidr_parse(const char *s, struct cfg_cidr *out);
 /* cfg_addr_parse - "udp://host:port", "tcp://...", "tls://..." (@with_scheme)
  * or "host:port"; IP literals only. */
 int cfg_addr_parse(const char *s, bool with_scheme, struct cfg_addr *out);
+/* cfg_dest_explain - parse destination URL @s (SPEC §10) into @out (weight 1);
+ * NULL on success, else a short reason (core/dest_cfg.c). */
+const char *cfg_dest_explain(const char *s, struct cfg_dest *out);
+/* cfg_destset_add - append destination URL @s with @weight to @set and
+ * refresh the set's id. 0, -EINVAL (bad URL or weight) or -ENOSPC (full). */
+int cfg_destset_add(struct cfg_destset *set, const char *s, unsigned weight);
 /**
  * cfg_url_explain - the one parser of listen/next-hop URLs: "udp://IP:port",
  * "tcp://IP:port" or "tls://IP:port" (scheme in any case) into @out

@@ -6,7 +6,9 @@
 #include "cfg.h"
 #include "cfg_priv.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -101,16 +103,66 @@ static const struct cfg_key threads_keys[] = {
 static const struct cfg_section threads_section = { "threads", KEYS(threads_keys) };
 
 static const struct cfg_key routes_keys[] = {
-	{ .name = "local", .kind = CFG_K_ADDR, .off = OFF(routes.local),
-	  .aux_off = OFF(routes.has_local), .flags = CFG_F_SCHEME | CFG_F_HAS,
-	  .doc_type = "`udp://IP:port` or `tcp://IP:port`",
-	  .doc = "next hop for requests to our domains (registrar/PBX)" },
-	{ .name = "outbound", .kind = CFG_K_ADDR, .off = OFF(routes.outbound),
-	  .aux_off = OFF(routes.has_outbound), .flags = CFG_F_SCHEME | CFG_F_HAS,
-	  .doc_type = "`udp://IP:port` or `tcp://IP:port`",
-	  .doc = "next hop for requests to other domains (SBC/trunk)" },
+	{ .name = "local", .kind = CFG_K_DESTSET, .off = OFF(routes.local),
+	  .doc = "next hops for requests to our domains (registrar/PBX); one Call-ID stays on one destination" },
+	{ .name = "outbound", .kind = CFG_K_DESTSET, .off = OFF(routes.outbound),
+	  .doc = "next hops for requests to other domains (SBC/trunk)" },
 };
 static const struct cfg_section routes_section = { "routes", KEYS(routes_keys) };
+
+/* dns_server_check - "IP" or "IP:port", IPv6 as "[v6]" or "[v6]:port" */
+static const char *dns_server_check(char *v)
+{
+	static const char want[] = "is not IP[:port] (IPv6 as [2001:db8::1]:53)";
+	char buf[72];
+	const char *port = NULL;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close || (close[1] && close[1] != ':'))
+			return want;
+		port = close[1] ? close + 2 : NULL;
+		snprintf(buf, sizeof(buf), "%.*s", (int)(close - v - 1), v + 1);
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, buf, &a6) != 1)
+			return want;
+	} else {
+		const char *colon = strchr(v, ':');
+		snprintf(buf, sizeof(buf), "%.*s", colon ? (int)(colon - v) : (int)strlen(v), v);
+		port = colon ? colon + 1 : NULL;
+		struct in_addr a4;
+		if (inet_pton(AF_INET, buf, &a4) != 1)
+			return strchr(colon ? colon + 1 : "", ':') ? "IPv6 addresses need brackets: [::1]:53" : want;
+	}
+	if (port) {
+		unsigned n = 0;
+		const char *q = port;
+		while (*q >= '0' && *q <= '9' && q - port < 6)
+			n = n * 10 + (unsigned)(*q++ - '0');
+		if (q == port || *q || n == 0 || n > 65535)
+			return want;
+	}
+	return NULL;
+}
+
+static const struct cfg_key dns_keys[] = {
+	{ .name = "servers", .kind = CFG_K_STRLIST, .off = OFF(dns.servers), .size = SIZE(dns.servers[0]),
+	  .aux_off = OFF(dns.n_servers), .min = 1, .max = CFG_MAX_DNS_SERVERS, .flags = CFG_F_UNIQUE,
+	  .check = dns_server_check, .doc_default = "/etc/resolv.conf",
+	  .doc = "DNS servers (`IP[:port]`) for route names and foreign Request-URI hosts (RFC 3263)" },
+	{ .name = "negative_ttl", .kind = CFG_K_UINT, .off = OFF(dns.negative_ttl), .min = 1, .max = 3600,
+	  .def = 30, .doc = "seconds a name that does not resolve is cached when the answer has no SOA" },
+};
+static const struct cfg_section dns_section = { "dns", KEYS(dns_keys) };
+
+static const struct cfg_key health_keys[] = {
+	{ .name = "interval", .kind = CFG_K_UINT, .off = OFF(health.interval), .min = 0,
+	  .max = 3600, .def = 10, .doc = "seconds between OPTIONS probes to each route destination; 0 = no probes" },
+	{ .name = "failures", .kind = CFG_K_UINT, .off = OFF(health.failures), .min = 1,
+	  .max = 100, .def = 3, .doc = "unanswered probes in a row before a destination is down" },
+	{ .name = "successes", .kind = CFG_K_UINT, .off = OFF(health.successes), .min = 1,
+	  .max = 100, .def = 2, .doc = "answered probes in a row before a down destination is up again" },
+};
+static const struct cfg_section health_section = { "health", KEYS(health_keys) };
 
 static const struct cfg_key store_keys[] = {
 	{ .name = "backend", .kind = CFG_K_ENUM, .off = OFF(store.backend), .def = CFG_STORE_FILE,
@@ -248,8 +300,8 @@ static const struct cfg_section rule_section = { "rules[]", KEYS(rule_keys) };
 static const struct cfg_key root_keys[] = {
 	{ .name = "listen", .kind = CFG_K_ADDRLIST, .off = OFF(listen), .aux_off = OFF(n_listen),
 	  .min = 1, .max = CFG_MAX_LISTEN, .flags = CFG_F_REQUIRED | CFG_F_SCHEME | CFG_F_UNIQUE,
-	  .doc_type = "list of `udp://IP:port`, `tcp://IP:port`, `tls://IP:port` (1..8)",
-	  .doc = "addresses to receive SIP on, in any mix of transports (SPEC §9)" },
+	  .doc_type = "list of `udp://IP:port`, `tcp://IP:port`, `tls://IP:port` or `{url: URL, advertise: HOST[:PORT]}` (1..8)",
+	  .doc = "addresses to receive SIP on, in any mix of transports (SPEC §9); `advertise` is written in Via and Record-Route instead (SPEC §11)" },
 	{ .name = "domains", .kind = CFG_K_STRLIST, .off = OFF(domains), .size = SIZE(domains[0]),
 	  .aux_off = OFF(n_domains), .min = 1, .max = CFG_MAX_DOMAINS,
 	  .flags = CFG_F_REQUIRED | CFG_F_LOWER | CFG_F_UNIQUE, .check = domain_check,
@@ -261,9 +313,14 @@ static const struct cfg_key root_keys[] = {
 	  .doc = "base64 shared secret, mode 0600, relative to the config's folder" },
 	{ .name = "threads", .kind = CFG_K_SECTION, .sub = &threads_section, .doc = "threads" },
 	{ .name = "routes", .kind = CFG_K_SECTION, .sub = &routes_section, .doc = "next hops" },
+	{ .name = "health", .kind = CFG_K_SECTION, .sub = &health_section, .doc = "route probes" },
+	{ .name = "dns", .kind = CFG_K_SECTION, .sub = &dns_section, .doc = "resolver" },
 	{ .name = "trusted", .kind = CFG_K_CIDRLIST, .off = OFF(trusted), .aux_off = OFF(n_trusted),
 	  .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
 	  .doc = "sources never challenged, rules not applied" },
+	{ .name = "load_balancers", .kind = CFG_K_CIDRLIST, .off = OFF(load_balancers),
+	  .aux_off = OFF(n_load_balancers), .min = 0, .max = CFG_MAX_TRUSTED, .doc_default = "`[]`",
+	  .doc = "balancers in front: their requests count as from the client in the Via below theirs" },
 	{ .name = "store", .kind = CFG_K_SECTION, .sub = &store_section, .doc = "user store" },
 	{ .name = "auth", .kind = CFG_K_SECTION, .sub = &auth_section, .doc = "authentication" },
 	{ .name = "rules", .kind = CFG_K_RULES, .min = 0, .max = CFG_MAX_RULES, .sub = &rule_section,
@@ -294,15 +351,22 @@ static unsigned key_line(const struct cfg_ctx *x, const char *key, const char *s
 static int stream_finish(struct cfg_ctx *x)
 {
 	struct cfg *c = x->c;
-	const struct cfg_addr *routes[2] = { c->routes.has_local ? &c->routes.local : NULL,
-					     c->routes.has_outbound ? &c->routes.outbound : NULL };
+	const struct cfg_destset *routes[2] = { &c->routes.local, &c->routes.outbound };
 	static const char *const route_keys[2] = { "routes.local", "routes.outbound" };
 	for (unsigned i = 0; i < 2; i++)
-		if (routes[i] && routes[i]->transport == CFG_TRANSPORT_TLS)
-			return cfg_fail(x, key_line(x, route_keys[i], "routes"),
-					"%s: a TLS next hop needs a host name to verify, which tls://IP:port "
-					"does not give; use udp:// or tcp://",
-					route_keys[i]);
+		for (unsigned j = 0; j < routes[i]->n; j++) {
+			const struct cfg_dest *d = &routes[i]->d[j];
+			struct in6_addr a6;
+			struct in_addr a4;
+			/* a TLS destination is verified against its host name (RFC 5922):
+			 * tls://IP:port or sips:IP gives none (sips:NAME;maddr=IP does) */
+			if (d->transport == CFG_TRANSPORT_TLS &&
+			    (inet_pton(AF_INET, d->host, &a4) == 1 || inet_pton(AF_INET6, d->host, &a6) == 1))
+				return cfg_fail(x, key_line(x, route_keys[i], "routes"),
+						"%s: a TLS next hop needs a host name to verify, which %s "
+						"does not give; use udp://, tcp:// or sips:NAME;maddr=IP",
+						route_keys[i], d->uri);
+		}
 	const bool tls_listen = cfg_has_transport(c, CFG_TRANSPORT_TLS);
 	if (tls_listen && (!c->tls.certificate[0] || !c->tls.private_key[0]))
 		return cfg_fail(x, key_line(x, "tls", "listen"),
@@ -411,7 +475,8 @@ static void doc_type(FILE *out, const struct cfg_key *k)
 		fputs(k->flags & CFG_F_SCHEME ? "`udp://IP:port`" : "`IP:port`", out);
 		break;
 	case CFG_K_ADDRLIST:
-		fprintf(out, "list of `udp://IP:port` (1..%u)", k->max);
+		fprintf(out, "list of `udp://IP:port` or `{url: URL, advertise: HOST[:PORT]}` (1..%u)",
+			k->max);
 		break;
 	case CFG_K_CIDRLIST:
 		fprintf(out, "list of CIDR or IP (at most %u)", k->max);
@@ -422,6 +487,11 @@ static void doc_type(FILE *out, const struct cfg_key *k)
 		break;
 	case CFG_K_RULES:
 		fprintf(out, "list of mappings (at most %u)", k->max);
+		break;
+	case CFG_K_DESTSET:
+		fprintf(out, "destination or list of (1..%u): `udp://IP:port` (or `tcp://`, `tls://`), "
+			     "`sip:HOST[:PORT][;transport=T][;maddr=IP]` (T: udp, tcp, tls), "
+			     "`sips:HOST[:PORT]`, or `{uri: URL, weight: 1..1000}`", CFG_MAX_DESTS);
 		break;
 	case CFG_K_SECTION:
 		fputs("mapping", out);

@@ -26,6 +26,7 @@ enum cfg_kind {
 	CFG_K_CIDRLIST, /* struct cfg_cidr[max] plus count */
 	CFG_K_ENUMLIST, /* int-sized enum[max] plus count, words from names[], no duplicates */
 	CFG_K_RULES,	/* the rules list: heap array of struct cfg_rule */
+	CFG_K_DESTSET,	/* struct cfg_destset: one destination or a list (core/dest_cfg.c) */
 };
 
 enum cfg_key_flag {
@@ -100,3 +101,11 @@ void cfg_doc_write(FILE *out);
  * but return NULL on success or a short reason for the error message. */
 const char *cfg_addr_explain(const char *s, bool with_scheme, struct cfg_addr *out);
 const char *cfg_cidr_explain(const char *s, struct cfg_cidr *out);
+/* cfg_listen_mapping - a listen item written {url: URL, advertise: HOST[:PORT]}:
+ * stores advertise for item @i and points *@url at the url node (core/dest_cfg.c). */
+int cfg_listen_mapping(struct cfg_ctx *x, const yaml_node_t *n, const char *name, unsigned i,
+		       const yaml_node_t **url);
+/* cfg_destset_parse - a route's destinations (URL, {uri, weight} or a list of
+ * them) into @set; errors name @name and the line (core/dest_cfg.c). */
+int cfg_destset_parse(struct cfg_ctx *x, const yaml_node_t *n, const char *name,
+		      struct cfg_destset *set);

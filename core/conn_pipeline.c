@@ -23,9 +23,15 @@
 
 static bool stream_in_use(const struct cfg *c)
 {
-	return cfg_has_transport(c, CFG_TRANSPORT_TCP) || cfg_has_transport(c, CFG_TRANSPORT_TLS) ||
-	       (c->routes.has_local && c->routes.local.transport != CFG_TRANSPORT_UDP) ||
-	       (c->routes.has_outbound && c->routes.outbound.transport != CFG_TRANSPORT_UDP);
+	if (cfg_has_transport(c, CFG_TRANSPORT_TCP) || cfg_has_transport(c, CFG_TRANSPORT_TLS))
+		return true;
+	for (unsigned i = 0; i < c->routes.local.n; i++)
+		if (c->routes.local.d[i].transport != CFG_TRANSPORT_UDP)
+			return true;
+	for (unsigned i = 0; i < c->routes.outbound.n; i++)
+		if (c->routes.outbound.d[i].transport != CFG_TRANSPORT_UDP)
+			return true;
+	return false;
 }
 
 static bool tls_in_use(const struct cfg *c)

@@ -394,6 +394,56 @@ static void render_family(struct out *o, const struct metrics_family *f)
 	}
 }
 
+/* ---------------------------------------------------------------- collected gauges */
+
+#define METRICS_MAX_COLLECTORS 8
+
+struct metrics_collector {
+	const char *name, *help;
+	metrics_collect_fn fn;
+	void *arg;
+};
+static struct metrics_collector collectors[METRICS_MAX_COLLECTORS];
+static _Atomic unsigned n_collectors;
+
+struct metrics_sink {
+	struct out *o;
+	const char *name;
+};
+
+void metrics_collector_add(const char *name, const char *help, metrics_collect_fn fn, void *arg)
+{
+	unsigned n = atomic_load_explicit(&n_collectors, memory_order_relaxed);
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(collectors[i].name, name) == 0)
+			return; /* a module started twice in one process (tests) */
+	const char *why = family_misnamed(METRICS_GAUGE, name, NULL, NULL, 0);
+	if (why || n >= METRICS_MAX_COLLECTORS || !fn) {
+		log_error("metrics", "cannot register %s: %s", name ? name : "(null)",
+			  why ? why : "too many collectors");
+		abort();
+	}
+	collectors[n] = (struct metrics_collector){ name, help, fn, arg };
+	/* release pairs with the acquire load in metrics_render */
+	atomic_store_explicit(&n_collectors, n + 1, memory_order_release);
+}
+
+void metrics_sink_gauge(struct metrics_sink *s, const char *const *label_names,
+			const char *const *label_values, unsigned n_labels, int64_t value)
+{
+	out_bytes(s->o, s->name, strlen(s->name));
+	for (unsigned i = 0; i < n_labels; i++) {
+		if (!name_ok(label_names[i], true))
+			continue; /* a programming error; never break the exposition */
+		out_printf(s->o, "%s%s=\"", i ? "," : "{", label_names[i]);
+		out_escaped(s->o, label_values[i] ? label_values[i] : "", true);
+		out_bytes(s->o, "\"", 1);
+	}
+	if (n_labels)
+		out_bytes(s->o, "}", 1);
+	out_printf(s->o, " %lld\n", (long long)value);
+}
+
 size_t metrics_render(char *buf, size_t cap)
 {
 	struct out o = { .buf = buf, .cap = cap, .len = 0 };
@@ -401,6 +451,14 @@ size_t metrics_render(char *buf, size_t cap)
 	unsigned nf = atomic_load_explicit(&n_families, memory_order_acquire);
 	for (unsigned i = 0; i < nf; i++)
 		render_family(&o, &families[i]);
+	unsigned nc = atomic_load_explicit(&n_collectors, memory_order_acquire);
+	for (unsigned i = 0; i < nc; i++) {
+		struct metrics_sink sink = { &o, collectors[i].name };
+		out_printf(&o, "# HELP %s ", collectors[i].name);
+		out_escaped(&o, collectors[i].help ? collectors[i].help : "", false);
+		out_printf(&o, "\n# TYPE %s gauge\n", collectors[i].name);
+		collectors[i].fn(&sink, collectors[i].arg);
+	}
 	if (o.len < cap)
 		buf[o.len] = '\0';
 	return o.len;

@@ -42,6 +42,16 @@ void metrics_observe(unsigned histogram, double seconds);
 /* metrics_observe_ns - the same for a duration in nanoseconds (no floating point: the hot path). */
 void metrics_observe_ns(unsigned histogram, uint64_t ns);
 
+/* Collected gauges: a family whose series are written at scrape time by a
+ * callback (label sets that change with the configuration, such as one
+ * series per route destination). @fn runs on the scraping thread and calls
+ * metrics_sink_gauge once per series. Register at startup. */
+struct metrics_sink;
+typedef void (*metrics_collect_fn)(struct metrics_sink *sink, void *arg);
+void metrics_collector_add(const char *name, const char *help, metrics_collect_fn fn, void *arg);
+void metrics_sink_gauge(struct metrics_sink *sink, const char *const *label_names,
+			const char *const *label_values, unsigned n_labels, int64_t value);
+
 /**
  * metrics_render - write the text exposition format into @buf.
  * Returns bytes written, or the size needed (> @cap) when @buf is too small.

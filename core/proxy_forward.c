@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "dest.h"
 #include "proxy.h"
 #include "proxy_priv.h"
 
@@ -52,6 +53,19 @@ static void via_alias(const struct txn *t, const struct sip_via *top)
 }
 
 /* Per-value plan: stage edits first, then our own changes, which win. */
+/* The name a TLS next hop's certificate must carry (RFC 5922): the HOST of the
+ * chosen route destination (sips:HOST;maddr=IP included); NULL (verify the
+ * address itself) for IP literals and Request-URI/Route hosts. */
+static const char *tls_name_of(const struct txn_route *r)
+{
+	if (r->transport != CFG_TRANSPORT_TLS || !r->dest || !r->dest->host[0])
+		return NULL;
+	struct in6_addr ip;
+	if (inet_pton(AF_INET, r->dest->host, &ip) == 1 || inet_pton(AF_INET6, r->dest->host, &ip) == 1)
+		return NULL;
+	return r->dest->host;
+}
+
 static int request_plan(struct txn *t, const struct sip_via *top, const struct txn_route *r,
 			struct proxy_hdr_plan *plan)
 {
@@ -174,6 +188,7 @@ static int request_build(struct txn *t, const struct sip_via *top, const struct 
 	t->dst_transport = r->transport;
 	t->out_listen_idx = (uint16_t)out_idx;
 	t->dst_may_connect = true;
+	t->dst_tls_name = tls_name_of(r);
 	return 0;
 }
 
@@ -197,6 +212,24 @@ enum stage_rc proxy_forward_stage(struct txn *t)
 	t->next_hop_trusted = rc == 0 && cfg_is_trusted(t->cfg, (const struct sockaddr *)&r->dst);
 	if (rc == -ENOENT) {
 		txn_reply(t, 503, SLICE_LIT("No Route"));
+		return STAGE_REPLY;
+	}
+	if (rc == -EHOSTUNREACH) {
+		/* every destination of the route is down (SPEC §10) */
+		txn_reply(t, 503, SLICE_LIT("No Destination Available"));
+		struct slice ra = txn_printf(t, "Retry-After: %u", health_retry_after(t->cfg));
+		if (ra.p)
+			txn_reply_hdr(t, ra);
+		return STAGE_REPLY;
+	}
+	if (rc == -EAGAIN) {
+		/* the next hop's name is being resolved (RFC 3263): come back in a second */
+		txn_reply(t, 503, SLICE_LIT("Resolving Next Hop"));
+		txn_reply_hdr(t, SLICE_LIT("Retry-After: 1"));
+		return STAGE_REPLY;
+	}
+	if (rc == -ENXIO) {
+		txn_reply(t, 503, SLICE_LIT("Next Hop Not Resolved")); /* counted by the resolver */
 		return STAGE_REPLY;
 	}
 	if (rc == -EBADMSG) {

@@ -66,7 +66,7 @@ uint64_t proxy_loop_hash(struct txn *t)
 		i = sip_msg_next(m, i);
 	for (; i != SIP_NO_HDR; i = sip_msg_next(m, i)) {
 		struct sip_uri u;
-		if (!proxy_route_is_ours(t->cfg, m->hdrs[i].value, &u))
+		if (!proxy_route_is_ours(t->cfg, m->call_id, m->hdrs[i].value, &u))
 			proxy_hash_field(&h, m->hdrs[i].value);
 	}
 	return proxy_hash_final(&h);
@@ -140,6 +140,14 @@ static void base64url(const uint8_t *in, size_t n, char *out)
 	}
 }
 
+void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS])
+{
+	uint8_t mac[32];
+	secret_hmac(proxy_g.rr_key, data, n, mac);
+	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 8 + 5) / 6, "base64url length");
+	base64url(mac, PROXY_RR_MAC_BYTES, out);
+}
+
 int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS])
 {
 	/* HMAC input must be contiguous: Call-ID ‖ "a" (the authorized marker). */
@@ -149,9 +157,6 @@ int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHAR
 	if (call_id.len)
 		memcpy(buf, call_id.p, call_id.len);
 	buf[call_id.len] = 'a';
-	uint8_t mac[32];
-	secret_hmac(proxy_g.rr_key, buf, call_id.len + 1, mac);
-	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 8 + 5) / 6, "base64url length");
-	base64url(mac, PROXY_RR_MAC_BYTES, out);
+	proxy_rr_mac_of(buf, call_id.len + 1, out);
 	return 0;
 }

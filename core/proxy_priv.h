@@ -112,6 +112,8 @@ uint64_t proxy_loop_hash(struct txn *t);
 void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN]);
 /* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. 0 or -ENOMEM (arena). */
 int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
+/* proxy_rr_mac_of - the same MAC over @n contiguous bytes (Call-ID ‖ "a" already joined). */
+void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS]);
 
 /* proxy_branch_is_3261 - starts with the magic cookie and has something after it. */
 bool proxy_branch_is_3261(struct slice branch);
@@ -156,9 +158,20 @@ enum cfg_transport proxy_transport_of_via(const struct sip_via *v);
 
 /* ---------------------------------------------------------------- routing (proxy_route.c: txn_route) */
 
-/* proxy_route_is_ours - the Route @value (name-addr) points at one of our listen addresses;
- * @u receives its URI. */
-bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri *u);
+/* proxy_route_is_ours - the Route @value (name-addr) is ours: it points at one of our listen
+ * or advertised addresses, or it is a Record-Route signed for @call_id with the shared secret
+ * by any instance (SPEC §11: a sibling's dialogs survive it). @u receives its URI. */
+bool proxy_route_is_ours(const struct cfg *c, struct slice call_id, struct slice value,
+			 struct sip_uri *u);
+
+/* ---------------------------------------------------------------- load balancers (dest_balancer.c) */
+
+/* dest_advertised_is - @host[:@port] is an advertised address of c->listen (proxy_hostport_is_ours
+ * rules for an absent port). */
+bool dest_advertised_is(const struct cfg *c, struct slice host, uint16_t port, bool has_port,
+			bool strict);
+/* dest_rr_signed - @u carries ra= with the Record-Route MAC of @call_id (any instance's). */
+bool dest_rr_signed(struct slice call_id, const struct sip_uri *u);
 
 /* ---------------------------------------------------------------- output (proxy_emit.c) */
 

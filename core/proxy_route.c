@@ -2,19 +2,27 @@
  * §16.12 loose routing) and the address helpers behind "is this us?".
  * Order: pop leading Routes that name one of our listen addresses; a Route
  * left over wins (IP literal -> that address; one of our domains ->
- * routes.local; other hostnames -> routes.outbound: no DNS here); otherwise
- * the Request-URI: our domain or one of our listen addresses -> routes.local,
- * IP literal -> that address (URI port or 5060), anything else ->
- * routes.outbound. A needed route that is not configured is -ENOENT, which the
- * forwarder answers with "503 No Route" (another instance may have one; 503
- * lets a client fail over). Strict routing (Route without lr) is not done:
- * our own Record-Route always carries lr. Broadcast, multicast and
- * unspecified destinations are refused. No DNS, no syscalls. */
+ * routes.local; other hostnames -> routes.outbound, or DNS without it);
+ * otherwise the Request-URI: our domain or one of our listen addresses ->
+ * routes.local, IP literal -> that address (URI port or 5060), anything else
+ * -> routes.outbound. A route with several destinations picks one per Call-ID
+ * among those up (dest.h). A needed route that is not configured is -ENOENT,
+ * which the forwarder answers with "503 No Route" (another instance may have
+ * one; 503 lets a client fail over); one whose destinations are all down is
+ * -EHOSTUNREACH (503 with Retry-After). A name with no maddr, and a foreign
+ * host when routes.outbound is not set, are resolved per RFC 3263 (dns.h: a
+ * cache read; not resolved yet -EAGAIN, not resolvable -ENXIO). Routes naming
+ * an advertised address, and Record-Routes any instance signed, are ours
+ * (SPEC §11). Strict routing (Route without lr) is not done: our own
+ * Record-Route always carries lr. Broadcast, multicast and unspecified
+ * destinations are refused. No blocking DNS, no syscalls. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 
+#include "dest.h"
+#include "dns.h"
 #include "proxy_priv.h"
 
 /* ---------------------------------------------------------------- addresses */
@@ -146,6 +154,8 @@ bool proxy_hostport_is_ours(const struct cfg *c, struct slice host, uint16_t por
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	if (dest_advertised_is(c, host, port, has_port, strict))
+		return true; /* SPEC §11: the balancer's address we write in Via and Record-Route */
 	if (!proxy_host_to_sa(host, 0, &ss, &len))
 		return false; /* listen addresses are IP literals (cfg_addr_parse) */
 	for (unsigned i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++) {
@@ -170,11 +180,12 @@ bool proxy_uri_is_ours(const struct cfg *c, const struct sip_uri *u)
 	return sip_uri_is_sip(u) && proxy_hostport_is_ours(c, u->host, u->port, u->has_port, true);
 }
 
-bool proxy_route_is_ours(const struct cfg *c, struct slice value, struct sip_uri *u)
+bool proxy_route_is_ours(const struct cfg *c, struct slice call_id, struct slice value,
+			 struct sip_uri *u)
 {
 	struct sip_nameaddr na;
 	return sip_nameaddr_parse(value, &na) == 0 && sip_uri_parse(na.uri, u) == 0 &&
-	       proxy_uri_is_ours(c, u);
+	       (proxy_uri_is_ours(c, u) || (sip_uri_is_sip(u) && dest_rr_signed(call_id, u)));
 }
 
 /* a.b.c.d of @a (network order) into @out; its length (no NUL needed by callers, one is written) */
@@ -226,6 +237,9 @@ struct slice proxy_listen_text(const struct txn *t)
 {
 	const struct cfg *c = t->cfg;
 	const unsigned i = t->listen_idx < c->n_listen ? t->listen_idx : 0;
+	if (c->advertise[i].set) /* SPEC §11 */
+		return slice_make(c->advertise[i].text,
+				  strnlen(c->advertise[i].text, sizeof(c->advertise[i].text)));
 	const char *text = c->listen[i].text;
 	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
 }
@@ -278,27 +292,56 @@ enum cfg_transport proxy_transport_of_via(const struct sip_via *v)
 
 /* ---------------------------------------------------------------- routing */
 
-static int route_configured(const struct cfg *c, enum txn_route_kind kind, struct txn_route *r)
+/* dns_next_hop - a DNS name as next hop (RFC 3263, core/dns_resolver.c): 0,
+ * -EAGAIN (not resolved yet: 503 with Retry-After) or -ENXIO (does not resolve). */
+static int dns_next_hop(struct slice host, uint16_t port, bool has_port, uint64_t key, int family,
+			struct txn_route *r)
 {
-	const bool have = kind == TXN_ROUTE_LOCAL ? c->routes.has_local : c->routes.has_outbound;
-	const struct cfg_addr *a = kind == TXN_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
-	if (!have)
+	switch (dns_lookup(host, port, has_port, key, family, &r->dst, &r->dstlen)) {
+	case DNS_HIT:
+		return proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst) ? -EADDRNOTAVAIL : 0;
+	case DNS_PENDING:
+		return -EAGAIN;
+	case DNS_OFF:
+		return -ENOENT; /* no resolver (unit tests): as if no route */
+	default:
+		return -ENXIO;
+	}
+}
+
+/* One destination of routes.local / routes.outbound: the Call-ID's choice
+ * among those up (core/dest_select.c, core/health_probe.c). */
+static int route_configured(const struct cfg *c, struct slice call_id, int family,
+			    enum txn_route_kind kind, struct txn_route *r)
+{
+	const struct cfg_destset *set = kind == TXN_ROUTE_LOCAL ? &c->routes.local : &c->routes.outbound;
+	if (set->n == 0)
 		return -ENOENT;
 	r->kind = kind;
-	memcpy(&r->dst, &a->sa, sizeof(r->dst));
-	r->dstlen = a->salen;
-	r->transport = a->transport;
+	const uint32_t up =
+	    health_up_mask(kind == TXN_ROUTE_LOCAL ? DEST_ROUTE_LOCAL : DEST_ROUTE_OUTBOUND, set);
+	const uint64_t key = dest_key(call_id);
+	const int i = set->n == 1 ? (up & 1u ? 0 : DEST_NONE) : dest_pick(set, key, up);
+	if (i == DEST_NONE)
+		return -EHOSTUNREACH;
+	const struct cfg_dest *d = &set->d[i];
+	r->dest = d;
+	r->transport = d->transport;
+	if (!d->has_addr) /* a name without maddr */
+		return dns_next_hop(slice_from_cstr(d->host), d->port, d->has_port, key, family, r);
+	memcpy(&r->dst, &d->addr.sa, sizeof(r->dst));
+	r->dstlen = d->addr.salen;
 	return 0;
 }
 
 /* Next hop for @u, the remaining top Route (@from_route) or the Request-URI. */
-static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_route,
-			struct txn_route *r)
+static int route_to_uri(const struct cfg *c, struct slice call_id, int family, const struct sip_uri *u,
+			bool from_route, struct txn_route *r)
 {
 	if (u->host_is_ipv4 || u->host_is_ipv6) {
 		/* our own address in the Request-URI is a request for our domain */
 		if (!from_route && proxy_uri_is_ours(c, u))
-			return route_configured(c, TXN_ROUTE_LOCAL, r);
+			return route_configured(c, call_id, family, TXN_ROUTE_LOCAL, r);
 		r->transport = proxy_transport_of_uri(u);
 		const uint16_t port = u->has_port ? u->port
 				      : r->transport == CFG_TRANSPORT_TLS ? PROXY_DEFAULT_TLS_PORT : PROXY_DEFAULT_PORT;
@@ -310,17 +353,25 @@ static int route_to_uri(const struct cfg *c, const struct sip_uri *u, bool from_
 		return 0;
 	}
 	if (cfg_is_our_domain(c, u->host.p, u->host.len))
-		return route_configured(c, TXN_ROUTE_LOCAL, r);
-	return route_configured(c, TXN_ROUTE_OUTBOUND, r);
+		return route_configured(c, call_id, family, TXN_ROUTE_LOCAL, r);
+	if (c->routes.outbound.n == 0) {
+		/* SPEC §10: no routes.outbound: the host itself, resolved per RFC 3263 */
+		r->kind = TXN_ROUTE_DIRECT;
+		r->transport = proxy_transport_of_uri(u);
+		return dns_next_hop(u->host, u->port, u->has_port, dest_key(call_id), family, r);
+	}
+	return route_configured(c, call_id, family, TXN_ROUTE_OUTBOUND, r);
 }
 
 static int route_decide(struct txn *t, struct txn_route *r)
 {
 	const struct cfg *c = t->cfg;
 	const struct sip_msg *m = &t->msg;
+	/* we send from the socket that received: a resolved address must be of its family */
+	const int family = c->listen[t->listen_idx < c->n_listen ? t->listen_idx : 0].sa.ss_family;
 	struct sip_uri u;
 	unsigned i = m->first[SIP_HDR_ROUTE];
-	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->hdrs[i].value, &u)) {
+	while (i != SIP_NO_HDR && proxy_route_is_ours(c, m->call_id, m->hdrs[i].value, &u)) {
 		if (r->n_pop++ == 0)
 			r->top_ours = u;
 		i = sip_msg_next(m, i);
@@ -330,7 +381,7 @@ static int route_decide(struct txn *t, struct txn_route *r)
 		if (sip_nameaddr_parse(m->hdrs[i].value, &na) < 0 || sip_uri_parse(na.uri, &u) < 0 ||
 		    !sip_uri_is_sip(&u))
 			return -EBADMSG;
-		return route_to_uri(c, &u, true, r);
+		return route_to_uri(c, m->call_id, family, &u, true, r);
 	}
 	/* a stage's new Request-URI (rare: transfer) is parsed here; the received one once, by the view */
 	const struct sip_uri *ru = &u;
@@ -342,7 +393,7 @@ static int route_decide(struct txn *t, struct txn_route *r)
 	}
 	if (!sip_uri_is_sip(ru))
 		return -EBADMSG;
-	return route_to_uri(c, ru, false, r);
+	return route_to_uri(c, m->call_id, family, ru, false, r);
 }
 
 const struct txn_route *txn_route(struct txn *t)

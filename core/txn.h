@@ -42,9 +42,12 @@ enum txn_route_kind {
 };
 
 struct txn_route {
-	int rc;         /* 0, -ENOENT (needed route not configured), -EBADMSG, -EADDRNOTAVAIL */
+	int rc;         /* 0, -ENOENT (needed route not configured), -EBADMSG, -EADDRNOTAVAIL,
+			 * -EHOSTUNREACH (every destination down), -EAGAIN (name being resolved),
+			 * -ENXIO (name does not resolve) (SPEC §10) */
 	enum txn_route_kind kind;
 	unsigned n_pop; /* leading Route values that point at us */
+	const struct cfg_dest *dest;  /* LOCAL/OUTBOUND: the chosen destination (in t->cfg) */
 	struct sip_uri top_ours; /* the first of them, parsed (n_pop > 0) */
 	struct sockaddr_storage dst;
 	socklen_t dstlen;

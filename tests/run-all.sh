@@ -37,7 +37,7 @@ step "libFuzzer: ${FUZZ_SECONDS}s for each target, two at a time"
 # Targets (tests/fuzz/): the SIP parser, a datagram through the whole stage chain, the Digest
 # parameters, the Refer-To rewrite, the configuration and users-file loaders, Redis replies.
 CC=clang cmake -S "$SRC" -B build-fuzz -DCMAKE_BUILD_TYPE=Asan -DREFEREE_FUZZ=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link >/dev/null
-cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse fuzz_chain fuzz_digest_params fuzz_referto fuzz_cfg fuzz_redis_reply
+cmake --build build-fuzz -j"$JOBS" --target fuzz_sip_parse fuzz_chain fuzz_digest_params fuzz_referto fuzz_cfg fuzz_redis_reply fuzz_dns_answer
 tests/fuzz/run.sh build-fuzz "$FUZZ_SECONDS"
 
 step "all tests passed"

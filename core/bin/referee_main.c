@@ -15,6 +15,8 @@
 
 #include "auth.h"
 #include "cfg.h"
+#include "dest.h"
+#include "dns.h"
 #include "flood.h"
 #include "log.h"
 #include "metrics.h"
@@ -88,6 +90,8 @@ static int reload(void *arg)
 	}
 	store_gen_commit(next);
 	log_set_level(next->log_level);
+	health_reload(next); /* copies what it probes: before the publish may free it */
+	dns_reload(next);
 	pipeline_cfg_publish(next); /* frees the old generation after a grace period */
 	d->live = next;
 	log_info("main", "configuration reloaded from %s", d->path);
@@ -197,6 +201,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "referee: too many stages\n");
 		goto out_store;
 	}
+	if (health_start(c) < 0) {
+		fprintf(stderr, "referee: cannot start the route health prober\n");
+		goto out_store;
+	}
+	if (dns_start(c) < 0) {
+		fprintf(stderr, "referee: cannot start the DNS resolver (dns.servers)\n");
+		goto out_store;
+	}
 	if (c->metrics.enabled && metrics_http_start(&c->metrics.listen, healthy) < 0) {
 		fprintf(stderr, "%s: metrics.listen: cannot serve on %s\n", d.path, c->metrics.listen.text);
 		goto out_store;
@@ -208,6 +220,8 @@ int main(int argc, char **argv)
 	metrics_http_stop();
 	log_info("main", "releasing the store and the rules");
 out_store:
+	dns_stop();
+	health_stop();
 	flood_fini();
 	store_fini();
 out_auth:

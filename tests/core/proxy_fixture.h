@@ -20,9 +20,8 @@ static inline void proxy_fixture_cfg(struct cfg *c)
 	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5060", true, &c->listen[0]), 0);
 	c->n_domains = 1;
 	strcpy(c->domains[0], "example.com");
-	c->routes.has_local = c->routes.has_outbound = true;
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5080", true, &c->routes.local), 0);
-	assert_int_equal(cfg_addr_parse("udp://127.0.0.1:5090", true, &c->routes.outbound), 0);
+	assert_int_equal(cfg_destset_add(&c->routes.local, "udp://127.0.0.1:5080", 1), 0);
+	assert_int_equal(cfg_destset_add(&c->routes.outbound, "udp://127.0.0.1:5090", 1), 0);
 	c->n_trusted = 1;
 	assert_int_equal(cfg_cidr_parse("127.0.0.0/8", &c->trusted[0]), 0);
 }

@@ -98,6 +98,9 @@ static const char full_conf[] =
 	"  verify_client: optional, trusted_names: [Client.test]}\n" /* 47 */
 	"tcp: {max_connections: 100, max_per_source: 10, idle_timeout: 60,\n"
 	"  read_timeout: 5, max_message: 4096}\n"        /* 49 */
+	"health: {interval: 5, failures: 2, successes: 4}\n" /* 50 */
+	"load_balancers: [192.0.2.200/31]\n"              /* 51 */
+	"dns: {servers: [127.0.0.1, \"[::1]:5353\"], negative_ttl: 7}\n" /* 52 */
 	"limits: {source_rate: {rate: 50, burst: 100}, sources_max: 1000}\n";
 /* clang-format on */
 
@@ -142,9 +145,9 @@ static void test_full_config(void **state)
 	assert_string_equal(c->secret_file, want);
 	assert_int_equal(c->threads.receivers, 4);
 	assert_int_equal(c->threads.workers, 32);
-	assert_true(c->routes.has_local && c->routes.has_outbound);
-	assert_string_equal(c->routes.local.text, "10.0.0.1:5080");
-	assert_string_equal(c->routes.outbound.text, "[2001:db8::1]:5090");
+	assert_true(c->routes.local.n == 1 && c->routes.outbound.n == 1);
+	assert_string_equal(c->routes.local.d[0].addr.text, "10.0.0.1:5080");
+	assert_string_equal(c->routes.outbound.d[0].addr.text, "[2001:db8::1]:5090");
 	assert_int_equal(c->n_trusted, 4);
 	assert_int_equal(c->trusted[0].family, AF_INET);
 	assert_int_equal(c->trusted[0].prefix, 8);
@@ -199,6 +202,14 @@ static void test_full_config(void **state)
 	assert_string_equal(c->tls.trusted_names[0], "client.test");
 	assert_int_equal(c->tcp.max_connections, 100);
 	assert_int_equal(c->tcp.max_message, 4096);
+	assert_int_equal(c->health.interval, 5);
+	assert_int_equal(c->health.failures, 2);
+	assert_int_equal(c->health.successes, 4);
+	assert_int_equal(c->n_load_balancers, 1);
+	assert_int_equal(c->load_balancers[0].prefix, 31);
+	assert_int_equal(c->dns.n_servers, 2);
+	assert_string_equal(c->dns.servers[1], "[::1]:5353");
+	assert_int_equal(c->dns.negative_ttl, 7);
 	cfg_free(c);
 }
 
@@ -215,8 +226,11 @@ static void test_defaults(void **state)
 	assert_string_equal(c->secret_file, "");
 	assert_int_equal(c->threads.receivers, 2);
 	assert_int_equal(c->threads.workers, 2);
-	assert_false(c->routes.has_local);
-	assert_false(c->routes.has_outbound);
+	assert_int_equal(c->routes.local.n, 0);
+	assert_int_equal(c->routes.outbound.n, 0);
+	assert_int_equal(c->health.interval, 10);
+	assert_int_equal(c->health.failures, 3);
+	assert_int_equal(c->health.successes, 2);
 	assert_int_equal(c->n_trusted, 0);
 	assert_int_equal(c->store.backend, CFG_STORE_FILE);
 	char want[256];
@@ -335,7 +349,7 @@ static const struct bad_conf bad_confs[] = {
 	{ BASE "threads:\n  workers: -1\n", 5, "'-1' is not a whole number" },
 	{ BASE "threads:\n  workers: \"4\"\n", 5, "is not a whole number" },
 	{ BASE "auth:\n  nonce_ttl: 99999999999\n", 5, "auth.nonce_ttl: '99999999999' is not a whole" },
-	{ BASE "routes:\n  local: udp://example.net:5060\n", 5, "routes.local: bad address" },
+	{ BASE "routes:\n  local: udp://example.net:5060\n", 5, "routes.local: bad destination" },
 	{ BASE "trusted: 10.0.0.0/8\n", 4, "trusted: expected a list" },
 	{ BASE "trusted: [10.0.0.0/33]\n", 4, "prefix must be 0..32" },
 	{ BASE "trusted:\n  - 10.1.0.0/8\n", 5, "bits set past the prefix" },
@@ -533,8 +547,8 @@ static void test_default_file(void **state)
 	snprintf(want, sizeof(want), "%s/packaging/users.yaml", src);
 	assert_string_equal(c->store.file, want);
 	assert_int_equal(access(c->store.file, R_OK), 0);
-	assert_string_equal(c->routes.local.text, "127.0.0.1:5080");
-	assert_string_equal(c->routes.outbound.text, "127.0.0.1:5090");
+	assert_string_equal(c->routes.local.d[0].addr.text, "127.0.0.1:5080");
+	assert_string_equal(c->routes.outbound.d[0].addr.text, "127.0.0.1:5090");
 	assert_true(c->n_rules >= 2);
 	assert_string_equal(c->rules[0].permissions[0], "LocalDialing");
 	assert_string_equal(c->rules[1].permissions[0], "InternationalDialing");

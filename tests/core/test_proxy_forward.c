@@ -407,7 +407,7 @@ static void test_no_route_configured(void **state)
 {
 	struct cfg c;
 	proxy_fixture_cfg(&c);
-	c.routes.has_outbound = false;
+	c.routes.outbound.n = 0;
 	const char raw[] = "MESSAGE sip:bob@other.net SIP/2.0\r\n"
 			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKnr\r\n"
 			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@other.net>\r\n"
@@ -669,6 +669,180 @@ static void test_response_dropped(void **state)
 	done(&r);
 }
 
+/* ---------------------------------------------------------------- behind a load balancer (SPEC §11) */
+
+static void advertise_set(struct cfg *c, unsigned i, const char *text, const char *host,
+			  uint16_t port)
+{
+	c->advertise[i].set = true;
+	snprintf(c->advertise[i].text, sizeof(c->advertise[i].text), "%s", text);
+	snprintf(c->advertise[i].host, sizeof(c->advertise[i].host), "%s", host);
+	c->advertise[i].port = port;
+}
+
+static void test_advertise(void **state)
+{
+	static struct cfg c;
+	c = g_cfg;
+	advertise_set(&c, 0, "LB.example.net:5070", "lb.example.net", 5070);
+	struct run r = run_full(&g_chain_auth, &c, invite_rport, strlen(invite_rport), "192.0.2.10",
+				5062);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP LB.example.net:5070;branch=z9hG4bK-rf-"));
+	char mac[23], line[128], branch[128];
+	expected_mac("fwd-1@192.0.2.10", mac);
+	snprintf(line, sizeof(line), "\r\nRecord-Route: <sip:LB.example.net:5070;lr;ra=%s>\r\n", mac);
+	assert_non_null(strstr(r.out, line));
+	assert_null(strstr(r.out, "127.0.0.1:5060"));
+	branch_of(r.out, branch, sizeof(branch));
+	done(&r);
+
+	/* a Route naming the advertised address (any case) is ours: popped, dialog authorized */
+	char bye[1024];
+	snprintf(bye, sizeof(bye),
+		 "BYE sip:alice@192.0.2.10:5062 SIP/2.0\r\n"
+		 "Via: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bKbye\r\n"
+		 "Route: <sip:lb.EXAMPLE.net:5070;lr;ra=%s>\r\n"
+		 "From: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+		 "Call-ID: fwd-1@192.0.2.10\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\n\r\n",
+		 mac);
+	r = run_full(&g_chain, &c, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_true(r.t->in_authorized_dialog);
+	assert_null(strstr(r.out, "Route:"));
+	assert_dst(r.t, "192.0.2.10", 5062);
+	done(&r);
+	/* the advertised address with another port is not ours */
+	snprintf(bye, sizeof(bye),
+		 "BYE sip:alice@192.0.2.10:5062 SIP/2.0\r\n"
+		 "Via: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bKbye\r\n"
+		 "Route: <sip:lb.example.net:5071;lr>\r\n"
+		 "From: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+		 "Call-ID: fwd-1@192.0.2.10\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\n\r\n");
+	r = run_full(&g_chain, &c, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_non_null(strstr(r.out, "Route: <sip:lb.example.net:5071;lr>"));
+	done(&r);
+
+	/* a response whose top Via names the advertised address is ours to relay */
+	char resp[1024];
+	snprintf(resp, sizeof(resp),
+		 "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP lb.example.net:5070;branch=%s\r\n"
+		 "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;received=192.0.2.11\r\n"
+		 "From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+		 "Call-ID: fwd-1@192.0.2.10\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+		 branch);
+	r = run_full(&g_chain, &c, resp, strlen(resp), "127.0.0.1", 5080);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_dst(r.t, "192.0.2.11", 5062);
+	done(&r);
+
+	/* IPv6 advertise: compared as an address */
+	c = g_cfg;
+	advertise_set(&c, 0, "[2001:db8::a]", "2001:db8::a", 0);
+	const char *opt6 = "MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			   "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKo6\r\n"
+			   "Route: <sip:[2001:DB8:0::A];lr>\r\n"
+			   "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			   "Call-ID: o6\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\r\n";
+	r = run_full(&g_chain, &c, opt6, strlen(opt6), "192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_null(strstr(r.out, "Route:"));
+	assert_non_null(strstr(r.out, "Via: SIP/2.0/UDP [2001:db8::a];branch="));
+	assert_dst(r.t, "127.0.0.1", 5080); /* popped: our domain -> routes.local */
+	done(&r);
+}
+
+/* A Record-Route signed by a sibling instance (another address, same secret) is
+ * verified and popped here, so the dialog survives the sibling (SPEC §11). */
+static void test_sibling_record_route(void **state)
+{
+	char mac[23], bye[1024];
+	expected_mac("sib-1@192.0.2.10", mac);
+	const char *fmt = "BYE sip:alice@192.0.2.10:5062 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 192.0.2.30;branch=z9hG4bKsib\r\n"
+			  "Route: <sip:10.9.9.9:5060;lr;ra=%s>\r\n"
+			  "Route: <sip:192.0.2.77;lr>\r\n"
+			  "From: <sip:bob@example.com>;tag=b1\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+			  "Call-ID: sib-1@192.0.2.10\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\n\r\n";
+	snprintf(bye, sizeof(bye), fmt, mac);
+	struct run r = run_full(&g_chain, &g_cfg, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_true(r.t->in_authorized_dialog);
+	assert_null(strstr(r.out, "10.9.9.9"));
+	assert_non_null(strstr(r.out, "\r\nRoute: <sip:192.0.2.77;lr>\r\n"));
+	assert_dst(r.t, "192.0.2.77", 5060);
+	done(&r);
+	/* forged: not ours, so it goes to the address it names */
+	mac[5] = mac[5] == 'A' ? 'B' : 'A';
+	snprintf(bye, sizeof(bye), fmt, mac);
+	r = run_full(&g_chain, &g_cfg, bye, strlen(bye), "192.0.2.30", 5060);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_false(r.t->in_authorized_dialog);
+	assert_non_null(strstr(r.out, "Route: <sip:10.9.9.9:5060;lr;ra="));
+	assert_dst(r.t, "10.9.9.9", 5060);
+	done(&r);
+}
+
+static void assert_sa(const struct sockaddr *sa, const char *ip, uint16_t port)
+{
+	const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+	char text[INET_ADDRSTRLEN];
+	assert_int_equal(in->sin_family, AF_INET);
+	assert_non_null(inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)));
+	assert_string_equal(text, ip);
+	assert_int_equal(ntohs(in->sin_port), port);
+}
+
+static void test_client_behind_balancer(void **state)
+{
+	static struct cfg c;
+	c = g_cfg;
+	c.n_load_balancers = 1;
+	assert_int_equal(cfg_cidr_parse("192.0.2.200/31", &c.load_balancers[0]), 0);
+	const char *fmt = "MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 192.0.2.200;branch=z9hG4bKlb1\r\n"
+			  "Via: %s\r\n"
+			  "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			  "Call-ID: lb1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 69\r\n\r\n";
+	static const struct {
+		const char *via;
+		const char *src;
+		const char *ip;
+		uint16_t port;
+	} cases[] = {
+		{ "SIP/2.0/UDP 10.0.0.5:5066;received=198.51.100.7;rport=40000;branch=z9hG4bKc",
+		  "192.0.2.200", "198.51.100.7", 40000 },
+		{ "SIP/2.0/UDP 10.0.0.5:5066;received=198.51.100.7;branch=z9hG4bKc", "192.0.2.201",
+		  "198.51.100.7", 5066 },
+		{ "SIP/2.0/UDP 10.0.0.5;branch=z9hG4bKc", "192.0.2.200", "10.0.0.5", 5060 },
+		/* a name without received= names no address: the balancer stays the source */
+		{ "SIP/2.0/UDP phone.example.net:5066;branch=z9hG4bKc", "192.0.2.200", "192.0.2.200",
+		  5062 },
+		/* not from a balancer: the Via below means nothing */
+		{ "SIP/2.0/UDP 10.0.0.5:5066;received=198.51.100.7;branch=z9hG4bKc", "192.0.2.202",
+		  "192.0.2.202", 5062 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char raw[1024];
+		snprintf(raw, sizeof(raw), fmt, cases[i].via);
+		struct run r = run_full(&g_chain, &c, raw, strlen(raw), cases[i].src, 5062);
+		struct sockaddr_storage buf;
+		assert_sa(proxy_client_addr(r.t, &buf), cases[i].ip, cases[i].port);
+		/* replies and responses still go to the balancer: the source is untouched */
+		assert_sa((const struct sockaddr *)&r.t->src, cases[i].src, 5062);
+		done(&r);
+	}
+	/* only the balancer's own Via: it is the client */
+	const char *one = "MESSAGE sip:bob@example.com SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 192.0.2.200;branch=z9hG4bKlb1\r\n"
+			  "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n"
+			  "Call-ID: lb1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 69\r\n\r\n";
+	struct run r = run_full(&g_chain, &c, one, strlen(one), "192.0.2.200", 5062);
+	struct sockaddr_storage buf;
+	assert_sa(proxy_client_addr(r.t, &buf), "192.0.2.200", 5062);
+	done(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -688,6 +862,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_too_big, test_teardown),
 		cmocka_unit_test_teardown(test_response_relayed, test_teardown),
 		cmocka_unit_test_teardown(test_response_dropped, test_teardown),
+		cmocka_unit_test_teardown(test_advertise, test_teardown),
+		cmocka_unit_test_teardown(test_sibling_record_route, test_teardown),
+		cmocka_unit_test_teardown(test_client_behind_balancer, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -80,7 +80,7 @@ static void test_mixed_listen_and_defaults(void **state)
 	assert_int_equal(c->listen[1].transport, CFG_TRANSPORT_TCP);
 	assert_int_equal(c->listen[2].transport, CFG_TRANSPORT_TLS);
 	assert_true(cfg_has_transport(c, CFG_TRANSPORT_TLS));
-	assert_int_equal(c->routes.local.transport, CFG_TRANSPORT_TCP);
+	assert_int_equal(c->routes.local.d[0].transport, CFG_TRANSPORT_TCP);
 	assert_int_equal(c->tls.verify_client, CFG_TLS_VERIFY_NONE);
 	assert_int_equal(c->tcp.max_connections, 16384);
 	assert_int_equal(c->tcp.max_per_source, 64);

@@ -11,7 +11,7 @@ SECONDS_EACH=$2
 shift 2
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${REFEREE_SHARED_DIR:-$HERE/../../../shared}
-ALL=(chain sip_parse digest_params referto cfg redis_reply)
+ALL=(chain sip_parse digest_params referto cfg redis_reply dns_answer)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 mkdir -p "$B/fuzz-artifacts"

@@ -84,6 +84,11 @@ it_free_udp_port() {
 	python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# it_free_tcp_port: the same for a TCP port (metrics.listen, servers that bind both).
+it_free_tcp_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 it_udp_port_bound() { ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; }
 
 # it_wait_udp_port PORT SECONDS [PID]: wait until PORT is bound; gives up early when PID died.
@@ -117,7 +122,8 @@ referee_secret() {
 
 # referee_config FILE PORT LOCAL_PORT [EXTRA_YAML]: a minimal config for one listen port on
 # 127.0.0.1, domain example.com, routes.local at 127.0.0.1:LOCAL_PORT, 2 receivers and
-# 2 workers, file store ($IT_WORK/users.yaml, written by the caller), secret in $IT_WORK.
+# 2 workers, file store ($IT_WORK/users.yaml, written by the caller), secret in $IT_WORK,
+# no route health probes.
 # EXTRA_YAML is appended verbatim (top-level keys: trusted, rules, auth, ...).
 referee_config() {
 	local f=$1 port=$2 local_port=$3 extra=${4:-}
@@ -132,6 +138,8 @@ secret_file: $IT_WORK/secret
 threads: {receivers: 2, workers: 2}
 routes:
   local: udp://127.0.0.1:$local_port
+# the SIPp sinks of these tests take an OPTIONS probe for a call (test_health_sipp.sh probes)
+health: {interval: 0}
 store:
   backend: file
   file: $IT_WORK/users.yaml
@@ -275,15 +283,16 @@ sipp_unexpected() {
 }
 
 # sipp_uac_run NAME CALLS RATE SECONDS TARGET_PORT SCENARIO [SIPP_ARGS...]: one bounded SIPp
-# client run (-m CALLS -r RATE, wrapped in timeout SECONDS) against 127.0.0.1:TARGET_PORT from
-# a free local port. Sets SIPP_RC, SIPP_OK, SIPP_FAILED (from -trace_stat).
+# client run (-m CALLS -r RATE, wrapped in timeout SECONDS) against 127.0.0.1:TARGET_PORT (or
+# IT_SIPP_HOST:TARGET_PORT, a balancer on 127.0.0.2) from a free local port. Sets SIPP_RC,
+# SIPP_OK, SIPP_FAILED (from -trace_stat).
 sipp_uac_run() {
-	local name=$1 calls=$2 rate=$3 secs=$4 port=$5 xml=$6 d=$IT_WORK/$1 lport
+	local name=$1 calls=$2 rate=$3 secs=$4 port=$5 xml=$6 d=$IT_WORK/$1 lport host=${IT_SIPP_HOST:-127.0.0.1}
 	shift 6
 	mkdir -p "$d"
 	lport=${SIPP_LPORT:-$(it_free_udp_port)} # SIPP_LPORT: a caller's port (free for TCP too)
-	echo "timeout $secs sipp 127.0.0.1:$port -sf $xml -i 127.0.0.1 -p $lport -m $calls -r $rate $*" >"$d/cmd"
-	(cd "$d" && exec timeout "$secs" sipp "127.0.0.1:$port" -sf "$xml" -i 127.0.0.1 -p "$lport" \
+	echo "timeout $secs sipp $host:$port -sf $xml -i 127.0.0.1 -p $lport -m $calls -r $rate $*" >"$d/cmd"
+	(cd "$d" && exec timeout "$secs" sipp "$host:$port" -sf "$xml" -i 127.0.0.1 -p "$lport" \
 		-m "$calls" -r "$rate" -nostdin -buff_size 1048576 -recv_timeout 10000 \
 		-trace_err -error_file "$d/errors.log" -trace_stat -stf "$d/stat.csv" -fd 1 \
 		-trace_counts -trace_screen -screen_file "$d/screen.txt" "$@" \

@@ -44,6 +44,7 @@ secret_file: $IT_WORK/secret
 threads: {receivers: 1, workers: 2}
 routes:
   local: udp://127.0.0.1:$local_port
+health: {interval: 0} # a SIPp sink takes an OPTIONS probe for a call
 store:
   backend: redis
   redis: ${XFER_REDIS_URL:-redis://127.0.0.1:$XFER_RPORT}

@@ -54,6 +54,7 @@ threads: {receivers: 2, workers: 2}
 routes:
   local: udp://127.0.0.1:$UAS_PORT
   outbound: udp://127.0.0.1:$SINK
+health: {interval: 0} # the sinks (uas.xml, ops_sip) do not answer OPTIONS probes
 store: {backend: file, file: $IT_WORK/users.yaml}
 auth:
   algorithms: [SHA-256, MD5]

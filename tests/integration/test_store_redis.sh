@@ -291,6 +291,7 @@ secret_file: $W/secret
 threads: {receivers: 1, workers: 2}
 routes:
   local: udp://127.0.0.1:$SINK_PORT
+health: {interval: 0} # the sink does not answer OPTIONS probes (test_health_sipp.sh probes)
 store:
   backend: redis
   redis: redis://127.0.0.1:$RPORT

@@ -46,6 +46,7 @@ secret_file: $W/secret
 threads: {receivers: 2, workers: 2}
 routes:
   local: udp://127.0.0.1:$UAS_PORT
+health: {interval: 0} # the sink does not answer OPTIONS probes (test_health_sipp.sh probes)
 store:
   backend: redis
   redis: redis-sentinel://127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3/mymaster
