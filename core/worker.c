@@ -405,10 +405,14 @@ static void worker_loop(struct worker *w)
 		}
 		unsigned n = worker_drain_rings(w);
 		if (n > 0 || read_more) {
-			/* a steady flow into our rings never lets us reach epoll_wait,
-			 * which is what reports our socket readable: look at it every
-			 * WORKER_RX_EVERY busy batches anyway, so it is never starved */
-			if (n > 0 && w->rx && !w->rx_done && ++w->rx_busy % WORKER_RX_EVERY == 0)
+			/* a steady flow into our rings from other receivers never lets
+			 * us reach epoll_wait, which is what reports our socket
+			 * readable: look at it every WORKER_RX_EVERY busy batches
+			 * anyway, so it is never starved. A paired receiver (the
+			 * inline default) feeds only its own worker: our rings fill
+			 * only from our own reads, and the forced read would be one
+			 * empty recvmmsg in four wakeups. */
+			if (n > 0 && w->rx && !w->rx_done && !w->rx->paired && ++w->rx_busy % WORKER_RX_EVERY == 0)
 				w->rx_want = true;
 			uint64_t now = pipeline_now_ns();
 			if (now >= w->next_tick_ns)
