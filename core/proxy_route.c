@@ -235,18 +235,17 @@ uint16_t proxy_src_port(const struct txn *t)
 
 struct slice proxy_listen_text(const struct txn *t)
 {
-	const struct cfg *c = t->cfg;
-	const unsigned i = t->listen_idx < c->n_listen ? t->listen_idx : 0;
-	if (c->advertise[i].set) /* SPEC §11 */
-		return slice_make(c->advertise[i].text,
-				  strnlen(c->advertise[i].text, sizeof(c->advertise[i].text)));
-	const char *text = c->listen[i].text;
-	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
+	return proxy_listen_text_at(t->cfg, t->listen_idx);
 }
 
+/* What Via sent-by and Record-Route name for listen @idx: its advertised
+ * HOST[:PORT] behind a load balancer (SPEC §11), else the bound address. */
 struct slice proxy_listen_text_at(const struct cfg *c, unsigned idx)
 {
 	const unsigned i = idx < c->n_listen ? idx : 0;
+	if (c->advertise[i].set)
+		return slice_make(c->advertise[i].text,
+				  strnlen(c->advertise[i].text, sizeof(c->advertise[i].text)));
 	const char *text = c->listen[i].text;
 	return slice_make(text, strnlen(text, sizeof(c->listen[i].text)));
 }
