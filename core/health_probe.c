@@ -260,8 +260,11 @@ static void conf_apply(struct health_conf *next)
 				}
 			snprintf(t->uri, sizeof(t->uri), "%s", d->uri);
 			ruri_of(d, t->ruri, sizeof(t->ruri));
-			/* names without maddr are not probed (their addresses follow DNS) */
-			if (d->has_addr) {
+			/* names without maddr are not probed (their addresses follow DNS);
+			 * neither are TCP/TLS destinations: the prober speaks UDP only, and a
+			 * stream next hop need not listen on UDP (connect failures answer
+			 * 503 upstream instead, core/conn_io.c) */
+			if (d->has_addr && d->transport == CFG_TRANSPORT_UDP) {
 				memcpy(&t->addr, &d->addr.sa, d->addr.salen);
 				t->alen = d->addr.salen;
 			}
