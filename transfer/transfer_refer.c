@@ -70,7 +70,7 @@ static struct slice rewrite(struct txn *t, const struct transfer_referto *r, str
 
 static struct slice rewrite_grant(struct txn *t, const struct transfer_referto *r, struct slice target)
 {
-	uint64_t exp = transfer_now() + t->cfg->transfer.grant_ttl;
+	uint64_t exp = now_unix_sec() + t->cfg->transfer.grant_ttl;
 	size_t cap = 9 + transfer_grant_len(t->identity.len, exp);
 	char *p = txn_alloc(t, cap);
 	if (!p)
@@ -101,7 +101,7 @@ static struct slice rewrite_sipx(struct txn *t, const struct transfer_referto *r
 {
 	const struct transfer_keys *k = transfer_keys();
 	char sig[64], esc[3 * 64];
-	int n = transfer_sipx_sign(k->secret, k->secret_len, transfer_now(), false, SLICE_NULL, SLICE_NULL,
+	int n = transfer_sipx_sign(k->secret, k->secret_len, now_unix_sec(), false, SLICE_NULL, SLICE_NULL,
 				   t->identity, sig, sizeof(sig));
 	if (n < 0)
 		return SLICE_NULL;
@@ -146,10 +146,8 @@ enum stage_rc transfer_refer_run(struct txn *t)
 	struct slice value = m->hdrs[idx].value;
 	char *scratch = txn_alloc(t, value.len + 4);
 	struct transfer_referto r;
-	if (!scratch) {
-		txn_reply(t, 503, SLICE_NULL);
-		return STAGE_REPLY;
-	}
+	if (!scratch)
+		return stage_reply_unavailable(t); /* arena full */
 	if (transfer_referto_parse(value, scratch, value.len + 4, &r) < 0) {
 		txn_reply(t, 400, SLICE_LIT("Bad Refer-To"));
 		return STAGE_REPLY;
@@ -175,10 +173,8 @@ enum stage_rc transfer_refer_run(struct txn *t)
 	struct slice v = t->cfg->transfer.identity == CFG_TRANSFER_GRANT
 				 ? rewrite_grant(t, &r, slice_make(target, (size_t)tn))
 				 : rewrite_sipx(t, &r);
-	if (!v.p) {
-		txn_reply(t, 503, SLICE_NULL); /* arena full: cannot forward a REFER we must sign */
-		return STAGE_REPLY;
-	}
+	if (!v.p)
+		return stage_reply_unavailable(t); /* arena full: cannot forward a REFER we must sign */
 	txn_hdr_replace(t, idx, v);
 	metrics_inc(transfer_metrics.rewrites);
 	return STAGE_CONTINUE;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "cfg.h"
+#include "hmac.h"
 #include "metrics.h"
 #include "proxy.h"
 #include "proxy_fixture.h"
@@ -426,7 +427,7 @@ static void expected_mac(const char *call_id, char out[23])
 	char in[256];
 	uint8_t mac[32];
 	const size_t n = (size_t)snprintf(in, sizeof(in), "%sa", call_id);
-	secret_hmac(g_secret.rr_key, in, n, mac);
+	hmac_sha256(g_secret.rr_key, SECRET_KEY_BYTES, in, n, mac);
 	unsigned bits = 0, acc = 0, o = 0;
 	for (unsigned i = 0; i < 16; i++) {
 		acc = (acc << 8) | mac[i];

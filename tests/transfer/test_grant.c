@@ -1,6 +1,7 @@
 /* test_grant.c - grant tokens (transfer_grant.c, SPEC §5 grant mode): round
  * trip, wrong target, expiry, tampering of every field, malformed shapes,
- * base64url strictness, JTI uniqueness and the Refer-To length budget. */
+ * JTI uniqueness and the Refer-To length budget (base64url itself:
+ * tests/core/test_b64url.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -221,23 +222,6 @@ static void test_jti_unique(void **state)
 	assert_memory_equal(ga.jti.p + 16, gb.jti.p + 16, 4);
 }
 
-static void test_b64url(void **state)
-{
-	uint8_t in[5] = { 0xfb, 0xff, 0x00, 0x10, 0x80 }, out[8];
-	char enc[16];
-	for (size_t n = 0; n <= sizeof(in); n++) {
-		int e = transfer_b64url_encode(in, n, enc, sizeof(enc));
-		assert_int_equal(e, (int)transfer_b64url_len(n));
-		assert_int_equal(transfer_b64url_decode(slice_make(enc, (size_t)e), out, sizeof(out)), (int)n);
-		assert_memory_equal(in, out, n);
-	}
-	assert_int_equal(transfer_b64url_encode(in, 3, enc, 3), -ENOSPC);
-	assert_int_equal(transfer_b64url_decode(SLICE_LIT("-_8"), out, sizeof(out)), 2);
-	assert_int_equal(transfer_b64url_decode(SLICE_LIT("A"), out, sizeof(out)), -EBADMSG);
-	assert_int_equal(transfer_b64url_decode(SLICE_LIT("AB"), out, sizeof(out)), -EBADMSG);
-	assert_int_equal(transfer_b64url_decode(SLICE_LIT("A/"), out, sizeof(out)), -EBADMSG);
-}
-
 /* Budget: the rewritten Refer-To carries the token twice (URI parameter and
  * escaped URI header); for a typical identity it stays under 255 characters. */
 static void test_length_budget(void **state)
@@ -258,7 +242,7 @@ int main(void)
 		cmocka_unit_test(test_expired),      cmocka_unit_test(test_other_key),
 		cmocka_unit_test(test_tampered),     cmocka_unit_test(test_tampered_identity),
 		cmocka_unit_test(test_malformed),    cmocka_unit_test(test_issue_errors),
-		cmocka_unit_test(test_jti_unique),   cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_jti_unique),
 		cmocka_unit_test(test_length_budget),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
