@@ -184,7 +184,7 @@ const struct sip_hdr *sip_msg_hdr(const struct sip_msg *m, enum sip_hdr_id id)
 {
 	if ((unsigned)id >= SIP_HDR_COUNT || m->first[id] == SIP_NO_HDR)
 		return NULL;
-	return &m->hdrs[m->first[id]];
+	return &m->hdrs[(hdr_rows[id].flags & SIP_HF_LAST) ? m->last[id] : m->first[id]];
 }
 
 unsigned sip_msg_next(const struct sip_msg *m, unsigned i)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store_priv.h"
@@ -24,6 +25,13 @@ struct store_poll_loop {
 };
 
 static _Thread_local struct store_poll_loop *tls_loop;
+
+static uint64_t loop_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 struct store_poll_loop *store_poll_loop_new(void)
 {
@@ -90,7 +98,7 @@ const struct store_loop_ops store_poll_ops = { loop_watch, loop_unwatch };
 int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_conn *c)
 {
 	struct epoll_event evs[LOOP_MAX_FDS];
-	uint64_t now = now_mono_ms();
+	uint64_t now = loop_now_ms();
 	if (l->next_tick_ms > now && (uint64_t)timeout_ms > l->next_tick_ms - now)
 		timeout_ms = (int)(l->next_tick_ms - now);
 	int n = epoll_wait(l->epfd, evs, LOOP_MAX_FDS, timeout_ms < 0 ? 0 : timeout_ms);
@@ -105,7 +113,7 @@ int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_
 			}
 		}
 	}
-	now = now_mono_ms();
+	now = loop_now_ms();
 	if (now >= l->next_tick_ms) {
 		l->next_tick_ms = now + LOOP_TICK_MS;
 		if (c)

@@ -155,10 +155,14 @@ int store_perms_format(const uint64_t set[2], char *buf, size_t cap);
 /**
  * store_users_file_load - parse @path into a new table (file backend, SPEC §6).
  * Passwords become HA1s with @realm and are wiped. Unknown permission names
- * are interned. NULL with "file:line: message" in @err on failure.
+ * are interned. NULL on failure with "file:line: message" in @err ("file:
+ * message" when the file cannot be read at all).
  * Main thread (startup/reload); allocates.
  */
 struct store_users *store_users_file_load(const char *path, const char *realm, char *err, size_t errlen);
+/* store_users_file_load_cfg - the same for @c's store.file; a file that cannot
+ * be read is reported at the store.file line of the configuration. */
+struct store_users *store_users_file_load_cfg(const struct cfg *c, char *err, size_t errlen);
 
 /* ---- keys (store_keys.c): the only place Redis key names are spelt */
 #define STORE_REDIS_CHANNEL "referee:invalidate"

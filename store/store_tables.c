@@ -76,9 +76,7 @@ static bool deadline_passed(uint64_t deadline_ns)
 {
 	if (deadline_ns == UINT64_MAX)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec >= deadline_ns;
+	return now_mono_ns() >= deadline_ns;
 }
 
 /* Work between two looks at the clock: a slot looked at is 1, a node unlinked

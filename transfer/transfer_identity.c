@@ -77,7 +77,7 @@ static int grant_collect(struct txn *t, const struct sip_uri *ruri, struct slice
 		    !sip_uri_param(&u, SLICE_LIT("grant"), &v))
 			continue;
 		txn_hdr_remove(t, i);
-		if (i == m->last[SIP_HDR_X_SIPX_AUTHIDENTITY]) /* only the last instance counts */
+		if (&m->hdrs[i] == sip_msg_hdr(m, SIP_HDR_X_SIPX_AUTHIDENTITY)) /* the instance that counts */
 			*hdr_tok = unescape_arena(t, v);
 	}
 	return 0;
@@ -135,9 +135,10 @@ static enum stage_rc grant_start(struct txn *t, struct transfer_ctx **xp)
 static enum stage_rc sipx_start(struct txn *t, struct transfer_ctx **xp)
 {
 	const struct sip_msg *m = &t->msg;
-	uint16_t idx = m->last[SIP_HDR_X_SIPX_AUTHIDENTITY];
-	if (idx == SIP_NO_HDR || t->id_source == TXN_ID_TRUSTED)
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_X_SIPX_AUTHIDENTITY); /* the last one (SIP_HF_LAST) */
+	if (!h || t->id_source == TXN_ID_TRUSTED)
 		return STAGE_CONTINUE;
+	const unsigned idx = (unsigned)(h - m->hdrs);
 	struct sip_uri u;
 	struct slice sig;
 	char sigbuf[64];

@@ -161,6 +161,14 @@ bool transfer_referto_applies(const struct transfer_referto *r);
 int transfer_referto_rewrite(const struct transfer_referto *r, struct slice uri_param,
 			     struct slice hdr_name, struct slice hdr_value, char *out, size_t cap);
 
+/**
+ * transfer_identity_uri - "<sip:IDENTITY;NAME=VALUE>", the URI a REFER's
+ * X-Sipx-Authidentity carrier holds (user part %-escaped where RFC 3261 wants
+ * it, the rest as is). @cap >= transfer_identity_uri_max(). Length or -ENOSPC.
+ */
+int transfer_identity_uri(struct slice identity, const char *name, struct slice value, char *out, size_t cap);
+size_t transfer_identity_uri_max(struct slice identity, const char *name, struct slice value);
+
 /* transfer_uri_rewrite - the same edits on a bare URI (the INVITE's
  * Request-URI loses its refgrant). Length or -ENOSPC. */
 int transfer_uri_rewrite(const struct sip_uri *u, struct slice uri_param, struct slice hdr_name,

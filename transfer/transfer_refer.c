@@ -15,45 +15,15 @@
 
 static struct log_limit long_limit;
 
-/* user_char_is_plain - may stay as is in the user part of a sip: URI
- * (RFC 3261 unreserved / user-unreserved, minus ';' '?' '/'). */
-static bool user_char_is_plain(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       memchr("-_.!~*'()&=+$,", c, 14) != NULL;
-}
-
-/* inner_uri - "<sip:IDENTITY;NAME=VALUE>" into the arena (user part escaped). */
+/* inner_uri - "<sip:IDENTITY;NAME=VALUE>" into the arena (transfer_identity_uri). */
 static struct slice inner_uri(struct txn *t, struct slice identity, const char *name, struct slice value)
 {
-	ptrdiff_t at = slice_find_char(identity, '@');
-	size_t ulen = at < 0 ? 0 : (size_t)at;
-	size_t cap = 6 + identity.len + 2 * ulen + 2 + strlen(name) + value.len + 1;
+	size_t cap = transfer_identity_uri_max(identity, name, value);
 	char *p = txn_alloc(t, cap);
 	if (!p)
 		return SLICE_NULL;
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	memcpy(p, "<sip:", 5);
-	o = 5;
-	for (size_t i = 0; i < identity.len; i++) {
-		char c = identity.p[i];
-		if (i < ulen && !user_char_is_plain(c)) {
-			p[o++] = '%';
-			p[o++] = hex[(unsigned char)c >> 4];
-			p[o++] = hex[c & 15];
-		} else {
-			p[o++] = c;
-		}
-	}
-	p[o++] = ';';
-	memcpy(p + o, name, strlen(name));
-	o += strlen(name);
-	p[o++] = '=';
-	memcpy(p + o, value.p, value.len);
-	o += value.len;
-	p[o++] = '>';
-	return slice_make(p, o);
+	int n = transfer_identity_uri(identity, name, value, p, cap);
+	return n < 0 ? SLICE_NULL : slice_make(p, (size_t)n);
 }
 
 /* rewrite - build the new value with @uri_param / @hdr; SLICE_NULL when the arena is full. */
