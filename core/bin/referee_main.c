@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "cfg.h"
 #include "flood.h"
+#include "hmac.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -34,7 +35,7 @@ static void table_hash_key_set(const struct secret *s)
 	static const char purpose[] = "referee table hash";
 	uint8_t mac[32];
 	uint64_t key[2];
-	secret_hmac(s->rr_key, purpose, sizeof(purpose) - 1, mac);
+	hmac_sha256(s->rr_key, SECRET_KEY_BYTES, purpose, sizeof(purpose) - 1, mac);
 	memcpy(key, mac, sizeof(key));
 	slice_hash_key_set(key);
 	OPENSSL_cleanse(mac, sizeof(mac));
