@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "now.h"
 #include "slice.h"
 
 #define TAT_BITS 48
@@ -49,9 +50,7 @@ static struct {
 
 static uint64_t mono_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+	return now_mono_ns() / 1000;
 }
 
 int flood_init(const struct cfg *c)

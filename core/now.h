@@ -28,6 +28,12 @@ static inline uint64_t now_mono_sec(void)
 	return now_read_ns(CLOCK_MONOTONIC_COARSE) / 1000000000ull;
 }
 
+/* now_mono_coarse_ns - coarse monotonic nanoseconds (resolution: one tick, cheaper). */
+static inline uint64_t now_mono_coarse_ns(void)
+{
+	return now_read_ns(CLOCK_MONOTONIC_COARSE);
+}
+
 /* now_mono_ms - monotonic milliseconds (precise clock). */
 static inline uint64_t now_mono_ms(void)
 {

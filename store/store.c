@@ -391,9 +391,7 @@ bool store_is_usable(void)
 
 static uint64_t mono_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return now_mono_ns();
 }
 
 static atomic_flag sweeping = ATOMIC_FLAG_INIT;

@@ -135,7 +135,7 @@ static void test_full_config(void **state)
 	assert_string_equal(c->path, path);
 	/* lines of keys, for errors found after loading (an unreadable secret_file or store.file) */
 	assert_int_equal(cfg_key_line(c, "secret_file"), 7);
-	assert_int_equal(cfg_key_line(c, "store.file"), 17);
+	assert_int_equal(cfg_key_line(c, "store.file"), 16);
 	assert_int_equal(cfg_key_line(c, "routes.local"), 12);
 	assert_int_equal(c->n_listen, 2);
 	assert_string_equal(c->listen[0].text, "127.0.0.1:5060");
