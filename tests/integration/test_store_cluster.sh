@@ -134,7 +134,11 @@ redis-cli -p "$DST" PUBLISH referee:invalidate 1100@example.com >/dev/null # dro
 out=$(sipauth poll --to "$A_PORT" --user 1100 --pw pw1100 --target 2551234 --within 5)
 authit_expect "slot $SLOT moved: 1100 found through MOVED" forwarded "$(authit_line "$out" poll | cut -d' ' -f1)"
 moved1=$(authit_metric "$M_A" referee_store_redis_redirects_total 'kind="moved"')
-[ "$moved1" -gt "$moved0" ] && it_check "MOVED counted ($moved0 -> $moved1)" || it_fail "MOVED counted" "$moved0 -> $moved1"
+# A worker whose periodic CLUSTER SLOTS refresh (every 10 s) ran between the setslot and this
+# request already knows the new owner and needs no MOVED: then the count is checked after the
+# reshard below, which moves 1500 slots under load (a CI run hit this race once).
+MOVED_HAND=$((moved1 - moved0))
+if [ "$MOVED_HAND" -gt 0 ]; then it_check "MOVED counted ($moved0 -> $moved1)"; else it_log "no MOVED needed here (slot map already refreshed); checked after the reshard"; fi
 
 # ---- reshard under load ------------------------------------------------------------------
 authit_sipp_csv "$W/calls.csv" 2551234 "${USERS[@]}"
@@ -159,6 +163,7 @@ read -r L_RC L_OK L_FAILED <"$W/load.result"
 deg1=$(authit_metric "$M_A" referee_store_events_total 'event="degraded"')
 moved1=$(authit_metric "$M_A" referee_store_redis_redirects_total 'kind="moved"')
 ask1=$(authit_metric "$M_A" referee_store_redis_redirects_total 'kind="ask"')
+[ "$MOVED_HAND" -gt 0 ] || { [ "$((moved1 - moved0))" -gt 0 ] && it_check "MOVED counted during the reshard ($moved0 -> $moved1)" || it_fail "MOVED counted" "none by hand, none during the reshard ($moved0 -> $moved1)"; }
 echo "RESULT reshard under load: calls=$L_OK/$LOAD_CALLS failed=$L_FAILED degraded=$((deg1 - deg0)) moved=$((moved1 - moved0)) ask_total=$ask1"
 if [ "$L_OK" = "$LOAD_CALLS" ] && [ "$L_FAILED" = 0 ]; then
 	it_check "reshard under load: $L_OK/$LOAD_CALLS calls, 0 failed (degraded $((deg1 - deg0)), MOVED $((moved1 - moved0)))"
