@@ -43,6 +43,14 @@ enum auth_rules_verdict {
 enum auth_rules_verdict auth_rules_check(const struct cfg *c, const struct sip_uri *target, bool anonymous,
 					 const uint64_t perms[2], char *missing, size_t cap);
 
+/**
+ * auth_creds_realm - the realm of one Proxy-Authorization value when it is
+ * Digest credentials (read by the same strict parser as the identity stage:
+ * a realm seen before a syntax error still counts). false: another scheme,
+ * or no realm found. Slices into @value. Pure function, any thread.
+ */
+bool auth_creds_realm(struct slice value, struct slice *realm);
+
 /* auth_challenge - make t's reply a 407 with one Proxy-Authenticate per algorithm.
  * stale=true is also added when the identity stage saw a genuine expired nonce
  * with a correct response on @t (auth_identity_stage keeps that). */

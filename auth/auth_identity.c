@@ -15,9 +15,7 @@
 #include "auth_priv.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy.h"
-
-#define RETRY_AFTER_LINE "Retry-After: 5"
+#include "now.h"
 
 enum id_phase { ID_LOOKUP = 0, ID_NC, ID_DONE };
 
@@ -45,7 +43,7 @@ void auth_count_failure(struct txn *t, enum auth_reason r)
 {
 	metrics_inc(auth_g.m_failures + (unsigned)r);
 	struct sockaddr_storage client_buf;
-	const struct sockaddr *client = proxy_client_addr(t, &client_buf); /* SPEC §11 */
+	const struct sockaddr *client = txn_client_addr(t, &client_buf); /* SPEC §11 */
 	if (log_enabled(CFG_LOG_DEBUG)) {
 		char ip[INET6_ADDRSTRLEN];
 		addr_text((const struct sockaddr_storage *)(const void *)client, ip, sizeof(ip));
@@ -75,7 +73,7 @@ void auth_challenge(struct txn *t, bool stale)
 	const struct cfg *c = t->cfg;
 	stale = stale || t->nonce_stale; /* also for challenges made by other stages (transfer) */
 	char nonce[AUTH_NONCE_LEN];
-	auth_nonce_make(auth_g.nonce_key, slice_from_cstr(c->realm), auth_now(), nonce);
+	auth_nonce_make(auth_g.nonce_key, slice_from_cstr(c->realm), now_unix_sec(), nonce);
 	txn_reply(t, 407, SLICE_NULL);
 	for (unsigned i = 0; i < c->auth.n_algorithms && i < CFG_MAX_ALGOS; i++) {
 		struct slice line = txn_printf(t,
@@ -92,17 +90,15 @@ void auth_challenge(struct txn *t, bool stale)
 	metrics_inc(auth_g.m_challenges);
 }
 
-static enum stage_rc reply_unavailable(struct txn *t)
-{
-	txn_reply(t, 503, SLICE_NULL);
-	txn_reply_hdr(t, SLICE_LIT(RETRY_AFTER_LINE));
-	return STAGE_REPLY;
-}
+enum creds_found {
+	CREDS_NONE = 0, /* no Digest credentials for our realm: the request is anonymous */
+	CREDS_OURS,     /* parsed into the caller's auth_creds */
+	CREDS_BAD,      /* present but unusable (failure counted): anonymous too */
+};
 
-/* find_creds - the Proxy-Authorization for our realm. 1: parsed into @out;
- * 0: none (anonymous); -1: present but bad (failure counted). Credentials for
- * other realms belong to other proxies and are ignored. */
-static int find_creds(struct txn *t, struct auth_creds *out)
+/* find_creds - the Proxy-Authorization for our realm. Credentials for other
+ * realms belong to other proxies and are ignored. */
+static enum creds_found find_creds(struct txn *t, struct auth_creds *out)
 {
 	const struct sip_msg *m = &t->msg;
 	struct slice realm = slice_from_cstr(t->cfg->realm);
@@ -116,20 +112,20 @@ static int find_creds(struct txn *t, struct auth_creds *out)
 		any_digest = true;
 		if (out->realm.p && slice_eq(out->realm, realm)) { /* exact, as sipXecs */
 			if (rc == 0)
-				return 1;
+				return CREDS_OURS;
 			auth_count_failure(t, AUTH_REASON_BAD_HEADER);
-			return -1;
+			return CREDS_BAD;
 		}
 		if (rc < 0 && !out->realm.p)
 			saw_bad = true; /* cannot tell whose it is */
 	}
 	if (saw_bad) {
 		auth_count_failure(t, AUTH_REASON_BAD_HEADER);
-		return -1;
+		return CREDS_BAD;
 	}
 	if (any_digest)
 		auth_count_failure(t, AUTH_REASON_UNKNOWN_REALM);
-	return 0;
+	return CREDS_NONE;
 }
 
 static bool algo_enabled(const struct cfg *c, enum cfg_algo a)
@@ -146,7 +142,7 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 {
 	const struct cfg *c = t->cfg;
 	struct sockaddr_storage client_buf;
-	const struct sockaddr *sa = proxy_client_addr(t, &client_buf); /* SPEC §11 */
+	const struct sockaddr *sa = txn_client_addr(t, &client_buf); /* SPEC §11 */
 	*rc = STAGE_CONTINUE;
 	/* SPEC §9: a verified TLS client named in tls.trusted_names is trusted too */
 	if (t->rx_trusted_name || cfg_is_trusted(c, sa)) {
@@ -160,9 +156,9 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 		return NULL;
 	}
 	struct auth_creds cr;
-	if (find_creds(t, &cr) <= 0)
+	if (find_creds(t, &cr) != CREDS_OURS)
 		return NULL;
-	enum auth_nonce_rc nrc = auth_nonce_check(auth_g.nonce_key, slice_from_cstr(c->realm), cr.nonce, auth_now(),
+	enum auth_nonce_rc nrc = auth_nonce_check(auth_g.nonce_key, slice_from_cstr(c->realm), cr.nonce, now_unix_sec(),
 						  c->auth.nonce_ttl);
 	if (nrc == AUTH_NONCE_FORGED) {
 		auth_count_failure(t, AUTH_REASON_FORGED_NONCE);
@@ -187,7 +183,7 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 		uint64_t suppressed;
 		if (log_limit_pass(&arena_full, &suppressed))
 			log_error("auth", "txn arena full suppressed=%llu", (unsigned long long)suppressed);
-		*rc = reply_unavailable(t);
+		*rc = stage_reply_unavailable(t);
 		return NULL;
 	}
 	memset(x, 0, offsetof(struct id_ctx, user));
@@ -224,10 +220,7 @@ static void identity_set(struct txn *t, struct id_ctx *x)
 {
 	t->identity = txn_copy(t, slice_make(x->id, x->id_len));
 	t->id_source = TXN_ID_DIGEST;
-	t->perms[0] = x->user.perms[0];
-	t->perms[1] = x->user.perms[1];
-	store_perms_add(t->perms, STORE_PERM_VALID_USER);
-	t->perms[STORE_PERM_NO_ACCESS >> 6] &= ~(1ULL << (STORE_PERM_NO_ACCESS & 63)); /* held by nobody */
+	store_perms_held(x->user.perms, t->perms);
 	t->perms_known = true;
 }
 
@@ -249,7 +242,7 @@ enum stage_rc auth_identity_stage(struct txn *t)
 		if (src == STORE_PARKED)
 			return STAGE_PARK;
 		if (src == STORE_UNAVAILABLE || src == STORE_OVERLOAD)
-			return reply_unavailable(t);
+			return stage_reply_unavailable(t);
 		x->phase = ID_DONE;
 		if (src != STORE_OK) {
 			t->nonce_stale = false;
@@ -269,7 +262,7 @@ enum stage_rc auth_identity_stage(struct txn *t)
 		if (src == STORE_PARKED)
 			return STAGE_PARK;
 		if (src == STORE_UNAVAILABLE || src == STORE_OVERLOAD)
-			return reply_unavailable(t);
+			return stage_reply_unavailable(t);
 		x->phase = ID_DONE;
 		if (src == STORE_OK) {
 			auth_retx_remember(t, &x->creds);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth_priv.h"
+#include "now.h"
 
 #define LIMIT_SLOTS 4096 /* power of two */
 #define LIMIT_COUNT_MAX 0xffffu
@@ -54,10 +55,8 @@ static uint64_t addr_hash(const struct sockaddr *sa)
 
 static uint64_t window_epoch(const struct cfg *c)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	unsigned w = c->auth.failure_limit.window ? c->auth.failure_limit.window : 1;
-	return ((uint64_t)ts.tv_sec / w) & 0xffffff;
+	return (now_mono_sec() / w) & 0xffffff;
 }
 
 static uint64_t pack(uint64_t epoch, uint64_t tag, uint64_t count)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth_priv.h"
+#include "hmac.h"
 #include "metrics.h"
 
 struct auth_state auth_g;
@@ -58,7 +59,7 @@ int auth_init(const struct cfg *c, const struct secret *s, char *err, size_t err
 		return -EIO;
 	uint8_t mac[32];
 	static const char label[] = "referee opaque";
-	secret_hmac(auth_g.nonce_key, label, sizeof(label) - 1, mac);
+	hmac_sha256(auth_g.nonce_key, SECRET_KEY_BYTES, label, sizeof(label) - 1, mac);
 	auth_hex(mac, 8, auth_g.opaque);
 	auth_g.opaque[16] = '\0';
 	metrics_register();

@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include "auth_priv.h"
+#include "charclass.h"
 
 enum param_kind {
 	P_QUOTED = 0, /* must be a quoted-string */
@@ -49,23 +50,6 @@ static const struct {
 
 #define UNKNOWN_VALUE_MAX AUTH_URI_MAX /* an unknown parameter may be long, not unbounded */
 
-static bool is_token_char(char ch)
-{
-	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
-		return true;
-	switch (ch) {
-	case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'': case '~':
-		return true;
-	default:
-		return false;
-	}
-}
-
-static bool is_lws(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
 /* A cursor over the value: p .. end. */
 struct cur {
 	const char *p, *end;
@@ -73,14 +57,14 @@ struct cur {
 
 static void skip_lws(struct cur *c)
 {
-	while (c->p < c->end && is_lws(*c->p))
+	while (c->p < c->end && sip_cc_is(*c->p, SIP_CC_LWS))
 		c->p++;
 }
 
 static struct slice take_token(struct cur *c)
 {
 	const char *start = c->p;
-	while (c->p < c->end && is_token_char(*c->p))
+	while (c->p < c->end && sip_cc_is(*c->p, SIP_CC_TOKEN))
 		c->p++;
 	return slice_make(start, (size_t)(c->p - start));
 }
@@ -169,7 +153,7 @@ static int read_param(struct cur *c, struct slice vals[P_COUNT], unsigned *seen,
 		return -EBADMSG;
 	if (quoted && params[id].kind == P_TOKEN_Q)
 		for (size_t i = 0; i < v.len; i++)
-			if (!is_token_char(v.p[i]))
+			if (!sip_cc_is(v.p[i], SIP_CC_TOKEN))
 				return -EBADMSG;
 	*seen |= 1u << id;
 	vals[id] = v;
@@ -222,7 +206,7 @@ int auth_creds_parse(struct slice value, struct auth_creds *c)
 	struct slice scheme = take_token(&cur);
 	if (!slice_caseeq(scheme, SLICE_LIT("Digest")))
 		return -ENOENT;
-	if (cur.p >= cur.end || !is_lws(*cur.p))
+	if (cur.p >= cur.end || !sip_cc_is(*cur.p, SIP_CC_LWS))
 		return -EBADMSG;
 	struct slice vals[P_COUNT] = { 0 };
 	unsigned seen = 0;
@@ -239,4 +223,14 @@ int auth_creds_parse(struct slice value, struct auth_creds *c)
 		cur.p++;
 	}
 	return finish(vals, seen, c);
+}
+
+bool auth_creds_realm(struct slice value, struct slice *realm)
+{
+	struct auth_creds c;
+	int rc = auth_creds_parse(value, &c);
+	if (rc == -ENOENT || !c.realm.p)
+		return false;
+	*realm = c.realm;
+	return true;
 }

@@ -12,13 +12,6 @@
 #include "slice.h"
 #include "store.h"
 
-#ifndef STORE_PERM_VALID_USER
-#define STORE_PERM_VALID_USER 0 /* interned first by store/ (store_perm.c) */
-#endif
-#ifndef STORE_PERM_NO_ACCESS
-#define STORE_PERM_NO_ACCESS 1
-#endif
-
 /* ---------------------------------------------------------------- failure reasons */
 
 /* Closed label set of referee_auth_failures_total{reason} (STYLE.md §18). */
@@ -82,8 +75,6 @@ void auth_nonce_make(const uint8_t key[32], struct slice realm, uint64_t now, ch
  */
 enum auth_nonce_rc auth_nonce_check(const uint8_t key[32], struct slice realm, struct slice nonce,
 				    uint64_t now, unsigned ttl);
-/* auth_now - unix seconds from the coarse realtime clock (vDSO, no syscall). */
-uint64_t auth_now(void);
 
 /* ---------------------------------------------------------------- digest computation */
 

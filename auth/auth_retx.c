@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "auth_priv.h"
+#include "hmac.h"
+#include "now.h"
 #include "secret.h"
 
 #define RETX_SLOTS 2048 /* power of two; 48 KB per worker */
@@ -55,7 +57,7 @@ static bool retx_mac(const struct txn *t, const struct auth_creds *c, uint8_t ma
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		if (!put(buf, &off, parts[i]))
 			return false;
-	secret_hmac(auth_g.nonce_key, buf, off, mac);
+	hmac_sha256(auth_g.nonce_key, SECRET_KEY_BYTES, buf, off, mac);
 	return true;
 }
 
@@ -72,7 +74,7 @@ void auth_retx_remember(const struct txn *t, const struct auth_creds *c)
 		return;
 	struct retx_ent *e = slot_of(mac);
 	memcpy(e->mac, mac, sizeof(e->mac));
-	e->until = auth_now() + RETX_TTL;
+	e->until = now_mono_sec() + RETX_TTL;
 }
 
 bool auth_retx_is_known(const struct txn *t, const struct auth_creds *c)
@@ -81,5 +83,5 @@ bool auth_retx_is_known(const struct txn *t, const struct auth_creds *c)
 	if (!retx_mac(t, c, mac))
 		return false;
 	const struct retx_ent *e = slot_of(mac);
-	return e->until >= auth_now() && memcmp(e->mac, mac, sizeof(e->mac)) == 0;
+	return e->until >= now_mono_sec() && memcmp(e->mac, mac, sizeof(e->mac)) == 0;
 }

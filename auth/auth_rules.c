@@ -11,6 +11,7 @@
 #include <urcu.h>
 
 #include "auth_priv.h"
+#include "rcu_tsan.h"
 
 struct auth_rule {
 	unsigned line;
@@ -32,30 +33,13 @@ struct auth_rules {
  * time); read by workers under rcu_read_lock (rcu_dereference). */
 static struct auth_rules *rules_cur;
 
-/* ThreadSanitizer cannot see the ordering inside liburcu (not instrumented).
- * Under TSan the pointer uses the compiler's atomics (same orderings as
- * rcu_xchg_pointer / rcu_dereference) and the grace period is annotated:
- * readers release rules_gp after their last read, the free acquires it. */
-#if defined(__SANITIZE_THREAD__)
-#define AUTH_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define AUTH_TSAN 1
-#endif
-#endif
-#ifdef AUTH_TSAN
-#include <sanitizer/tsan_interface.h>
-static char rules_gp;
-#define rules_xchg(v) __atomic_exchange_n(&rules_cur, (v), __ATOMIC_ACQ_REL)
-#define rules_deref() __atomic_load_n(&rules_cur, __ATOMIC_ACQUIRE)
-#define rules_reads_done() __tsan_release(&rules_gp)
-#define rules_gp_passed() __tsan_acquire(&rules_gp)
-#else
-#define rules_xchg(v) rcu_xchg_pointer(&rules_cur, (v))
-#define rules_deref() rcu_dereference(rules_cur)
-#define rules_reads_done() ((void)0)
-#define rules_gp_passed() ((void)0)
-#endif
+/* RCU publication TSan can follow (core's rcu_tsan.h): readers release
+ * rules_gp after their last read, the free acquires it after the grace period. */
+static char rules_gp __attribute__((unused)); /* only TSan reads it */
+#define rules_xchg(v) rcu_ptr_xchg(rules_cur, (v))
+#define rules_deref() rcu_ptr_load(rules_cur)
+#define rules_reads_done() rcu_tsan_release(&rules_gp)
+#define rules_gp_passed() rcu_tsan_acquire(&rules_gp)
 
 /* ---------------------------------------------------------------- compile */
 
@@ -209,7 +193,7 @@ int auth_rules_install(const struct cfg *c, char *err, size_t errlen)
 	struct auth_rules *old = rules_xchg(next);
 	if (!old)
 		return 0;
-#ifdef AUTH_TSAN
+#ifdef REFEREE_TSAN
 	/* liburcu's call_rcu thread and rcu_barrier are invisible to TSan: wait here instead. */
 	synchronize_rcu();
 	rules_free_rcu(&old->rcu);
@@ -247,7 +231,7 @@ void auth_rules_uninstall(void)
 	synchronize_rcu();
 	rules_gp_passed();
 	rules_free(old);
-#ifndef AUTH_TSAN
+#ifndef REFEREE_TSAN
 	rcu_barrier(); /* earlier call_rcu frees have run */
 #endif
 }

@@ -86,9 +86,7 @@ static enum stage_rc local_from_finish(struct txn *t, struct rules_ctx *x)
 		return challenge(t); /* a local caller must prove it (caller-ID anti-spoofing) */
 	case STORE_UNAVAILABLE:
 	case STORE_OVERLOAD:
-		txn_reply(t, 503, SLICE_NULL);
-		txn_reply_hdr(t, SLICE_LIT("Retry-After: 5"));
-		return STAGE_REPLY;
+		return stage_reply_unavailable(t);
 	default:
 		return allow(t);
 	}

@@ -29,6 +29,7 @@
 #include "conn_priv.h"
 #include "log.h"
 #include "metrics.h"
+#include "now.h"
 #include "slice.h"
 #include "tcp_frame.h"
 
@@ -46,9 +47,7 @@ _Thread_local struct conn_thread *conn_self;
 
 uint64_t conn_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return now_mono_coarse_ns();
 }
 
 static unsigned rt_get(atomic_uint *v)

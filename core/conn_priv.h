@@ -22,22 +22,13 @@
 #include "cfg.h"
 #include "conn.h"
 
-#if defined(__SANITIZE_THREAD__)
+/* TSan annotations: core's one shim (rcu_tsan.h) under the names conn_* use. */
+#include "rcu_tsan.h"
+#ifdef REFEREE_TSAN
 #define CONN_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CONN_TSAN 1
 #endif
-#endif
-#ifdef CONN_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define CONN_TSAN_RELEASE(p) __tsan_release((void *)(p))
-#define CONN_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#else
-#define CONN_TSAN_RELEASE(p) ((void)0)
-#define CONN_TSAN_ACQUIRE(p) ((void)0)
-#endif
+#define CONN_TSAN_RELEASE(p) rcu_tsan_release(p)
+#define CONN_TSAN_ACQUIRE(p) rcu_tsan_acquire(p)
 
 typedef struct ssl_st SSL;
 

@@ -73,7 +73,7 @@ static bool from_balancer(const struct cfg *c, const struct sockaddr *sa)
 	return false;
 }
 
-const struct sockaddr *proxy_client_addr(const struct txn *t, struct sockaddr_storage *buf)
+const struct sockaddr *txn_client_addr(const struct txn *t, struct sockaddr_storage *buf)
 {
 	const struct sockaddr *src = (const struct sockaddr *)&t->src;
 	const struct cfg *c = t->cfg;

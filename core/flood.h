@@ -21,12 +21,10 @@
 int flood_init(const struct cfg *c);
 void flood_fini(void);
 
-/**
- * flood_source - the address a request is accounted to: today the datagram's
- * source; behind a configured load balancer (SPEC §11) the client's. The one
- * place that decides "source of this request" for the limiter.
- */
-const struct sockaddr *flood_source(const struct txn *t);
+/* flood_source - the address a request is accounted to (SPEC §13 with §11):
+ * the client behind a configured load balancer (txn_client_addr), else the
+ * datagram's source. Returns &t->src or @buf. */
+const struct sockaddr *flood_source(const struct txn *t, struct sockaddr_storage *buf);
 
 /* flood_admit - false when @t is a request over its source's rate (drop it
  * silently: already counted and logged). Any worker thread. */

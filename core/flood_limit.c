@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "now.h"
 #include "slice.h"
 
 #define TAT_BITS 48
@@ -49,9 +50,7 @@ static struct {
 
 static uint64_t mono_us(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+	return now_mono_ns() / 1000;
 }
 
 int flood_init(const struct cfg *c)
@@ -92,11 +91,9 @@ void flood_fini(void)
 	flood_g.n_sets = 0;
 }
 
-const struct sockaddr *flood_source(const struct txn *t)
+const struct sockaddr *flood_source(const struct txn *t, struct sockaddr_storage *buf)
 {
-	/* The topology work (SPEC §11, load_balancers) switches this to the
-	 * client address a trusted load balancer reports. */
-	return (const struct sockaddr *)&t->src;
+	return txn_client_addr(t, buf);
 }
 
 /* addr_key - the address bytes a source is known by (no port; an IPv4-mapped
@@ -198,7 +195,8 @@ bool flood_admit(struct txn *t)
 	/* responses are never limited; an unparseable datagram counts as a request */
 	if (t->parse_rc >= 0 && !t->msg.is_request)
 		return true;
-	const struct sockaddr *src = flood_source(t);
+	struct sockaddr_storage client;
+	const struct sockaddr *src = flood_source(t, &client);
 	if (cfg_is_trusted(t->cfg, src))
 		return true;
 	struct slice key = addr_key(src);

@@ -4,9 +4,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "now.h"
 #include "slice.h"
 
 static _Atomic int current_level = CFG_LOG_INFO;
@@ -52,9 +52,7 @@ void log_write(enum cfg_log_level lvl, const char *module, const char *fmt, ...)
 
 bool log_limit_pass(struct log_limit *l, uint64_t *suppressed)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec + 1; /* +1: 0 means "never logged" */
+	uint64_t now = now_mono_sec() + 1; /* +1: 0 means "never logged" */
 	uint64_t last = atomic_load_explicit(&l->last_sec, memory_order_relaxed);
 	if (last != now &&
 	    atomic_compare_exchange_strong_explicit(&l->last_sec, &last, now, memory_order_relaxed,
@@ -68,9 +66,7 @@ bool log_limit_pass(struct log_limit *l, uint64_t *suppressed)
 
 bool log_limit_pass_key(struct log_limit_keyed *l, const char *key, size_t len, uint64_t *suppressed)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	uint64_t sec = ((uint64_t)ts.tv_sec + 1) & 0xffffffu; /* +1: 0 means "never logged" */
+	uint64_t sec = (now_mono_sec() + 1) & 0xffffffu; /* +1: 0 means "never logged" */
 	uint64_t h = slice_hash(slice_make(key, len));
 	unsigned i = (unsigned)(h % LOG_KEYS_MAX);
 	uint64_t want = (h & ~0xffffffull) | sec;

@@ -17,7 +17,6 @@
 #include "cfg.h"
 #include "log.h"
 
-#ifdef REFEREE_HAVE_MHD
 #include <microhttpd.h>
 
 /* room kept after the referee_* text for the process_* families */
@@ -185,15 +184,3 @@ void metrics_http_stop(void)
 		http_daemon = NULL;
 	}
 }
-#else
-int metrics_http_start(const struct cfg_addr *listen, bool (*healthy)(void))
-{
-	(void)healthy;
-	log_error("metrics", "built without libmicrohttpd: cannot serve %s", listen->text);
-	return -ENOTSUP;
-}
-
-void metrics_http_stop(void)
-{
-}
-#endif

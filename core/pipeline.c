@@ -9,7 +9,7 @@
  * Fields shared across threads: `stop` (main writes, readers read relaxed:
  * rx_stop_efd or the workers' efd carries the wakeup), the rings (ring.h),
  * rx_consumer.sleeping (pipeline_rx.h), worker_cfg_rcu (main publishes with
- * cfg_publish_ptr, workers read with rcu_dereference inside rcu_read_lock).
+ * rcu_ptr_publish (rcu_tsan.h), workers read with rcu_dereference inside rcu_read_lock).
  * Signals: SIGTERM/SIGINT/SIGHUP are blocked in every pipeline thread and read
  * by the main thread from a signalfd (a handler covers threads we did not
  * create); SIGTERM = stop reading, drain the rings and parked txns (bounded),
@@ -31,6 +31,7 @@
 #include "pipeline_metrics.h"
 #include "pipeline_rx.h"
 #include "proxy.h"
+#include "rcu_tsan.h"
 #include "worker.h"
 
 struct pipeline {
@@ -53,14 +54,6 @@ static void main_efd_create(void)
 	pipeline_main_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
 
-/* rcu_assign_pointer, written out: urcu 0.13 publishes with a barrier and a
- * volatile store that TSan cannot see, so the stress test would report every
- * reload. A release store is the same publication (what urcu does with
- * atomic builtins); it pairs with the consume load in rcu_dereference. */
-static void cfg_publish_ptr(struct cfg *c)
-{
-	__atomic_store_n(&worker_cfg_rcu, c, __ATOMIC_RELEASE);
-}
 static atomic_bool pipeline_serving;
 
 static void pipeline_free(struct pipeline *p)
@@ -258,7 +251,7 @@ int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload
 		cfg_free((struct cfg *)c); /* owned from the call on, even on failure */
 		goto out;
 	}
-	cfg_publish_ptr((struct cfg *)c); /* owned from now on */
+	rcu_ptr_publish(worker_cfg_rcu, (struct cfg *)c); /* owned from now on */
 	rc = pipeline_setup(p, c, st);
 	if (rc == 0)
 		rc = pipeline_start(p, &n_workers_started, &n_rx_started);
@@ -315,7 +308,7 @@ void pipeline_cfg_publish(struct cfg *c)
 {
 	/* only the main thread writes the pointer: a plain read is enough */
 	struct cfg *old = worker_cfg_rcu;
-	cfg_publish_ptr(c);
+	rcu_ptr_publish(worker_cfg_rcu, c);
 	synchronize_rcu(); /* no worker holds `old` once this returns */
 	cfg_free(old);
 	if (c)

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "cfg.h"
+#include "now.h"
 #include "pipeline_metrics.h"
 #include "ring.h"
 #include "txn.h"
@@ -32,9 +33,7 @@
 
 static inline uint64_t pipeline_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return now_mono_ns();
 }
 
 /**

@@ -18,14 +18,6 @@ int proxy_init(const struct cfg *c, const struct secret *s);
 enum stage_rc proxy_checks_stage(struct txn *t);
 enum stage_rc proxy_forward_stage(struct txn *t);
 
-/**
- * proxy_client_addr - the effective client address of @t (SPEC §11): for a
- * request from one of `load_balancers`, the client in the Via below the
- * balancer's (received/rport, else sent-by); otherwise the source address.
- * Returns &t->src or @buf. Use it for trusted matching, failure and flood
- * limits and logs; replies still go to t->src (core/dest_balancer.c).
- */
-const struct sockaddr *proxy_client_addr(const struct txn *t, struct sockaddr_storage *buf);
 
 /**
  * proxy_process - run the stage chain on @t from t->stage_idx (worker thread)

@@ -8,6 +8,8 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "b64url.h"
+#include "hmac.h"
 #include "proxy.h"
 #include "proxy_priv.h"
 
@@ -17,7 +19,7 @@ static void key_derive(const uint8_t rr_key[SECRET_KEY_BYTES], const char *purpo
 		       uint64_t out[2])
 {
 	uint8_t mac[32];
-	secret_hmac(rr_key, purpose, strlen(purpose), mac);
+	hmac_sha256(rr_key, SECRET_KEY_BYTES, purpose, strlen(purpose), mac);
 	memcpy(out, mac, 16);
 	OPENSSL_cleanse(mac, sizeof(mac));
 }
@@ -117,35 +119,12 @@ void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN])
 	proxy_hex64(proxy_hash_final(&h), out);
 }
 
-static void base64url(const uint8_t *in, size_t n, char *out)
-{
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0, i = 0;
-	for (; i + 3 <= n; i += 3) {
-		const uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = a[v >> 18];
-		out[o++] = a[(v >> 12) & 63];
-		out[o++] = a[(v >> 6) & 63];
-		out[o++] = a[v & 63];
-	}
-	if (n - i == 1) {
-		const uint32_t v = (uint32_t)in[i] << 16;
-		out[o++] = a[v >> 18];
-		out[o++] = a[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		const uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = a[v >> 18];
-		out[o++] = a[(v >> 12) & 63];
-		out[o++] = a[(v >> 6) & 63];
-	}
-}
-
 void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS])
 {
 	uint8_t mac[32];
-	secret_hmac(proxy_g.rr_key, data, n, mac);
-	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 8 + 5) / 6, "base64url length");
-	base64url(mac, PROXY_RR_MAC_BYTES, out);
+	hmac_sha256(proxy_g.rr_key, SECRET_KEY_BYTES, data, n, mac);
+	static_assert(PROXY_RR_MAC_CHARS == (PROXY_RR_MAC_BYTES * 4 + 2) / 3, "base64url length");
+	b64url_encode(mac, PROXY_RR_MAC_BYTES, out, PROXY_RR_MAC_CHARS);
 }
 
 int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS])

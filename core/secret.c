@@ -3,16 +3,13 @@
  * Refuses files that other users can read or write, that are not strict base64,
  * or that hold fewer than SECRET_MIN_BYTES. Does not generate secrets
  * (`openssl rand -base64 32` does). Every buffer that held key material is wiped. */
-/* SHA256_Init & co. are deprecated in OpenSSL 3.0 but allocation-free: see secret_hmac. */
-#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "secret.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "hmac.h"
 
 /* Largest base64 text accepted: SECRET_MAX_BYTES encoded, plus line breaks. */
 #define SECRET_FILE_MAX 1024
@@ -160,14 +159,10 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-static int key_derive(const struct secret *s, const char *purpose, uint8_t out[SECRET_KEY_BYTES])
+static void key_derive(const struct secret *s, const char *purpose, uint8_t out[SECRET_KEY_BYTES])
 {
-	unsigned int len = 0;
-	if (!HMAC(EVP_sha256(), s->bytes, (int)s->len, (const unsigned char *)purpose,
-		  strlen(purpose), out, &len) ||
-	    len != SECRET_KEY_BYTES)
-		return -EIO;
-	return 0;
+	static_assert(SECRET_KEY_BYTES == HMAC_SHA256_BYTES, "a key is one HMAC-SHA256");
+	hmac_sha256(s->bytes, s->len, purpose, strlen(purpose), out);
 }
 
 int secret_set(struct secret *s, const uint8_t *bytes, size_t len)
@@ -177,12 +172,9 @@ int secret_set(struct secret *s, const uint8_t *bytes, size_t len)
 	secret_wipe(s);
 	memcpy(s->bytes, bytes, len);
 	s->len = len;
-	if (key_derive(s, "referee nonce", s->nonce_key) < 0 ||
-	    key_derive(s, "referee grant", s->grant_key) < 0 ||
-	    key_derive(s, "referee record-route", s->rr_key) < 0) {
-		secret_wipe(s);
-		return -EIO;
-	}
+	key_derive(s, "referee nonce", s->nonce_key);
+	key_derive(s, "referee grant", s->grant_key);
+	key_derive(s, "referee record-route", s->rr_key);
 	return 0;
 }
 
@@ -190,35 +182,4 @@ void secret_wipe(struct secret *s)
 {
 	if (s)
 		OPENSSL_cleanse(s, sizeof(*s));
-}
-
-/* ------------------------------------------------------- secret_hmac */
-
-/* secret_hmac runs on the hot path (every nonce, grant and Record-Route MAC)
- * and must not allocate: OpenSSL 3.0's HMAC(), EVP_MAC and even EVP_DigestInit
- * allocate a provider context on every call (measured: 5 and 1 allocations).
- * So the RFC 2104 construction is written here over OpenSSL's low-level
- * SHA-256 on stack contexts (deprecated in 3.0 but kept; tests check the
- * result against HMAC()). */
-void secret_hmac(const uint8_t key[SECRET_KEY_BYTES], const void *data, size_t len, uint8_t out[32])
-{
-	uint8_t pad[SHA256_CBLOCK], inner[SHA256_DIGEST_LENGTH];
-	SHA256_CTX ctx;
-	/* 32-byte keys are shorter than the block: zero-padded, never hashed first. */
-	memset(pad, 0x36, sizeof(pad));
-	for (size_t i = 0; i < SECRET_KEY_BYTES; i++)
-		pad[i] ^= key[i];
-	SHA256_Init(&ctx);
-	SHA256_Update(&ctx, pad, sizeof(pad));
-	SHA256_Update(&ctx, data, len);
-	SHA256_Final(inner, &ctx);
-	for (size_t i = 0; i < sizeof(pad); i++)
-		pad[i] ^= 0x36 ^ 0x5c; /* ipad -> opad */
-	SHA256_Init(&ctx);
-	SHA256_Update(&ctx, pad, sizeof(pad));
-	SHA256_Update(&ctx, inner, sizeof(inner));
-	SHA256_Final(out, &ctx);
-	OPENSSL_cleanse(pad, sizeof(pad));
-	OPENSSL_cleanse(inner, sizeof(inner));
-	OPENSSL_cleanse(&ctx, sizeof(ctx));
 }

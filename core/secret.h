@@ -2,7 +2,7 @@
 /* secret.h - the shared secret (SPEC §3) and per-purpose keys derived from it.
  * One secret shared by every instance; each purpose (nonce, grant, record-route)
  * gets its own key = HMAC-SHA256(secret, "referee " purpose), so a MAC made for
- * one purpose is worthless for another. */
+ * one purpose is worthless for another. MACs under those keys: hmac.h. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +29,3 @@ int secret_load(const char *path, struct secret *s, char *err, size_t errlen);
 int secret_set(struct secret *s, const uint8_t *bytes, size_t len);
 /* secret_wipe - OPENSSL_cleanse everything. */
 void secret_wipe(struct secret *s);
-/* secret_hmac - HMAC-SHA256(key, data) into out[32]. */
-void secret_hmac(const uint8_t key[SECRET_KEY_BYTES], const void *data, size_t len, uint8_t out[32]);

@@ -18,7 +18,7 @@
 enum sip_hdr_flags {
 	SIP_HF_COMMA = 1u << 0,  /* values are comma-separated lists (split by the parser) */
 	SIP_HF_SINGLE = 1u << 1, /* at most one value allowed (more -> 400) */
-	SIP_HF_LAST = 1u << 2,   /* only the last instance counts */
+	SIP_HF_LAST = 1u << 2,   /* only the last instance counts (sip_msg_hdr returns it) */
 };
 
 /* X(ENUM, "Full-Name", 'compact' or 0, flags). One row per known header:
@@ -194,7 +194,8 @@ unsigned sip_hdr_flags(enum sip_hdr_id id);
 enum sip_method sip_method_lookup(struct slice method);
 struct slice sip_method_name(enum sip_method m);
 
-/* sip_msg_hdr - first value with @id, or NULL when absent. */
+/* sip_msg_hdr - the value with @id that counts: the last one for SIP_HF_LAST
+ * headers, else the first; NULL when absent. */
 const struct sip_hdr *sip_msg_hdr(const struct sip_msg *m, enum sip_hdr_id id);
 /* sip_msg_hdr_by_name - first value whose name matches (any case), or NULL. */
 const struct sip_hdr *sip_msg_hdr_by_name(const struct sip_msg *m, struct slice name);

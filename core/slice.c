@@ -2,6 +2,8 @@
 #include "slice.h"
 #include "proxy_priv.h" /* proxy_siphash */
 
+#include "charclass.h"
+
 static inline char ascii_lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
@@ -22,18 +24,13 @@ bool slice_has_caseprefix(struct slice s, struct slice prefix)
 	return s.len >= prefix.len && slice_caseeq(slice_make(s.p, prefix.len), prefix);
 }
 
-static inline bool is_lws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 struct slice slice_trim(struct slice s)
 {
-	while (s.len && is_lws(s.p[0])) {
+	while (s.len && sip_cc_is(s.p[0], SIP_CC_LWS)) {
 		s.p++;
 		s.len--;
 	}
-	while (s.len && is_lws(s.p[s.len - 1]))
+	while (s.len && sip_cc_is(s.p[s.len - 1], SIP_CC_LWS))
 		s.len--;
 	return s;
 }

@@ -6,6 +6,13 @@
 
 #include <errno.h>
 
+enum stage_rc stage_reply_unavailable(struct txn *t)
+{
+	txn_reply(t, 503, SLICE_NULL);
+	txn_reply_hdr(t, SLICE_LIT("Retry-After: 5"));
+	return STAGE_REPLY;
+}
+
 int stage_add(struct stage_table *st, const char *name, stage_fn fn, bool requests_only)
 {
 	if (!st || !fn)

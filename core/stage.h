@@ -42,6 +42,13 @@ struct stage_table {
 	} hooks[8];
 };
 
+/**
+ * stage_reply_unavailable - answer 503 with `Retry-After: 5` (SPEC §6: the
+ * store cannot answer now, or the txn arena is full; the client retries).
+ * Returns STAGE_REPLY, for `return stage_reply_unavailable(t);`.
+ */
+enum stage_rc stage_reply_unavailable(struct txn *t);
+
 /* stage_add - append a stage. Returns 0 or -ENOSPC. Startup only. */
 int stage_add(struct stage_table *st, const char *name, stage_fn fn, bool requests_only);
 int stage_add_worker_hooks(struct stage_table *st, stage_worker_init_fn init,

@@ -179,6 +179,12 @@ void txn_view_checked(struct txn *t);
  * only after the Request-URI is edited. Requests only (proxy_route.c).
  */
 const struct txn_route *txn_route(struct txn *t);
+/* txn_client_addr - the effective client address of @t (SPEC §11): for a
+ * request from one of `load_balancers`, the client in the Via below the
+ * balancer's (received/rport, else sent-by); otherwise the source address.
+ * Returns &t->src or @buf. Use it for trusted matching, failure and flood
+ * limits and logs; replies still go to t->src (core/dest_balancer.c). */
+const struct sockaddr *txn_client_addr(const struct txn *t, struct sockaddr_storage *buf);
 /* txn_next_hop_trusted - the decided next hop is in `trusted` (egress hygiene). */
 bool txn_next_hop_trusted(struct txn *t);
 

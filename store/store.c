@@ -124,7 +124,7 @@ static struct store_users *users_load(const struct cfg *c, char *err, size_t err
 		return store_users_new();
 	}
 	/* cfg_load already made store.file relative to the config's folder */
-	return store_users_file_load(c->store.file, c->realm, err, errlen);
+	return store_users_file_load_cfg(c, err, errlen);
 }
 
 static int settings_load(const struct cfg *c, char *err, size_t errlen)
@@ -138,7 +138,8 @@ static int settings_load(const struct cfg *c, char *err, size_t errlen)
 	const char *why = c->store.backend == CFG_STORE_REDIS ? cfg_redis_url_parse(c->store.redis, &store_conf.redis)
 							      : NULL;
 	if (why) {
-		snprintf(err, errlen, "%s:1: store.redis '%s' %s", c->path, c->store.redis, why);
+		unsigned line = cfg_key_line(c, "store.redis");
+		snprintf(err, errlen, "%s:%u: store.redis '%s' %s", c->path, line ? line : 1, c->store.redis, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -390,9 +391,7 @@ bool store_is_usable(void)
 
 static uint64_t mono_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return now_mono_ns();
 }
 
 static atomic_flag sweeping = ATOMIC_FLAG_INIT;

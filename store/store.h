@@ -90,16 +90,26 @@ static inline void store_perms_add(uint64_t set[2], unsigned idx)
 	set[idx >> 6] |= 1ULL << (idx & 63);
 }
 
+/* Pre-interned permissions (SPEC §4); auth relies on these ids. */
+#define STORE_PERM_VALID_USER 0 /* held by every authenticated user */
+#define STORE_PERM_NO_ACCESS 1  /* held by nobody */
+
+/* store_perms_held - what a user whose record lists @own holds once
+ * authenticated (SPEC §4): @own, plus ValidUser, never NoAccess. */
+static inline void store_perms_held(const uint64_t own[2], uint64_t out[2])
+{
+	out[0] = own[0];
+	out[1] = own[1];
+	store_perms_add(out, STORE_PERM_VALID_USER);
+	out[STORE_PERM_NO_ACCESS >> 6] &= ~(1ULL << (STORE_PERM_NO_ACCESS & 63));
+}
+
 /* store_invalidate - drop @id from this instance's cache (the subscriber calls it). */
 void store_invalidate(struct slice id);
 /* store_is_usable - false when the backend is down (for /health). */
 bool store_is_usable(void);
 
-/* ---- added by store/ (append-only) */
-
-/* Pre-interned permissions; auth relies on these ids. */
-#define STORE_PERM_VALID_USER 0
-#define STORE_PERM_NO_ACCESS 1
+/* ---- threads that are not workers, statistics */
 
 /**
  * store_thread_attach - let a thread that is not a worker (tests, tools)

@@ -28,9 +28,7 @@ static _Thread_local struct store_poll_loop *tls_loop;
 
 static uint64_t loop_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now_mono_ms();
 }
 
 struct store_poll_loop *store_poll_loop_new(void)

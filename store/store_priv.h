@@ -8,35 +8,20 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "now.h"
 #include "store.h"
 
-/* ThreadSanitizer cannot see the ordering done inside liburcu (not
- * instrumented): under TSan the tables annotate publication (release on a
- * node before it is linked, acquire before it is read) and grace periods
- * (release after reading nodes, acquire before freeing), and the users-table
- * pointer uses the compiler's atomics instead of urcu's volatile accesses.
- * Same orderings as rcu_assign_pointer/rcu_dereference; no cost otherwise. */
-#if defined(__SANITIZE_THREAD__)
-#define STORE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+/* RCU pointers and grace periods TSan can follow: the one shim of core's
+ * rcu_tsan.h, under the names the store's files use. Include <urcu.h> first. */
+#include "rcu_tsan.h"
+#ifdef REFEREE_TSAN
 #define STORE_TSAN 1
 #endif
-#endif
-#ifdef STORE_TSAN
-#include <sanitizer/tsan_interface.h>
-#define STORE_TSAN_RELEASE(p) __tsan_release((void *)(p))
-#define STORE_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#define store_rcu_assign(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
-#define store_rcu_deref(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
-#define store_rcu_xchg(p, v) __atomic_exchange_n(&(p), (v), __ATOMIC_ACQ_REL)
-#else
-#define STORE_TSAN_RELEASE(p) ((void)0)
-#define STORE_TSAN_ACQUIRE(p) ((void)0)
-#define store_rcu_assign(p, v) rcu_assign_pointer(p, v)
-#define store_rcu_deref(p) rcu_dereference(p)
-#define store_rcu_xchg(p, v) rcu_xchg_pointer(&(p), (v))
-#endif
+#define STORE_TSAN_RELEASE(p) rcu_tsan_release(p)
+#define STORE_TSAN_ACQUIRE(p) rcu_tsan_acquire(p)
+#define store_rcu_assign(p, v) rcu_ptr_publish(p, v)
+#define store_rcu_deref(p) rcu_ptr_load(p)
+#define store_rcu_xchg(p, v) rcu_ptr_xchg(p, v)
 
 #define STORE_KEY_MAX 256     /* nonce / jti length we keep */
 #define STORE_DIALOG_MAX 512  /* Call-ID + From tag */
@@ -170,10 +155,14 @@ int store_perms_format(const uint64_t set[2], char *buf, size_t cap);
 /**
  * store_users_file_load - parse @path into a new table (file backend, SPEC §6).
  * Passwords become HA1s with @realm and are wiped. Unknown permission names
- * are interned. NULL with "file:line: message" in @err on failure.
+ * are interned. NULL on failure with "file:line: message" in @err ("file:
+ * message" when the file cannot be read at all).
  * Main thread (startup/reload); allocates.
  */
 struct store_users *store_users_file_load(const char *path, const char *realm, char *err, size_t errlen);
+/* store_users_file_load_cfg - the same for @c's store.file; a file that cannot
+ * be read is reported at the store.file line of the configuration. */
+struct store_users *store_users_file_load_cfg(const struct cfg *c, char *err, size_t errlen);
 
 /* ---- keys (store_keys.c): the only place Redis key names are spelt */
 #define STORE_REDIS_CHANNEL "referee:invalidate"

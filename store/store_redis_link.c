@@ -23,9 +23,7 @@ static struct log_limit lim_conn;
 
 uint64_t store_redis_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now_mono_ms();
 }
 
 static void link_log(const struct store_link *l, const char *what, const char *detail)

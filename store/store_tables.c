@@ -37,7 +37,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <urcu.h>
 #include <urcu/rculfhash.h>
@@ -63,10 +62,8 @@ _Atomic uint64_t store_clock_offset;
 
 uint64_t store_now_sec(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	/* never 0: expiry 0 means dead */
-	return (uint64_t)ts.tv_sec + 1 + atomic_load_explicit(&store_clock_offset, memory_order_relaxed);
+	return now_mono_sec() + 1 + atomic_load_explicit(&store_clock_offset, memory_order_relaxed);
 }
 
 static struct cds_lfht *table_new(void)
@@ -79,9 +76,7 @@ static bool deadline_passed(uint64_t deadline_ns)
 {
 	if (deadline_ns == UINT64_MAX)
 		return false;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec >= deadline_ns;
+	return now_mono_ns() >= deadline_ns;
 }
 
 /* Work between two looks at the clock: a slot looked at is 1, a node unlinked

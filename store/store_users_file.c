@@ -174,11 +174,12 @@ static int users_doc(struct ufile *f)
 	return 0;
 }
 
-static char *file_slurp(const char *path, size_t *len, char *err, size_t errlen)
+/* file_slurp - the whole file; NULL with "@origin@path: why" in @err. */
+static char *file_slurp(const char *origin, const char *path, size_t *len, char *err, size_t errlen)
 {
 	FILE *fp = fopen(path, "rb");
 	if (!fp) {
-		snprintf(err, errlen, "%s:1: cannot open users file: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s%s: cannot open users file: %s", origin, path, strerror(errno));
 		return NULL;
 	}
 	char *buf = NULL;
@@ -205,7 +206,7 @@ static char *file_slurp(const char *path, size_t *len, char *err, size_t errlen)
 	bool bad = ferror(fp) || !buf;
 	fclose(fp);
 	if (bad) {
-		snprintf(err, errlen, "%s:1: cannot read users file", path);
+		snprintf(err, errlen, "%s%s: cannot read users file", origin, path);
 		free(buf);
 		return NULL;
 	}
@@ -213,11 +214,12 @@ static char *file_slurp(const char *path, size_t *len, char *err, size_t errlen)
 	return buf;
 }
 
-struct store_users *store_users_file_load(const char *path, const char *realm, char *err, size_t errlen)
+static struct store_users *file_load(const char *origin, const char *path, const char *realm, char *err,
+				     size_t errlen)
 {
 	struct ufile f = { .path = path, .realm = realm, .err = err, .errlen = errlen };
 	size_t len = 0;
-	char *buf = file_slurp(path, &len, err, errlen);
+	char *buf = file_slurp(origin, path, &len, err, errlen);
 	if (!buf)
 		return NULL;
 	yaml_parser_t parser;
@@ -231,7 +233,7 @@ struct store_users *store_users_file_load(const char *path, const char *realm, c
 	}
 	f.tb = store_users_new();
 	if (!f.tb) {
-		snprintf(err, errlen, "%s:1: out of memory", path);
+		snprintf(err, errlen, "%s%s: out of memory", origin, path);
 		goto out_doc;
 	}
 	rc = users_doc(&f);
@@ -246,4 +248,17 @@ out_parser:
 	OPENSSL_cleanse(buf, len);
 	free(buf);
 	return rc < 0 ? NULL : f.tb;
+}
+
+struct store_users *store_users_file_load(const char *path, const char *realm, char *err, size_t errlen)
+{
+	return file_load("", path, realm, err, errlen);
+}
+
+struct store_users *store_users_file_load_cfg(const struct cfg *c, char *err, size_t errlen)
+{
+	char origin[4200];
+	unsigned line = cfg_key_line(c, "store.file");
+	snprintf(origin, sizeof(origin), "%s:%u: store.file: ", c->path, line ? line : 1);
+	return file_load(origin, c->store.file, c->realm, err, errlen);
 }

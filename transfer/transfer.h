@@ -13,7 +13,7 @@
 int transfer_init(const struct cfg *c, const struct secret *s, char *err, size_t errlen);
 enum stage_rc transfer_stage(struct txn *t);
 
-/* ---- added by transfer/ (append-only) */
+/* ---- egress hygiene (transfer_egress.c) */
 
 /**
  * transfer_egress - egress hygiene (SPEC §5): toward a non-trusted next hop

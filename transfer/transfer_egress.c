@@ -9,64 +9,8 @@
 
 #include <string.h>
 
+#include "auth.h"
 #include "transfer_priv.h"
-
-static bool is_token_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       memchr("-.!%*_+`'~", c, 10) != NULL;
-}
-
-static size_t skip_lws(struct slice s, size_t i)
-{
-	while (i < s.len && (s.p[i] == ' ' || s.p[i] == '\t' || s.p[i] == '\r' || s.p[i] == '\n'))
-		i++;
-	return i;
-}
-
-/* auth_realm - the realm parameter of a credentials value
- * (`Digest username="u", realm="r", ...`); false when absent or unparsable. */
-static bool auth_realm(struct slice v, struct slice *realm)
-{
-	size_t i = skip_lws(v, 0);
-	while (i < v.len && is_token_char(v.p[i])) /* scheme */
-		i++;
-	while (i < v.len) {
-		i = skip_lws(v, i);
-		if (i < v.len && v.p[i] == ',') {
-			i++;
-			continue;
-		}
-		size_t ns = i;
-		while (i < v.len && is_token_char(v.p[i]))
-			i++;
-		struct slice name = slice_make(v.p + ns, i - ns);
-		i = skip_lws(v, i);
-		if (name.len == 0 || i >= v.len || v.p[i] != '=')
-			return false;
-		i = skip_lws(v, i + 1);
-		size_t vs = i;
-		struct slice val;
-		if (i < v.len && v.p[i] == '"') {
-			for (i++; i < v.len && v.p[i] != '"'; i++)
-				if (v.p[i] == '\\')
-					i++;
-			if (i >= v.len)
-				return false;
-			val = slice_make(v.p + vs + 1, i - vs - 1);
-			i++;
-		} else {
-			while (i < v.len && is_token_char(v.p[i]))
-				i++;
-			val = slice_make(v.p + vs, i - vs);
-		}
-		if (slice_caseeq(name, SLICE_LIT("realm"))) {
-			*realm = val;
-			return true;
-		}
-	}
-	return false;
-}
 
 static bool pai_already_added(const struct txn *t)
 {
@@ -93,7 +37,7 @@ void transfer_egress(struct txn *t)
 				txn_hdr_remove(t, i);
 			break;
 		case SIP_HDR_PROXY_AUTHORIZATION:
-			if (!hop_trusted && auth_realm(m->hdrs[i].value, &realm) && slice_eq(realm, our_realm))
+			if (!hop_trusted && auth_creds_realm(m->hdrs[i].value, &realm) && slice_eq(realm, our_realm))
 				txn_hdr_remove(t, i);
 			break;
 		case SIP_HDR_P_ASSERTED_IDENTITY:

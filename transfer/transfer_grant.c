@@ -2,8 +2,8 @@
  * on an authenticated REFER, verify on the transferee's INVITE. Pure
  * functions over bytes (no txn, no store): the JTI single-use check is the
  * stage's job. Layout and MAC input are documented in transfer_priv.h.
- * HMAC-SHA256 with precomputed pad states: no allocation, no syscall per
- * token except RAND_bytes once per thread to seed the JTI generator. */
+ * HMAC-SHA256 with precomputed pad states (hmac.h): no allocation, no syscall
+ * per token except RAND_bytes once per thread to seed the JTI generator. */
 #include "transfer_priv.h"
 
 #include <errno.h>
@@ -11,6 +11,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include "b64url.h"
 
 static struct transfer_keys keys;
 
@@ -33,46 +35,9 @@ const char *transfer_result_name(enum transfer_result r)
 	return (unsigned)r < TRANSFER_RESULT_COUNT ? names[r] : "unknown";
 }
 
-/* ---------------------------------------------------------------- HMAC */
-
-void transfer_hmac_init(struct transfer_hmac *h, const uint8_t *key, size_t len)
-{
-	uint8_t block[SHA256_CBLOCK] = { 0 };
-	if (len > sizeof(block))
-		SHA256(key, len, block);
-	else if (len)
-		memcpy(block, key, len);
-	uint8_t pad[SHA256_CBLOCK];
-	for (size_t i = 0; i < sizeof(pad); i++)
-		pad[i] = block[i] ^ 0x36;
-	SHA256_Init(&h->inner);
-	SHA256_Update(&h->inner, pad, sizeof(pad));
-	for (size_t i = 0; i < sizeof(pad); i++)
-		pad[i] = block[i] ^ 0x5c;
-	SHA256_Init(&h->outer);
-	SHA256_Update(&h->outer, pad, sizeof(pad));
-	OPENSSL_cleanse(block, sizeof(block));
-	OPENSSL_cleanse(pad, sizeof(pad));
-}
-
-void transfer_hmac_start(const struct transfer_hmac *h, SHA256_CTX *c)
-{
-	*c = h->inner;
-}
-
-void transfer_hmac_finish(const struct transfer_hmac *h, SHA256_CTX *c, uint8_t out[32])
-{
-	uint8_t ih[SHA256_DIGEST_LENGTH];
-	SHA256_Final(ih, c);
-	SHA256_CTX o = h->outer;
-	SHA256_Update(&o, ih, sizeof(ih));
-	SHA256_Final(out, &o);
-	OPENSSL_cleanse(&o, sizeof(o));
-}
-
 void transfer_keys_init(struct transfer_keys *k, const struct secret *s)
 {
-	transfer_hmac_init(&k->grant, s->grant_key, SECRET_KEY_BYTES);
+	hmac_key_init(&k->grant, s->grant_key, SECRET_KEY_BYTES);
 	k->secret_len = s->len <= SECRET_MAX_BYTES ? s->len : SECRET_MAX_BYTES;
 	memcpy(k->secret, s->bytes, k->secret_len);
 }
@@ -82,72 +47,6 @@ void transfer_keys_set(const struct secret *s)
 	transfer_keys_init(&keys, s);
 }
 
-/* ---------------------------------------------------------------- base64url */
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-int transfer_b64url_encode(const uint8_t *in, size_t n, char *out, size_t cap)
-{
-	size_t need = transfer_b64url_len(n);
-	if (need > cap)
-		return -ENOSPC;
-	size_t o = 0;
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		acc = (acc << 8) | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[o++] = b64url[(acc >> bits) & 63];
-		}
-	}
-	if (bits)
-		out[o++] = b64url[(acc << (6 - bits)) & 63];
-	return (int)o;
-}
-
-int transfer_b64url_decode(struct slice in, uint8_t *out, size_t cap)
-{
-	if (in.len % 4 == 1)
-		return -EBADMSG;
-	size_t need = in.len * 3 / 4;
-	if (need > cap)
-		return -ENOSPC;
-	size_t o = 0;
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	for (size_t i = 0; i < in.len; i++) {
-		int v = b64url_value(in.p[i]);
-		if (v < 0)
-			return -EBADMSG;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (bits && (acc & ((1u << bits) - 1)))
-		return -EBADMSG; /* non-zero spare bits: a second spelling of the same bytes */
-	return (int)o;
-}
-
 /* ---------------------------------------------------------------- JTI */
 
 /* Per-thread PRF: HMAC(random per-thread key, counter). Unpredictable and
@@ -155,7 +54,7 @@ int transfer_b64url_decode(struct slice in, uint8_t *out, size_t cap)
 static _Thread_local struct {
 	bool seeded;
 	uint64_t counter;
-	struct transfer_hmac prf;
+	struct hmac_key prf;
 } jti_state;
 
 static int jti_random(uint8_t out[TRANSFER_JTI_RAND])
@@ -164,7 +63,7 @@ static int jti_random(uint8_t out[TRANSFER_JTI_RAND])
 		uint8_t seed[32];
 		if (RAND_bytes(seed, sizeof(seed)) != 1)
 			return -EIO;
-		transfer_hmac_init(&jti_state.prf, seed, sizeof(seed));
+		hmac_key_init(&jti_state.prf, seed, sizeof(seed));
 		OPENSSL_cleanse(seed, sizeof(seed));
 		jti_state.seeded = true;
 	}
@@ -174,9 +73,9 @@ static int jti_random(uint8_t out[TRANSFER_JTI_RAND])
 		ctr[i] = (uint8_t)c;
 	SHA256_CTX h;
 	uint8_t mac[32];
-	transfer_hmac_start(&jti_state.prf, &h);
-	SHA256_Update(&h, ctr, sizeof(ctr));
-	transfer_hmac_finish(&jti_state.prf, &h, mac);
+	hmac_start(&jti_state.prf, &h);
+	hmac_update(&h, ctr, sizeof(ctr));
+	hmac_finish(&jti_state.prf, &h, mac);
 	memcpy(out, mac, TRANSFER_JTI_RAND);
 	return 0;
 }
@@ -186,10 +85,10 @@ static void target_fp(const struct transfer_keys *k, struct slice target, uint8_
 {
 	SHA256_CTX h;
 	uint8_t mac[32];
-	transfer_hmac_start(&k->grant, &h);
-	SHA256_Update(&h, "v1t", 3);
-	SHA256_Update(&h, target.p, target.len);
-	transfer_hmac_finish(&k->grant, &h, mac);
+	hmac_start(&k->grant, &h);
+	hmac_update(&h, "v1t", 3);
+	hmac_update(&h, target.p, target.len);
+	hmac_finish(&k->grant, &h, mac);
 	memcpy(out, mac, TRANSFER_JTI_FP);
 }
 
@@ -198,21 +97,21 @@ static void grant_mac(const struct transfer_keys *k, struct slice identity, stru
 {
 	uint8_t len[2], e[8];
 	SHA256_CTX h;
-	transfer_hmac_start(&k->grant, &h);
-	SHA256_Update(&h, "v1", 2);
+	hmac_start(&k->grant, &h);
+	hmac_update(&h, "v1", 2);
 	len[0] = (uint8_t)(identity.len >> 8);
 	len[1] = (uint8_t)identity.len;
-	SHA256_Update(&h, len, 2);
-	SHA256_Update(&h, identity.p, identity.len);
+	hmac_update(&h, len, 2);
+	hmac_update(&h, identity.p, identity.len);
 	len[0] = (uint8_t)(target.len >> 8);
 	len[1] = (uint8_t)target.len;
-	SHA256_Update(&h, len, 2);
-	SHA256_Update(&h, target.p, target.len);
+	hmac_update(&h, len, 2);
+	hmac_update(&h, target.p, target.len);
 	for (int i = 7; i >= 0; i--, exp >>= 8)
 		e[i] = (uint8_t)exp;
-	SHA256_Update(&h, e, sizeof(e));
-	SHA256_Update(&h, jti, TRANSFER_JTI_BYTES);
-	transfer_hmac_finish(&k->grant, &h, out);
+	hmac_update(&h, e, sizeof(e));
+	hmac_update(&h, jti, TRANSFER_JTI_BYTES);
+	hmac_finish(&k->grant, &h, out);
 }
 
 /* ---------------------------------------------------------------- issue / verify */
@@ -227,7 +126,7 @@ static size_t hex_len(uint64_t v)
 
 size_t transfer_grant_len(size_t id_len, uint64_t exp)
 {
-	return 3 + transfer_b64url_len(id_len) + 1 + hex_len(exp) + 1 + TRANSFER_JTI_CHARS + 1 +
+	return 3 + b64url_len(id_len) + 1 + hex_len(exp) + 1 + TRANSFER_JTI_CHARS + 1 +
 	       TRANSFER_MAC_CHARS;
 }
 
@@ -248,15 +147,15 @@ int transfer_grant_issue(const struct transfer_keys *k, struct slice identity, s
 	size_t o = 0;
 	memcpy(out, "v1.", 3);
 	o += 3;
-	o += (size_t)transfer_b64url_encode((const uint8_t *)identity.p, identity.len, out + o, cap - o);
+	o += (size_t)b64url_encode((const uint8_t *)identity.p, identity.len, out + o, cap - o);
 	out[o++] = '.';
 	static const char hex[] = "0123456789abcdef";
 	for (size_t i = hex_len(exp); i-- > 0;)
 		out[o++] = hex[(exp >> (4 * i)) & 15];
 	out[o++] = '.';
-	o += (size_t)transfer_b64url_encode(jti, sizeof(jti), out + o, cap - o);
+	o += (size_t)b64url_encode(jti, sizeof(jti), out + o, cap - o);
 	out[o++] = '.';
-	o += (size_t)transfer_b64url_encode(mac, TRANSFER_MAC_BYTES, out + o, cap - o);
+	o += (size_t)b64url_encode(mac, TRANSFER_MAC_BYTES, out + o, cap - o);
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return (int)o;
 }
@@ -301,13 +200,13 @@ enum transfer_result transfer_grant_verify(const struct transfer_keys *k, struct
 		return TRANSFER_MALFORMED;
 	if (jti.len != TRANSFER_JTI_CHARS || mac.len != TRANSFER_MAC_CHARS || !exp_parse(exp, &g->exp))
 		return TRANSFER_MALFORMED;
-	int n = transfer_b64url_decode(id, (uint8_t *)g->id, sizeof(g->id));
+	int n = b64url_decode(id, (uint8_t *)g->id, sizeof(g->id));
 	if (n <= 0)
 		return TRANSFER_MALFORMED;
 	g->id_len = (size_t)n;
 	uint8_t jti_raw[TRANSFER_JTI_BYTES], mac_raw[TRANSFER_MAC_BYTES], want[32];
-	if (transfer_b64url_decode(jti, jti_raw, sizeof(jti_raw)) != TRANSFER_JTI_BYTES ||
-	    transfer_b64url_decode(mac, mac_raw, sizeof(mac_raw)) != TRANSFER_MAC_BYTES)
+	if (b64url_decode(jti, jti_raw, sizeof(jti_raw)) != TRANSFER_JTI_BYTES ||
+	    b64url_decode(mac, mac_raw, sizeof(mac_raw)) != TRANSFER_MAC_BYTES)
 		return TRANSFER_MALFORMED;
 	g->jti = jti;
 	if (target.len == 0 || target.len >= TRANSFER_TARGET_MAX)

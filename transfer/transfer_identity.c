@@ -12,23 +12,14 @@
 
 #include "log.h"
 
-#define RETRY_AFTER_LINE "Retry-After: 5"
-
 static struct log_limit arena_limit;
-
-static enum stage_rc reply_unavailable(struct txn *t)
-{
-	txn_reply(t, 503, SLICE_NULL);
-	txn_reply_hdr(t, SLICE_LIT(RETRY_AFTER_LINE));
-	return STAGE_REPLY;
-}
 
 static enum stage_rc arena_full(struct txn *t)
 {
 	uint64_t n;
 	if (log_limit_pass(&arena_limit, &n))
 		log_error("transfer", "txn arena full suppressed=%llu", (unsigned long long)n);
-	return reply_unavailable(t);
+	return stage_reply_unavailable(t);
 }
 
 /* unescape_arena - %-decode @s into the arena; SLICE_NULL on a bad escape or a full arena. */
@@ -86,7 +77,7 @@ static int grant_collect(struct txn *t, const struct sip_uri *ruri, struct slice
 		    !sip_uri_param(&u, SLICE_LIT("grant"), &v))
 			continue;
 		txn_hdr_remove(t, i);
-		if (i == m->last[SIP_HDR_X_SIPX_AUTHIDENTITY]) /* only the last instance counts */
+		if (&m->hdrs[i] == sip_msg_hdr(m, SIP_HDR_X_SIPX_AUTHIDENTITY)) /* the instance that counts */
 			*hdr_tok = unescape_arena(t, v);
 	}
 	return 0;
@@ -108,7 +99,7 @@ static enum stage_rc grant_start(struct txn *t, struct transfer_ctx **xp)
 	int tn = transfer_target_canon(ruri, target, sizeof(target));
 	struct transfer_grant g;
 	enum transfer_result first = TRANSFER_RESULT_COUNT, r = TRANSFER_MALFORMED;
-	uint64_t now = transfer_now();
+	uint64_t now = now_unix_sec();
 	for (int i = 0; i < 2; i++) {
 		if (!tok[i].p || (i == 1 && tok[0].p && slice_eq(tok[0], tok[1])))
 			continue;
@@ -144,9 +135,10 @@ static enum stage_rc grant_start(struct txn *t, struct transfer_ctx **xp)
 static enum stage_rc sipx_start(struct txn *t, struct transfer_ctx **xp)
 {
 	const struct sip_msg *m = &t->msg;
-	uint16_t idx = m->last[SIP_HDR_X_SIPX_AUTHIDENTITY];
-	if (idx == SIP_NO_HDR || t->id_source == TXN_ID_TRUSTED)
+	const struct sip_hdr *h = sip_msg_hdr(m, SIP_HDR_X_SIPX_AUTHIDENTITY); /* the last one (SIP_HF_LAST) */
+	if (!h || t->id_source == TXN_ID_TRUSTED)
 		return STAGE_CONTINUE;
+	const unsigned idx = (unsigned)(h - m->hdrs);
 	struct sip_uri u;
 	struct slice sig;
 	char sigbuf[64];
@@ -168,7 +160,7 @@ static enum stage_rc sipx_start(struct txn *t, struct transfer_ctx **xp)
 	enum transfer_result r =
 		transfer_sipx_verify(transfer_keys()->secret, transfer_keys()->secret_len,
 				     slice_make(sigbuf, (size_t)sn), signed_id, txn_from_tag(t), m->call_id,
-				     transfer_now(), t->cfg->transfer.sipx_validity);
+				     now_unix_sec(), t->cfg->transfer.sipx_validity);
 	if (r != TRANSFER_OK) {
 		transfer_count_result(r);
 		return STAGE_CONTINUE;
@@ -201,10 +193,7 @@ static void identity_set(struct txn *t, struct transfer_ctx *x)
 {
 	t->identity = x->identity;
 	t->id_source = TXN_ID_TRANSFER;
-	t->perms[0] = x->user.perms[0];
-	t->perms[1] = x->user.perms[1];
-	store_perms_add(t->perms, STORE_PERM_VALID_USER);
-	t->perms[STORE_PERM_NO_ACCESS >> 6] &= ~(1ULL << (STORE_PERM_NO_ACCESS & 63)); /* held by nobody */
+	store_perms_held(x->user.perms, t->perms);
 	t->perms_known = true;
 }
 
@@ -222,7 +211,7 @@ enum stage_rc transfer_identity_run(struct txn *t, struct transfer_ctx *x)
 	enum store_rc src;
 	switch (x->phase) {
 	case TRANSFER_PHASE_BIND: {
-		uint64_t now = transfer_now();
+		uint64_t now = now_unix_sec();
 		unsigned ttl = (unsigned)((x->exp > now ? x->exp - now : 0) + 60); /* outlives EXP, skew margin */
 		src = store_jti_bind(t, &x->bind_op, x->jti, x->dialog, ttl);
 		if (src == STORE_PARKED)
@@ -234,7 +223,7 @@ enum stage_rc transfer_identity_run(struct txn *t, struct transfer_ctx *x)
 			return STAGE_REPLY;
 		}
 		if (src != STORE_OK)
-			return reply_unavailable(t);
+			return stage_reply_unavailable(t);
 		x->phase = TRANSFER_PHASE_USER;
 	}
 		/* fall through */
@@ -248,7 +237,7 @@ enum stage_rc transfer_identity_run(struct txn *t, struct transfer_ctx *x)
 			return STAGE_CONTINUE;
 		}
 		if (src != STORE_OK)
-			return reply_unavailable(t);
+			return stage_reply_unavailable(t);
 		identity_set(t, x);
 		transfer_count(TRANSFER_M_ACCEPTED);
 		return STAGE_CONTINUE;

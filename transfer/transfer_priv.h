@@ -6,10 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OPENSSL_SUPPRESS_DEPRECATED /* low-level SHA256/MD5: precomputed HMAC states, no malloc */
-#include <openssl/sha.h>
-
 #include "cfg.h"
+#include "hmac.h"
+#include "now.h"
 #include "secret.h"
 #include "sip.h"
 #include "slice.h"
@@ -45,25 +44,11 @@ const char *transfer_result_name(enum transfer_result r);
 
 /* ---------------------------------------------------------------- keys (transfer_grant.c) */
 
-/* HMAC-SHA256 with the inner/outer pad states hashed once: a MAC is two
- * struct copies and two SHA256_Final, no allocation. */
-struct transfer_hmac {
-	SHA256_CTX inner;
-	SHA256_CTX outer;
-};
-
 struct transfer_keys {
-	struct transfer_hmac grant; /* keyed with secret->grant_key */
+	struct hmac_key grant; /* keyed with secret->grant_key */
 	size_t secret_len;
 	uint8_t secret[SECRET_MAX_BYTES]; /* raw secret for sipx tokens */
 };
-
-/* transfer_hmac_init - precompute the pad states for @key (any length). */
-void transfer_hmac_init(struct transfer_hmac *h, const uint8_t *key, size_t len);
-/* transfer_hmac_start - begin a MAC: *c gets the inner state; feed it with SHA256_Update. */
-void transfer_hmac_start(const struct transfer_hmac *h, SHA256_CTX *c);
-/* transfer_hmac_finish - finish the MAC begun in @c into out[32]. */
-void transfer_hmac_finish(const struct transfer_hmac *h, SHA256_CTX *c, uint8_t out[32]);
 
 /* transfer_keys_init - derive the MAC states of @s into @k (startup, tests). */
 void transfer_keys_init(struct transfer_keys *k, const struct secret *s);
@@ -71,22 +56,6 @@ void transfer_keys_init(struct transfer_keys *k, const struct secret *s);
 void transfer_keys_set(const struct secret *s);
 /* transfer_keys - the keys set by transfer_init (read-only afterwards, any thread). */
 const struct transfer_keys *transfer_keys(void);
-
-/* ---------------------------------------------------------------- base64url */
-
-/* transfer_b64url_len - characters for @n bytes (no padding). */
-static inline size_t transfer_b64url_len(size_t n)
-{
-	return (n * 4 + 2) / 3;
-}
-/* transfer_b64url_encode - encode @n bytes; returns the length or -ENOSPC. No NUL. */
-int transfer_b64url_encode(const uint8_t *in, size_t n, char *out, size_t cap);
-/**
- * transfer_b64url_decode - decode unpadded base64url; rejects other bytes,
- * impossible lengths and non-zero spare bits (one text per value).
- * Returns the byte count, -EBADMSG or -ENOSPC.
- */
-int transfer_b64url_decode(struct slice in, uint8_t *out, size_t cap);
 
 /* ---------------------------------------------------------------- grant tokens (transfer_grant.c)
  * TOKEN = "v1" "." ID "." EXP "." JTI "." MAC
@@ -192,6 +161,14 @@ bool transfer_referto_applies(const struct transfer_referto *r);
 int transfer_referto_rewrite(const struct transfer_referto *r, struct slice uri_param,
 			     struct slice hdr_name, struct slice hdr_value, char *out, size_t cap);
 
+/**
+ * transfer_identity_uri - "<sip:IDENTITY;NAME=VALUE>", the URI a REFER's
+ * X-Sipx-Authidentity carrier holds (user part %-escaped where RFC 3261 wants
+ * it, the rest as is). @cap >= transfer_identity_uri_max(). Length or -ENOSPC.
+ */
+int transfer_identity_uri(struct slice identity, const char *name, struct slice value, char *out, size_t cap);
+size_t transfer_identity_uri_max(struct slice identity, const char *name, struct slice value);
+
 /* transfer_uri_rewrite - the same edits on a bare URI (the INVITE's
  * Request-URI loses its refgrant). Length or -ENOSPC. */
 int transfer_uri_rewrite(const struct sip_uri *u, struct slice uri_param, struct slice hdr_name,
@@ -220,8 +197,6 @@ extern struct transfer_metrics transfer_metrics;
 void transfer_count_result(enum transfer_result r);
 /* transfer_count - count one event of the grants family. */
 void transfer_count(enum transfer_grant_metric m);
-/* transfer_now - wall clock, unix seconds (vDSO, no syscall). */
-uint64_t transfer_now(void);
 
 /* ---------------------------------------------------------------- stage parts */
 

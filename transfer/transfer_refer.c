@@ -15,45 +15,15 @@
 
 static struct log_limit long_limit;
 
-/* user_char_is_plain - may stay as is in the user part of a sip: URI
- * (RFC 3261 unreserved / user-unreserved, minus ';' '?' '/'). */
-static bool user_char_is_plain(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       memchr("-_.!~*'()&=+$,", c, 14) != NULL;
-}
-
-/* inner_uri - "<sip:IDENTITY;NAME=VALUE>" into the arena (user part escaped). */
+/* inner_uri - "<sip:IDENTITY;NAME=VALUE>" into the arena (transfer_identity_uri). */
 static struct slice inner_uri(struct txn *t, struct slice identity, const char *name, struct slice value)
 {
-	ptrdiff_t at = slice_find_char(identity, '@');
-	size_t ulen = at < 0 ? 0 : (size_t)at;
-	size_t cap = 6 + identity.len + 2 * ulen + 2 + strlen(name) + value.len + 1;
+	size_t cap = transfer_identity_uri_max(identity, name, value);
 	char *p = txn_alloc(t, cap);
 	if (!p)
 		return SLICE_NULL;
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	memcpy(p, "<sip:", 5);
-	o = 5;
-	for (size_t i = 0; i < identity.len; i++) {
-		char c = identity.p[i];
-		if (i < ulen && !user_char_is_plain(c)) {
-			p[o++] = '%';
-			p[o++] = hex[(unsigned char)c >> 4];
-			p[o++] = hex[c & 15];
-		} else {
-			p[o++] = c;
-		}
-	}
-	p[o++] = ';';
-	memcpy(p + o, name, strlen(name));
-	o += strlen(name);
-	p[o++] = '=';
-	memcpy(p + o, value.p, value.len);
-	o += value.len;
-	p[o++] = '>';
-	return slice_make(p, o);
+	int n = transfer_identity_uri(identity, name, value, p, cap);
+	return n < 0 ? SLICE_NULL : slice_make(p, (size_t)n);
 }
 
 /* rewrite - build the new value with @uri_param / @hdr; SLICE_NULL when the arena is full. */
@@ -70,7 +40,7 @@ static struct slice rewrite(struct txn *t, const struct transfer_referto *r, str
 
 static struct slice rewrite_grant(struct txn *t, const struct transfer_referto *r, struct slice target)
 {
-	uint64_t exp = transfer_now() + t->cfg->transfer.grant_ttl;
+	uint64_t exp = now_unix_sec() + t->cfg->transfer.grant_ttl;
 	size_t cap = 9 + transfer_grant_len(t->identity.len, exp);
 	char *p = txn_alloc(t, cap);
 	if (!p)
@@ -101,7 +71,7 @@ static struct slice rewrite_sipx(struct txn *t, const struct transfer_referto *r
 {
 	const struct transfer_keys *k = transfer_keys();
 	char sig[64], esc[3 * 64];
-	int n = transfer_sipx_sign(k->secret, k->secret_len, transfer_now(), false, SLICE_NULL, SLICE_NULL,
+	int n = transfer_sipx_sign(k->secret, k->secret_len, now_unix_sec(), false, SLICE_NULL, SLICE_NULL,
 				   t->identity, sig, sizeof(sig));
 	if (n < 0)
 		return SLICE_NULL;
@@ -146,10 +116,8 @@ enum stage_rc transfer_refer_run(struct txn *t)
 	struct slice value = m->hdrs[idx].value;
 	char *scratch = txn_alloc(t, value.len + 4);
 	struct transfer_referto r;
-	if (!scratch) {
-		txn_reply(t, 503, SLICE_NULL);
-		return STAGE_REPLY;
-	}
+	if (!scratch)
+		return stage_reply_unavailable(t); /* arena full */
 	if (transfer_referto_parse(value, scratch, value.len + 4, &r) < 0) {
 		txn_reply(t, 400, SLICE_LIT("Bad Refer-To"));
 		return STAGE_REPLY;
@@ -175,10 +143,8 @@ enum stage_rc transfer_refer_run(struct txn *t)
 	struct slice v = t->cfg->transfer.identity == CFG_TRANSFER_GRANT
 				 ? rewrite_grant(t, &r, slice_make(target, (size_t)tn))
 				 : rewrite_sipx(t, &r);
-	if (!v.p) {
-		txn_reply(t, 503, SLICE_NULL); /* arena full: cannot forward a REFER we must sign */
-		return STAGE_REPLY;
-	}
+	if (!v.p)
+		return stage_reply_unavailable(t); /* arena full: cannot forward a REFER we must sign */
 	txn_hdr_replace(t, idx, v);
 	metrics_inc(transfer_metrics.rewrites);
 	return STAGE_CONTINUE;

@@ -40,6 +40,45 @@ static void out_str(struct outbuf *o, const char *s)
 
 /* ---------------------------------------------------------------- escaping */
 
+/* user_char_is_plain - may stay as is in the user part of a sip: URI
+ * (RFC 3261 unreserved / user-unreserved, minus ';' '?' '/'). */
+static bool user_char_is_plain(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       memchr("-_.!~*'()&=+$,", c, 14) != NULL;
+}
+
+size_t transfer_identity_uri_max(struct slice identity, const char *name, struct slice value)
+{
+	ptrdiff_t at = slice_find_char(identity, '@');
+	size_t ulen = at < 0 ? 0 : (size_t)at;
+	return 5 + identity.len + 2 * ulen + 1 + strlen(name) + 1 + value.len + 1;
+}
+
+int transfer_identity_uri(struct slice identity, const char *name, struct slice value, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	ptrdiff_t at = slice_find_char(identity, '@');
+	size_t ulen = at < 0 ? 0 : (size_t)at;
+	struct outbuf o = { .p = out, .cap = cap };
+	out_str(&o, "<sip:");
+	for (size_t i = 0; i < identity.len; i++) {
+		char c = identity.p[i];
+		if (i < ulen && !user_char_is_plain(c)) {
+			char esc[3] = { '%', hex[(unsigned char)c >> 4], hex[c & 15] };
+			out_put(&o, esc, 3);
+		} else {
+			out_put(&o, &c, 1);
+		}
+	}
+	out_str(&o, ";");
+	out_str(&o, name);
+	out_str(&o, "=");
+	out_slice(&o, value);
+	out_str(&o, ">");
+	return o.full ? -ENOSPC : (int)o.len;
+}
+
 static bool escape_is_plain(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||

@@ -3,6 +3,7 @@
  * Byte-compatible hashing; stricter parsing than sipXecs (the signature must
  * be exactly TS ":" [":"] HASH, no junk around it) and expiry enforced
  * (transfer.sipx_validity). Pure functions: header parsing is elsewhere. */
+#define OPENSSL_SUPPRESS_DEPRECATED 1 /* MD5_Init & co.: deprecated, allocation-free */
 #include "transfer_priv.h"
 
 #include <errno.h>

@@ -7,19 +7,11 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "metrics.h"
 #include "transfer_priv.h"
 
 struct transfer_metrics transfer_metrics;
-
-uint64_t transfer_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no syscall */
-	return ts.tv_sec > 0 ? (uint64_t)ts.tv_sec : 0;
-}
 
 static const char *const grant_labels[TRANSFER_M_COUNT] = {
 	[TRANSFER_M_ISSUED] = "issued",         [TRANSFER_M_ACCEPTED] = "accepted",

@@ -18,6 +18,7 @@
 #include "dest.h"
 #include "dns.h"
 #include "flood.h"
+#include "hmac.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -36,7 +37,7 @@ static void table_hash_key_set(const struct secret *s)
 	static const char purpose[] = "referee table hash";
 	uint8_t mac[32];
 	uint64_t key[2];
-	secret_hmac(s->rr_key, purpose, sizeof(purpose) - 1, mac);
+	hmac_sha256(s->rr_key, SECRET_KEY_BYTES, purpose, sizeof(purpose) - 1, mac);
 	memcpy(key, mac, sizeof(key));
 	slice_hash_key_set(key);
 	OPENSSL_cleanse(mac, sizeof(mac));
@@ -128,7 +129,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_state d = { 0 };
-	bool check_only = false;
+	bool check_only = false, served = false;
 	int opt;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":c:hV", opts, NULL)) != -1) {
@@ -163,7 +164,8 @@ int main(int argc, char **argv)
 	log_set_level(c->log_level);
 	int rc = EXIT_USAGE;
 	if (secret_load(c->secret_file, &d.secret, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s: secret_file: %s\n", d.path, err);
+		unsigned line = cfg_key_line(c, "secret_file");
+		fprintf(stderr, "%s:%u: secret_file: %s\n", d.path, line ? line : 1, err);
 		goto out_cfg;
 	}
 	table_hash_key_set(&d.secret);
@@ -216,6 +218,7 @@ int main(int argc, char **argv)
 	/* pipeline_run owns c from here on (it may replace it on SIGHUP). */
 	d.live = c;
 	rc = pipeline_run(c, &stages, reload, &d) == 0 ? 0 : 1;
+	served = true;
 	c = NULL;
 	metrics_http_stop();
 	log_info("main", "releasing the store and the rules");
@@ -231,7 +234,7 @@ out_secret:
 out_cfg:
 	if (c)
 		cfg_free(c);
-	if (!check_only)
+	if (served) /* a refused start says only why (one line, exit 2) */
 		log_info("main", "stopped rc=%d", rc);
 	/* Everything referee owns is released above; leave without the work that
 	 * would follow main. In ASan builds that work is LeakSanitizer's

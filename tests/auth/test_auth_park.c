@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "auth_priv.h"
+#include "now.h"
 #include "secret.h"
 
 /* ---------------------------------------------------------------- fake store */
@@ -158,7 +159,7 @@ static const char *good_creds(const char *ruri)
 {
 	static char line[1024];
 	char nonce[AUTH_NONCE_LEN + 1];
-	auth_nonce_make(sec.nonce_key, SLICE_LIT("example.com"), auth_now(), nonce);
+	auth_nonce_make(sec.nonce_key, SLICE_LIT("example.com"), now_unix_sec(), nonce);
 	nonce[AUTH_NONCE_LEN] = '\0';
 	struct auth_creds c = { .username = SLICE_LIT("1001"), .realm = SLICE_LIT("example.com"),
 				.nonce = slice_from_cstr(nonce), .uri = slice_from_cstr(ruri),

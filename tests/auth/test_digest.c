@@ -271,6 +271,19 @@ static void test_parser_realm_reported_on_failure(void **state)
 	assert_true(slice_eq(c.realm, S("other")));
 }
 
+static void test_creds_realm(void **state)
+{
+	(void)state;
+	struct slice r;
+	assert_true(auth_creds_realm(S("Digest username=\"u\", realm=\"example.edu\", nonce=\"n\""), &r));
+	assert_true(slice_eq(r, S("example.edu")));
+	assert_true(auth_creds_realm(S("Digest realm=\"other\", username=bad"), &r)); /* seen before the error */
+	assert_true(slice_eq(r, S("other")));
+	assert_false(auth_creds_realm(S("Digest username=\"u\", nonce=\"n\""), &r));
+	assert_false(auth_creds_realm(S("Basic dTpw"), &r));
+	assert_false(auth_creds_realm(S("Digest username=\"a\\\"b\", realm=\"example.edu\""), &r));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_parser_bad),
 		cmocka_unit_test(test_parser_huge),
 		cmocka_unit_test(test_parser_realm_reported_on_failure),
+		cmocka_unit_test(test_creds_realm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "auth_priv.h"
+#include "now.h"
 
 static struct sockaddr_storage v4(const char *ip)
 {
@@ -76,13 +77,6 @@ static void test_disabled(void **state)
 	assert_false(auth_limit_is_over(&c, SA(a)));
 }
 
-static uint64_t mono_sec(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* the limiter's clock */
-	return (uint64_t)ts.tv_sec;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { 0, ms * 1000 * 1000 };
@@ -98,16 +92,16 @@ static void test_window_ends(void **state)
 	auth_limit_reset();
 	struct sockaddr_storage a = v4("192.0.2.77");
 	/* start right after a window boundary, so both failures land in one window */
-	uint64_t s0 = mono_sec();
-	for (int i = 0; i < 300 && mono_sec() == s0; i++)
+	uint64_t s0 = now_mono_sec(); /* the limiter's clock */
+	for (int i = 0; i < 300 && now_mono_sec() == s0; i++)
 		sleep_ms(5);
-	uint64_t s1 = mono_sec();
+	uint64_t s1 = now_mono_sec();
 	auth_limit_fail(&c, SA(a));
 	auth_limit_fail(&c, SA(a));
 	assert_true(auth_limit_is_over(&c, SA(a)));
-	assert_int_equal(mono_sec(), s1);
+	assert_int_equal(now_mono_sec(), s1);
 	/* the next window starts clean */
-	for (int i = 0; i < 300 && mono_sec() == s1; i++)
+	for (int i = 0; i < 300 && now_mono_sec() == s1; i++)
 		sleep_ms(5);
 	assert_false(auth_limit_is_over(&c, SA(a)));
 	assert_false(auth_limit_fail(&c, SA(a))); /* 1 of 2 again */

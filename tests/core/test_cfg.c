@@ -22,6 +22,14 @@
 #include "tls_fixture.h"
 
 static char tmp_dir[64];
+
+/* source_dir - the tree whose packaging/ and README.md are checked:
+ * $REFEREE_SOURCE_DIR (ctest sets it), else the tree this test was built from. */
+static const char *source_dir(void)
+{
+	const char *d = getenv("REFEREE_SOURCE_DIR");
+	return d && *d ? d : REFEREE_TEST_SOURCE_DIR;
+}
 static unsigned tmp_seq;
 
 static int group_setup(void **state)
@@ -128,6 +136,10 @@ static void test_full_config(void **state)
 	if (!c)
 		fail_msg("%s", err);
 	assert_string_equal(c->path, path);
+	/* lines of keys, for errors found after loading (an unreadable secret_file or store.file) */
+	assert_int_equal(cfg_key_line(c, "secret_file"), 7);
+	assert_int_equal(cfg_key_line(c, "store.file"), 16);
+	assert_int_equal(cfg_key_line(c, "routes.local"), 12);
 	assert_int_equal(c->n_listen, 2);
 	assert_string_equal(c->listen[0].text, "127.0.0.1:5060");
 	assert_int_equal(c->listen[0].sa.ss_family, AF_INET);
@@ -224,6 +236,8 @@ static void test_defaults(void **state)
 		fail_msg("%s", err);
 	assert_string_equal(c->realm, "b.example.org");
 	assert_string_equal(c->secret_file, "");
+	assert_int_equal(cfg_key_line(c, "store.file"), 3);
+	assert_int_equal(cfg_key_line(c, "secret_file"), 0); /* not written */
 	assert_int_equal(c->threads.receivers, 2);
 	assert_int_equal(c->threads.workers, 2);
 	assert_int_equal(c->routes.local.n, 0);
@@ -532,9 +546,7 @@ static void test_predicates(void **state)
 /* The embedded default must pass the loader (what `referee --check` runs first). */
 static void test_default_file(void **state)
 {
-	const char *src = getenv("REFEREE_SOURCE_DIR");
-	if (!src)
-		skip();
+	const char *src = source_dir();
 	char path[4096], err[512], want[4200];
 	snprintf(path, sizeof(path), "%s/packaging/referee.yaml", src);
 	struct cfg *c = cfg_load(path, err, sizeof(err));
@@ -573,11 +585,7 @@ static void test_config_doc(void **state)
 		fputs(table, f);
 		fclose(f);
 	}
-	const char *src = getenv("REFEREE_SOURCE_DIR");
-	if (!src) {
-		free(table);
-		skip();
-	}
+	const char *src = source_dir();
 	/* the reference lives in packaging/CONFIG.md and in the README */
 	static const char *const docs[] = { "packaging/CONFIG.md", "README.md" };
 	bool found = true;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "cfg.h"
+#include "hmac.h"
 #include "metrics.h"
 #include "proxy.h"
 #include "proxy_fixture.h"
@@ -426,7 +427,7 @@ static void expected_mac(const char *call_id, char out[23])
 	char in[256];
 	uint8_t mac[32];
 	const size_t n = (size_t)snprintf(in, sizeof(in), "%sa", call_id);
-	secret_hmac(g_secret.rr_key, in, n, mac);
+	hmac_sha256(g_secret.rr_key, SECRET_KEY_BYTES, in, n, mac);
 	unsigned bits = 0, acc = 0, o = 0;
 	for (unsigned i = 0; i < 16; i++) {
 		acc = (acc << 8) | mac[i];
@@ -827,7 +828,7 @@ static void test_client_behind_balancer(void **state)
 		snprintf(raw, sizeof(raw), fmt, cases[i].via);
 		struct run r = run_full(&g_chain, &c, raw, strlen(raw), cases[i].src, 5062);
 		struct sockaddr_storage buf;
-		assert_sa(proxy_client_addr(r.t, &buf), cases[i].ip, cases[i].port);
+		assert_sa(txn_client_addr(r.t, &buf), cases[i].ip, cases[i].port);
 		/* replies and responses still go to the balancer: the source is untouched */
 		assert_sa((const struct sockaddr *)&r.t->src, cases[i].src, 5062);
 		done(&r);
@@ -839,7 +840,7 @@ static void test_client_behind_balancer(void **state)
 			  "Call-ID: lb1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 69\r\n\r\n";
 	struct run r = run_full(&g_chain, &c, one, strlen(one), "192.0.2.200", 5062);
 	struct sockaddr_storage buf;
-	assert_sa(proxy_client_addr(r.t, &buf), "192.0.2.200", 5062);
+	assert_sa(txn_client_addr(r.t, &buf), "192.0.2.200", 5062);
 	done(&r);
 }
 

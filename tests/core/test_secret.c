@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hmac.h"
 #include "secret.h"
 
 static char tmp_dir[64];
@@ -206,12 +207,12 @@ static void test_hmac_and_wipe(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		uint8_t got[32], want[32];
 		unsigned int len = 0;
-		secret_hmac(s.grant_key, msgs[i], strlen(msgs[i]), got);
+		hmac_sha256(s.grant_key, SECRET_KEY_BYTES, msgs[i], strlen(msgs[i]), got);
 		assert_non_null(HMAC(EVP_sha256(), s.grant_key, 32, (const unsigned char *)msgs[i],
 				     strlen(msgs[i]), want, &len));
 		assert_memory_equal(got, want, 32);
 		/* the per-thread context is re-keyed on every call */
-		secret_hmac(s.nonce_key, msgs[i], strlen(msgs[i]), got);
+		hmac_sha256(s.nonce_key, SECRET_KEY_BYTES, msgs[i], strlen(msgs[i]), got);
 		assert_memory_not_equal(got, want, 32);
 	}
 	secret_wipe(&s);

@@ -238,6 +238,21 @@ static void test_comma_split(void **state)
 	assert_non_null(sip_msg_hdr(&msg, SIP_HDR_CSEQ));
 }
 
+/* sip_msg_hdr gives the instance that counts: the last for SIP_HF_LAST headers. */
+static void test_instance_that_counts(void **state)
+{
+	static const char s[] = INVITE_HEAD "X-Sipx-Authidentity: <sip:first@x>\r\n"
+					    "Subject: one\r\n"
+					    "X-Sipx-Authidentity: <sip:last@x>\r\n"
+					    "Subject: two\r\n"
+					    "\r\n";
+	assert_true(parse(s) >= 0);
+	assert_true(sip_hdr_flags(SIP_HDR_X_SIPX_AUTHIDENTITY) & SIP_HF_LAST);
+	assert_true(eq(sip_msg_hdr(&msg, SIP_HDR_X_SIPX_AUTHIDENTITY)->value, "<sip:last@x>"));
+	assert_false(sip_hdr_flags(SIP_HDR_SUBJECT) & SIP_HF_LAST);
+	assert_true(eq(sip_msg_hdr(&msg, SIP_HDR_SUBJECT)->value, "one"));
+}
+
 static void test_folding_and_bare_lf(void **state)
 {
 	static const char s[] = "OPTIONS sip:a@b SIP/2.0\n"
@@ -466,6 +481,7 @@ int main(void)
 	    cmocka_unit_test(test_leading_crlf_skipped),
 	    cmocka_unit_test(test_compact_and_lws),
 	    cmocka_unit_test(test_comma_split),
+	    cmocka_unit_test(test_instance_that_counts),
 	    cmocka_unit_test(test_folding_and_bare_lf),
 	    cmocka_unit_test(test_structure_errors),
 	    cmocka_unit_test(test_content_length),

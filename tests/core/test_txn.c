@@ -1,5 +1,6 @@
 /* test_txn.c - the txn arena (alignment, exhaustion, printf, copy), local
- * reply headers, request edits and txn_reset (core/txn.c). */
+ * reply headers, request edits and txn_reset (core/txn.c), the 503 helper
+ * (stage_reply_unavailable, core/stage.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,6 +159,15 @@ static int hook_init(struct worker *w, void *arg)
 	return 0;
 }
 
+static void test_reply_unavailable(void **state)
+{
+	struct txn *t = *state;
+	assert_int_equal(stage_reply_unavailable(t), STAGE_REPLY);
+	assert_int_equal(t->reply_code, 503);
+	assert_int_equal(t->n_reply_hdrs, 1);
+	assert_true(slice_eq(t->reply_hdrs[0], SLICE_LIT("Retry-After: 5")));
+}
+
 static void test_stage_table(void **state)
 {
 	(void)state;
@@ -183,6 +193,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reply_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_keeps_received_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_unavailable, setup, teardown),
 		cmocka_unit_test(test_stage_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,6 @@
 /* test_perm.c - permission interning: fixed ids of the built-ins, lookups,
- * the 128-name limit, name validation, and the comma-list helpers. */
+ * the 128-name limit, name validation, the comma-list helpers and the set
+ * an authenticated identity holds (store_perms_held). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,23 @@ static void test_builtins(void **state)
 	assert_string_equal(store_perm_name(1), "NoAccess");
 	assert_int_equal(store_perm_intern("ValidUser", 9), 0);
 	assert_int_equal(store_perm_id("validuser", 9), -ENOENT); /* names are case-sensitive */
+}
+
+static void test_held_by_an_identity(void **state)
+{
+	(void)state;
+	/* the user's record lists NoAccess and bit 100: held = own + ValidUser - NoAccess */
+	uint64_t own[2] = { 1ULL << STORE_PERM_NO_ACCESS, 1ULL << (100 - 64) }, held[2];
+	store_perms_held(own, held);
+	assert_true(store_perms_has(held, STORE_PERM_VALID_USER));
+	assert_false(store_perms_has(held, STORE_PERM_NO_ACCESS));
+	assert_true(store_perms_has(held, 100));
+	assert_int_equal(held[0], 1ULL << STORE_PERM_VALID_USER);
+	assert_int_equal(own[0], 1ULL << STORE_PERM_NO_ACCESS); /* input untouched */
+	const uint64_t none[2] = { 0, 0 };
+	store_perms_held(none, held);
+	assert_int_equal(held[0], 1ULL << STORE_PERM_VALID_USER);
+	assert_int_equal(held[1], 0);
 }
 
 static void test_intern_and_limit(void **state)
@@ -81,6 +99,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_builtins),
 		cmocka_unit_test(test_list_helpers),
+		cmocka_unit_test(test_held_by_an_identity),
 		cmocka_unit_test(test_intern_and_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -156,7 +156,7 @@ static void test_bad_files(void **state)
 	}
 	char err[256];
 	assert_null(store_users_file_load("/nonexistent/users.yaml", "r", err, sizeof(err)));
-	assert_non_null(strstr(err, "/nonexistent/users.yaml:1: cannot open users file"));
+	assert_string_equal(err, "/nonexistent/users.yaml: cannot open users file: No such file or directory");
 }
 
 static void test_store_file_backend(void **state)
@@ -186,6 +186,19 @@ static void test_store_file_backend(void **state)
 	write_file("users.yaml", "users:\n  - id: 1002@example.com\n    password: pw\n");
 	assert_int_equal(store_reload(c, err, sizeof(err)), 0);
 	assert_int_equal(store_user_get(NULL, &op, SLICE_LIT("1001@example.com"), &u), STORE_NOT_FOUND);
+	assert_int_equal(store_user_get(NULL, &op, SLICE_LIT("1002@example.com"), &u), STORE_OK);
+	/* a users file that cannot be read is reported at the config's store.file line */
+	c->n_key_lines = 1;
+	snprintf(c->key_lines[0].name, sizeof(c->key_lines[0].name), "store.file");
+	c->key_lines[0].line = 9;
+	char gone[512], want[1024];
+	snprintf(gone, sizeof(gone), "%s/users.yaml", dir);
+	snprintf(want, sizeof(want), "%s/referee.yaml:9: store.file: %s/missing.yaml: cannot open users file: "
+		 "No such file or directory", dir, dir);
+	snprintf(c->store.file, sizeof(c->store.file), "%s/missing.yaml", dir);
+	assert_int_equal(store_reload(c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, want);
+	snprintf(c->store.file, sizeof(c->store.file), "%s", gone);
 	assert_int_equal(store_user_get(NULL, &op, SLICE_LIT("1002@example.com"), &u), STORE_OK);
 
 	/* nc and jti on the local tables */

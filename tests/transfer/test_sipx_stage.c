@@ -49,7 +49,7 @@ static void test_sipx_refer_rewrite(void **state)
 	struct txn *t = request("REFER", "192.0.2.5", "r@x", "Refer-To: <sip:1002@example.edu?Replaces=a%40b>\n");
 	fx_identity(t);
 	fx_login(t, "1001@example.edu");
-	uint64_t now = transfer_now();
+	uint64_t now = now_unix_sec();
 	assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
 	struct slice v = t->edits.replaced[t->msg.first[SIP_HDR_REFER_TO]];
 	assert_non_null(v.p);
@@ -82,7 +82,7 @@ static void test_sipx_refer_rewrite(void **state)
 
 static void test_sipx_invite_identity(void **state)
 {
-	uint64_t now = transfer_now();
+	uint64_t now = now_unix_sec();
 	struct {
 		bool bound, escaped;
 	} forms[] = { { false, true }, { false, false }, { true, true }, { true, false } };
@@ -116,7 +116,7 @@ static void test_sipx_invite_identity(void **state)
 /* reference §6.2 testIdentityConstruction: only the LAST instance counts */
 static void test_sipx_last_instance(void **state)
 {
-	uint64_t now = transfer_now();
+	uint64_t now = now_unix_sec();
 	char good[256], bad[256], two[600];
 	hdr(good, sizeof(good), "1001@example.edu", now, false, "x", true);
 	snprintf(bad, sizeof(bad), "X-Sipx-Authidentity: <sip:1003@example.edu;signature=%llX%%3A%%3A%s>\n",
@@ -148,7 +148,7 @@ static void test_sipx_last_instance(void **state)
 
 static void test_sipx_rejected(void **state)
 {
-	uint64_t now = transfer_now();
+	uint64_t now = now_unix_sec();
 	char h[256];
 	/* expired: older than transfer.sipx_validity (300 s) */
 	hdr(h, sizeof(h), "1001@example.edu", now - 301, false, "x", true);
@@ -198,7 +198,7 @@ static void test_sipx_rejected(void **state)
 static void test_sipx_trusted(void **state)
 {
 	char h[256];
-	hdr(h, sizeof(h), "1001@example.edu", transfer_now(), false, "x", true);
+	hdr(h, sizeof(h), "1001@example.edu", now_unix_sec(), false, "x", true);
 	struct txn *t = request("INVITE", "10.0.0.1", "t@x", h);
 	assert_int_equal(run(t), STAGE_CONTINUE);
 	assert_int_equal(t->id_source, TXN_ID_TRUSTED);
