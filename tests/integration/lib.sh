@@ -112,6 +112,34 @@ it_spawn() {
 	IT_PIDS+=("$IT_LAST_PID")
 }
 
+# it_term_wait PID LIMIT [STACKS_FILE]: SIGTERM our child PID and reap it with `wait`, KILLing
+# it after LIMIT s. Sets IT_STOP_RC (its exit status), IT_STOP_SECS (how long it took) and
+# IT_STOP_KILLED (1 when the limit was reached; its threads' stacks are then in STACKS_FILE when
+# gdb is installed, saved just before the KILL). Race-free: the verdict comes from `wait`, not
+# from polling /proc, which once called an exited child "still running" (its pid reaped by bash
+# between two looks: it then named nothing, or another process).
+it_term_wait() {
+	local pid=$1 limit=$2 stacks=${3:-/dev/null} t0 t1 wd
+	t0=$(date +%s.%N)
+	kill -TERM "$pid" 2>/dev/null
+	rm -f "$IT_WORK/.killed.$pid"
+	( sleep "$limit"
+	  if kill -0 "$pid" 2>/dev/null; then
+		command -v gdb >/dev/null && timeout 60 gdb -batch -p "$pid" -ex 'thread apply all bt' >"$stacks" 2>&1
+		: >"$IT_WORK/.killed.$pid"
+		kill -KILL "$pid" 2>/dev/null
+	  fi ) &
+	wd=$!
+	wait "$pid"
+	IT_STOP_RC=$?
+	t1=$(date +%s.%N)
+	kill "$wd" 2>/dev/null
+	wait "$wd" 2>/dev/null
+	IT_STOP_KILLED=0
+	[ -e "$IT_WORK/.killed.$pid" ] && IT_STOP_KILLED=1
+	IT_STOP_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+
 # ---- referee ------------------------------------------------------------------------------
 
 # referee_secret FILE: 32 random bytes, base64, mode 0600 (SPEC §3: refused otherwise).
@@ -193,30 +221,19 @@ proxy_start() {
 # stderr holds no sanitizer report. Records checks "referee_sigterm_exit0" and
 # "referee_no_sanitizer_report".
 referee_stop_check() {
-	local limit=$1 t0 t1 rc
+	local limit=$1
 	if ! it_pid_alive "$REFEREE_PID"; then
 		wait "$REFEREE_PID" 2>/dev/null
 		it_fail referee_sigterm_exit0 "referee died before SIGTERM (exit $?)"
 		tail -n 30 "$IT_WORK/referee.err"
 	else
-		t0=$(date +%s.%N)
-		kill -TERM "$REFEREE_PID"
-		for _ in $(seq $((limit * 10))); do it_pid_alive "$REFEREE_PID" || break; sleep 0.1; done
-		t1=$(date +%s.%N)
-		if it_pid_alive "$REFEREE_PID"; then
-			kill -KILL "$REFEREE_PID" 2>/dev/null
-			wait "$REFEREE_PID" 2>/dev/null
-			it_fail referee_sigterm_exit0 "still running ${limit}s after SIGTERM (killed)"
+		it_term_wait "$REFEREE_PID" "$limit" "$IT_WORK/referee.slow-exit.txt"
+		if [ "$IT_STOP_KILLED" -eq 1 ]; then
+			it_fail referee_sigterm_exit0 "still running ${limit}s after SIGTERM (killed; stacks: $IT_WORK/referee.slow-exit.txt)"
+		elif [ "$IT_STOP_RC" -eq 0 ]; then
+			it_check "referee_sigterm_exit0 (${IT_STOP_SECS}s)"
 		else
-			wait "$REFEREE_PID"
-			rc=$?
-			local dt
-			dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-			if [ "$rc" -eq 0 ]; then
-				it_check "referee_sigterm_exit0 (${dt}s)"
-			else
-				it_fail referee_sigterm_exit0 "exit status $rc after ${dt}s"
-			fi
+			it_fail referee_sigterm_exit0 "exit status $IT_STOP_RC after ${IT_STOP_SECS}s"
 		fi
 	fi
 	local errf=${REFEREE_ERR:-$IT_WORK/referee.err}

@@ -76,35 +76,22 @@ xfer_referee_start() {
 }
 
 # xfer_referee_stop NAME: SIGTERM; checks it exits 0 within 30 s and left no sanitizer report
-# (as lib.sh's referee_stop_check, for a named instance). An exit normally takes ~0.1 s; one
-# still running after 10 s gets its threads' stacks saved in $IT_WORK/NAME.slow-exit.txt (gdb,
-# if installed) for diagnosis, and only one still running after 30 s fails (then it is KILLed).
-# Slow exits were seen twice, both while a benchmark saturated this 2-core machine, and both
-# after "drained and stopped" (the sanitizer's exit-time leak scan runs after that).
+# (as lib.sh's referee_stop_check, for a named instance): it_term_wait reaps it, KILLing it
+# (stacks saved in $IT_WORK/NAME.slow-exit.txt first) after 30 s. An exit normally takes ~0.1 s.
 xfer_referee_stop() {
-	local v="XFER_PID_$1" pid rc errf=$IT_WORK/$1.err t
+	local v="XFER_PID_$1" pid errf=$IT_WORK/$1.err
 	pid=${!v}
 	if ! it_pid_alive "$pid"; then
 		wait "$pid" 2>/dev/null
 		it_fail "$1: referee_sigterm_exit0" "died before SIGTERM (exit $?)"
 	else
-		kill -TERM "$pid"
-		for t in $(seq 300); do
-			it_pid_alive "$pid" || break
-			if [ "$t" -eq 100 ] && command -v gdb >/dev/null; then
-				it_log "$1 still running 10 s after SIGTERM: saving stacks in $IT_WORK/$1.slow-exit.txt"
-				timeout 60 gdb -batch -p "$pid" -ex 'thread apply all bt' >"$IT_WORK/$1.slow-exit.txt" 2>&1
-			fi
-			sleep 0.1
-		done
-		if it_pid_alive "$pid"; then
-			kill -KILL "$pid" 2>/dev/null
-			wait "$pid" 2>/dev/null
+		it_term_wait "$pid" 30 "$IT_WORK/$1.slow-exit.txt"
+		if [ "$IT_STOP_KILLED" -eq 1 ]; then
 			it_fail "$1: referee_sigterm_exit0" "still running 30 s after SIGTERM (killed; stacks: $IT_WORK/$1.slow-exit.txt)"
+		elif [ "$IT_STOP_RC" -eq 0 ]; then
+			it_check "$1: referee_sigterm_exit0 (${IT_STOP_SECS}s)"
 		else
-			wait "$pid"
-			rc=$?
-			[ "$rc" -eq 0 ] && it_check "$1: referee_sigterm_exit0" || it_fail "$1: referee_sigterm_exit0" "exit $rc"
+			it_fail "$1: referee_sigterm_exit0" "exit $IT_STOP_RC after ${IT_STOP_SECS}s"
 		fi
 	fi
 	if it_sanitizer_clean "$errf"; then
