@@ -225,6 +225,7 @@ static unsigned line_of(const yaml_node_t *n) { return (unsigned)n->start_mark.l
 static int scalar_text(struct cfg_ctx *x, const yaml_node_t *n, const char *name, const char *want,
 		       const char **out)
 {
+	*out = ""; /* callers read it only on success; this keeps -O3's flow analysis quiet */
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.length == 0)
 		return cfg_fail(x, line_of(n), "%s: expected %s", name, want);
 	const char *v = (const char *)n->data.scalar.value;

@@ -231,7 +231,7 @@ static void transition_log(const struct health_target *t, const char *why)
 			 route_names[t->route], t->uri, t->oks);
 	else
 		log_warn("health", "destination down route=%s destination=%s after %u %s",
-			 route_names[t->route], t->uri, t->fails, why);
+			 route_names[t->route], t->uri, t->fails, why ? why : "failed probes");
 }
 
 /* conf_apply - make @next the probed configuration; destinations that stay
