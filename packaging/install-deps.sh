@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh - Debian 12 packages referee needs to build, test and benchmark.
 #   packaging/install-deps.sh          build + run dependencies
-#   packaging/install-deps.sh --test   also the test peers (redis-server, redis-sentinel, sipp, Kamailio as a load balancer, clang for libFuzzer)
+#   packaging/install-deps.sh --test   also the test peers (redis-server, redis-sentinel, sipp, Kamailio as a load balancer, nsd, stunnel, clang for libFuzzer)
 #   packaging/install-deps.sh --bench  also Kamailio for the side-by-side benchmark
 # Idempotent; skips apt entirely when everything is already installed.
 set -euo pipefail
@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config liburcu-dev libssl-dev libjemalloc-dev li
 for a in "$@"; do
   case "$a" in
     --test) pkgs+=(redis-server redis-sentinel sip-tester clang libclang-rt-14-dev procps iproute2 curl python3 prometheus strace baresip-core
-                   lintian systemd man-db kamailio nsd dnsutils stunnel4) ;; # stunnel4: TLS peer of test_stream_tls.sh and test_stream_transfer.sh # lintian, systemd-analyze and man: test_package.sh; kamailio, nsd: balancer and DNS tests
+                   lintian systemd man-db kamailio nsd dnsutils stunnel4) ;; # lintian, systemd-analyze and man: test_package.sh; kamailio, nsd: balancer and DNS tests; stunnel4: TLS peer of the stream tests
     --bench) pkgs+=(redis-server sip-tester kamailio kamailio-redis-modules kamailio-extra-modules kamailio-tls-modules gnuplot-nox procps strace linux-perf) ;;
     *) echo "install-deps.sh: unknown option '$a' (use --test or --bench)" >&2; exit 2 ;;
   esac

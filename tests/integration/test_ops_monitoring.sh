@@ -68,14 +68,14 @@ SINK=$(it_free_udp_port)
 MPORT=$(ops_free_tcp_port)
 # the Redis backend: its families (referee_store_redis_*) exist only with it
 authit_redis_start redis
-# a tls:// listener (referee_tls_handshake_failures_total exists only with TLS) and route
-# health probes (referee_route_up: the sink does not answer probes, so the route goes down)
+# a tls:// listener: the stream families (referee_tls_handshake_failures_total among them) exist
+# only where a tcp:// or tls:// transport is in use; referee_route_up needs only routes.local
 TPORT=$(ops_free_tcp_port)
 stream_certs "$IT_WORK/certs"
 referee_config "$IT_WORK/referee.yaml" "$PORT" "$SINK" "metrics: {listen: 127.0.0.1:$MPORT}
 tls: {certificate: $IT_WORK/certs/server.pem, private_key: $IT_WORK/certs/server.key}"
 sed -i "s#^  backend: file#  backend: redis#; s#^  file: .*#  redis: redis://127.0.0.1:$AUTHIT_RPORT/0#" "$IT_WORK/referee.yaml"
-sed -i "s|^listen: .*|listen: [udp://127.0.0.1:$PORT, tls://127.0.0.1:$TPORT]|; s|^health: .*|health: {interval: 1, failures: 2}|" "$IT_WORK/referee.yaml"
+sed -i "s|^listen: .*|listen: [udp://127.0.0.1:$PORT, tls://127.0.0.1:$TPORT]|" "$IT_WORK/referee.yaml"
 referee_start "$IT_WORK/referee.yaml" "$PORT"
 ops_wait_http "http://127.0.0.1:$MPORT/health" 200 20 || it_die "/health never answered 200"
 # missing FILE: used names that FILE (a scrape) does not export
