@@ -73,7 +73,7 @@ void auth_challenge(struct txn *t, bool stale)
 	const struct cfg *c = t->cfg;
 	stale = stale || t->nonce_stale; /* also for challenges made by other stages (transfer) */
 	char nonce[AUTH_NONCE_LEN];
-	auth_nonce_make(auth_g.nonce_key, slice_from_cstr(c->realm), now_unix_sec(), nonce);
+	auth_nonce_make(&auth_g.nonce_key, slice_from_cstr(c->realm), now_unix_sec(), nonce);
 	txn_reply(t, 407, SLICE_NULL);
 	for (unsigned i = 0; i < c->auth.n_algorithms && i < CFG_MAX_ALGOS; i++) {
 		struct slice line = txn_printf(t,
@@ -158,7 +158,7 @@ static struct id_ctx *identity_begin(struct txn *t, enum stage_rc *rc)
 	struct auth_creds cr;
 	if (find_creds(t, &cr) != CREDS_OURS)
 		return NULL;
-	enum auth_nonce_rc nrc = auth_nonce_check(auth_g.nonce_key, slice_from_cstr(c->realm), cr.nonce, now_unix_sec(),
+	enum auth_nonce_rc nrc = auth_nonce_check(&auth_g.nonce_key, slice_from_cstr(c->realm), cr.nonce, now_unix_sec(),
 						  c->auth.nonce_ttl);
 	if (nrc == AUTH_NONCE_FORGED) {
 		auth_count_failure(t, AUTH_REASON_FORGED_NONCE);

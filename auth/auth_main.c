@@ -53,13 +53,20 @@ int auth_init(const struct cfg *c, const struct secret *s, char *err, size_t err
 		return -EINVAL;
 	}
 	/* NULL secret: referee-admin (explain) and --check, which never make nonces. */
+	uint8_t raw[SECRET_KEY_BYTES];
 	if (s)
-		memcpy(auth_g.nonce_key, s->nonce_key, sizeof(auth_g.nonce_key));
-	else if (RAND_bytes(auth_g.nonce_key, sizeof(auth_g.nonce_key)) != 1)
+		memcpy(raw, s->nonce_key, sizeof(raw));
+	else if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -EIO;
-	uint8_t mac[32];
+	/* Pads hashed once: every nonce made or checked is then two SHA-256 finals. */
+	hmac_key_init(&auth_g.nonce_key, raw, sizeof(raw));
+	OPENSSL_cleanse(raw, sizeof(raw));
+	uint8_t mac[HMAC_SHA256_BYTES];
 	static const char label[] = "referee opaque";
-	hmac_sha256(auth_g.nonce_key, SECRET_KEY_BYTES, label, sizeof(label) - 1, mac);
+	SHA256_CTX h;
+	hmac_start(&auth_g.nonce_key, &h);
+	hmac_update(&h, label, sizeof(label) - 1);
+	hmac_finish(&auth_g.nonce_key, &h, mac);
 	auth_hex(mac, 8, auth_g.opaque);
 	auth_g.opaque[16] = '\0';
 	metrics_register();
@@ -88,5 +95,5 @@ int auth_gen_build(struct cfg *next, char *err, size_t errlen)
 void auth_fini(void)
 {
 	auth_rules_uninstall();
-	OPENSSL_cleanse(auth_g.nonce_key, sizeof(auth_g.nonce_key));
+	hmac_key_wipe(&auth_g.nonce_key);
 }

@@ -32,17 +32,17 @@ static uint64_t counter_next(void)
 }
 
 /* nonce_mac - HMAC over ts ‖ random ‖ realm (realm length is implied: it ends the input). */
-static void nonce_mac(const uint8_t key[32], const uint8_t head[16], struct slice realm, uint8_t mac[32])
+static void nonce_mac(const struct hmac_key *key, const uint8_t head[16], struct slice realm,
+		      uint8_t mac[HMAC_SHA256_BYTES])
 {
-	uint8_t buf[16 + CFG_NAME_MAX];
-	size_t rl = realm.len < CFG_NAME_MAX ? realm.len : CFG_NAME_MAX;
-	memcpy(buf, head, 16);
-	if (rl)
-		memcpy(buf + 16, realm.p, rl);
-	hmac_sha256(key, SECRET_KEY_BYTES, buf, 16 + rl, mac);
+	SHA256_CTX c;
+	hmac_start(key, &c);
+	hmac_update(&c, head, 16);
+	hmac_update(&c, realm.p, realm.len < CFG_NAME_MAX ? realm.len : CFG_NAME_MAX);
+	hmac_finish(key, &c, mac);
 }
 
-void auth_nonce_make(const uint8_t key[32], struct slice realm, uint64_t now, char out[AUTH_NONCE_LEN])
+void auth_nonce_make(const struct hmac_key *key, struct slice realm, uint64_t now, char out[AUTH_NONCE_LEN])
 {
 	uint8_t raw[AUTH_NONCE_RAW];
 	uint64_t rnd = counter_next();
@@ -57,7 +57,7 @@ void auth_nonce_make(const uint8_t key[32], struct slice realm, uint64_t now, ch
 	b64url_encode(raw, AUTH_NONCE_RAW, out, AUTH_NONCE_LEN);
 }
 
-enum auth_nonce_rc auth_nonce_check(const uint8_t key[32], struct slice realm, struct slice nonce,
+enum auth_nonce_rc auth_nonce_check(const struct hmac_key *key, struct slice realm, struct slice nonce,
 				    uint64_t now, unsigned ttl)
 {
 	uint8_t raw[AUTH_NONCE_RAW];

@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "cfg.h"
+#include "hmac.h"
 #include "slice.h"
 #include "store.h"
 
@@ -67,13 +68,13 @@ enum auth_nonce_rc { AUTH_NONCE_OK = 0, AUTH_NONCE_STALE, AUTH_NONCE_FORGED };
  * per-thread counter seeded once from RAND_bytes (unique, and MACed).
  * @out receives AUTH_NONCE_LEN bytes (not terminated). Any thread, no syscall.
  */
-void auth_nonce_make(const uint8_t key[32], struct slice realm, uint64_t now, char out[AUTH_NONCE_LEN]);
+void auth_nonce_make(const struct hmac_key *key, struct slice realm, uint64_t now, char out[AUTH_NONCE_LEN]);
 /**
  * auth_nonce_check - OK when @nonce is ours for @realm and younger than @ttl;
  * STALE when genuine but older; FORGED when not ours (bad length, encoding or
  * MAC, or from further in the future than AUTH_NONCE_SKEW). Constant-time MAC check.
  */
-enum auth_nonce_rc auth_nonce_check(const uint8_t key[32], struct slice realm, struct slice nonce,
+enum auth_nonce_rc auth_nonce_check(const struct hmac_key *key, struct slice realm, struct slice nonce,
 				    uint64_t now, unsigned ttl);
 
 /* ---------------------------------------------------------------- digest computation */
@@ -168,7 +169,7 @@ bool auth_user_pat_match(const struct auth_user_pat *p, struct slice user);
 /* ---------------------------------------------------------------- module state */
 
 struct auth_state {
-	uint8_t nonce_key[SECRET_KEY_BYTES];
+	struct hmac_key nonce_key; /* pad states of secret->nonce_key */
 	char opaque[17]; /* hex of 8 MAC bytes: constant per secret and realm */
 	unsigned m_challenges, m_failures, m_denials; /* metric handles */
 };

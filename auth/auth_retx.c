@@ -9,6 +9,7 @@
  * the worker that saw the original (workers are chosen by Call-ID), so the table
  * is per thread: no sharing, no lock. A lost entry (slot reused) only means the
  * retransmission is challenged, as without this table. SPEC §3. */
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "auth_priv.h"
@@ -18,7 +19,6 @@
 
 #define RETX_SLOTS 2048 /* power of two; 48 KB per worker */
 #define RETX_TTL 32     /* seconds */
-#define RETX_INPUT_MAX 4096
 
 struct retx_ent {
 	uint8_t mac[16];
@@ -28,21 +28,19 @@ struct retx_ent {
 /* Owned by the calling (worker) thread only. */
 static _Thread_local struct retx_ent retx_tab[RETX_SLOTS];
 
-/* put - append a length-prefixed part; false when it does not fit. */
-static bool put(uint8_t *buf, size_t *off, struct slice s)
+/* put - feed one length-prefixed part; false when it is longer than the prefix says. */
+static bool put(SHA256_CTX *h, struct slice s)
 {
-	if (s.len > 0xffff || *off + 2 + s.len > RETX_INPUT_MAX)
+	if (s.len > 0xffff)
 		return false;
-	buf[(*off)++] = (uint8_t)(s.len >> 8);
-	buf[(*off)++] = (uint8_t)s.len;
-	if (s.len)
-		memcpy(buf + *off, s.p, s.len);
-	*off += s.len;
+	const uint8_t len[2] = { (uint8_t)(s.len >> 8), (uint8_t)s.len };
+	hmac_update(h, len, sizeof(len));
+	hmac_update(h, s.p, s.len);
 	return true;
 }
 
 /* retx_mac - MAC over the credential and the transaction identity of @t. */
-static bool retx_mac(const struct txn *t, const struct auth_creds *c, uint8_t mac[32])
+static bool retx_mac(const struct txn *t, const struct auth_creds *c, uint8_t mac[HMAC_SHA256_BYTES])
 {
 	const struct sip_msg *m = &t->msg;
 	const struct sip_hdr *via = sip_msg_hdr(m, SIP_HDR_VIA);
@@ -52,12 +50,14 @@ static bool retx_mac(const struct txn *t, const struct auth_creds *c, uint8_t ma
 	const struct slice parts[] = {
 		c->username, c->nonce, c->nc_text, c->cnonce, c->response, via->value, cseq->value, m->call_id, m->method,
 	};
-	uint8_t buf[RETX_INPUT_MAX];
-	size_t off = 0;
+	SHA256_CTX h;
+	hmac_start(&auth_g.nonce_key, &h);
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-		if (!put(buf, &off, parts[i]))
+		if (!put(&h, parts[i])) {
+			OPENSSL_cleanse(&h, sizeof(h));
 			return false;
-	hmac_sha256(auth_g.nonce_key, SECRET_KEY_BYTES, buf, off, mac);
+		}
+	hmac_finish(&auth_g.nonce_key, &h, mac);
 	return true;
 }
 

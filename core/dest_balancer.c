@@ -17,8 +17,6 @@
 #include "proxy.h"
 #include "proxy_priv.h"
 
-#define DEST_RR_CALLID_MAX 1024 /* longer Call-IDs are only verified by the instance itself */
-
 static bool host_eq(const struct cfg_advertise *a, struct slice host)
 {
 	if (host.len >= 2 && host.p[0] == '[' && host.p[host.len - 1] == ']')
@@ -55,13 +53,10 @@ bool dest_rr_signed(struct slice call_id, const struct sip_uri *u)
 {
 	struct slice ra;
 	if (!sip_uri_param(u, SLICE_LIT("ra"), &ra) || ra.len != PROXY_RR_MAC_CHARS ||
-	    call_id.len == 0 || call_id.len > DEST_RR_CALLID_MAX)
+	    call_id.len == 0)
 		return false;
-	char buf[DEST_RR_CALLID_MAX + 1];
-	memcpy(buf, call_id.p, call_id.len);
-	buf[call_id.len] = 'a'; /* the "authorized" marker, as proxy_rr_mac signs it */
 	char mac[PROXY_RR_MAC_CHARS];
-	proxy_rr_mac_of(buf, call_id.len + 1, mac);
+	proxy_rr_mac(call_id, mac);
 	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
 }
 

@@ -129,8 +129,7 @@ static int record_route(struct txn *t, struct proxy_out *o, unsigned idx)
 	proxy_out_lit(o, ";lr");
 	if (t->dialog_authorized) {
 		char mac[PROXY_RR_MAC_CHARS];
-		if (proxy_rr_mac(t, t->msg.call_id, mac) < 0)
-			return -ENOSPC;
+		proxy_rr_mac(t->msg.call_id, mac);
 		proxy_out_lit(o, ";ra=");
 		proxy_out_put(o, mac, sizeof(mac));
 	}

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "cfg.h"
+#include "hmac.h"
 #include "secret.h"
 #include "sip.h"
 #include "slice.h"
@@ -52,7 +53,7 @@ enum proxy_direction { PROXY_DIR_REQUEST = 0, PROXY_DIR_RESPONSE, PROXY_DIR_COUN
 struct proxy_state {
 	uint64_t branch_key[2]; /* SipHash key of the Via branch */
 	uint64_t tag_key[2];    /* SipHash key of our reply To tags */
-	uint8_t rr_key[SECRET_KEY_BYTES];
+	struct hmac_key rr_key; /* pad states of the Record-Route MAC key */
 };
 extern struct proxy_state proxy_g;
 
@@ -110,10 +111,8 @@ uint64_t proxy_loop_hash(struct txn *t);
 /* proxy_to_tag - To tag of our local replies to @t: hex of a keyed hash of
  * Call-ID, From tag, top Via branch and CSeq number (the ACK has them all). */
 void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN]);
-/* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. 0 or -ENOMEM (arena). */
-int proxy_rr_mac(struct txn *t, struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
-/* proxy_rr_mac_of - the same MAC over @n contiguous bytes (Call-ID ‖ "a" already joined). */
-void proxy_rr_mac_of(const void *data, size_t n, char out[PROXY_RR_MAC_CHARS]);
+/* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. */
+void proxy_rr_mac(struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
 
 /* proxy_branch_is_3261 - starts with the magic cookie and has something after it. */
 bool proxy_branch_is_3261(struct slice branch);

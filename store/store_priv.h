@@ -243,6 +243,7 @@ extern unsigned store_metric_base;
  * concurrent call returns at once). */
 #define STORE_SWEEP_BUDGET_NS (200 * 1000ull)
 #define STORE_SWEEP_PERIOD_MS 10
+#define STORE_SWEEP_IDLE_MS 1000 /* the period while every table is empty */
 /* ... and at most this much work per table and step whatever the clock says
  * (a look at a slot is 1, an unlink 16): a step stays short on a machine whose
  * clock readings cannot be trusted to stop it (a descheduled vCPU). A step

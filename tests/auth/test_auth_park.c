@@ -159,7 +159,7 @@ static const char *good_creds(const char *ruri)
 {
 	static char line[1024];
 	char nonce[AUTH_NONCE_LEN + 1];
-	auth_nonce_make(sec.nonce_key, SLICE_LIT("example.com"), now_unix_sec(), nonce);
+	auth_nonce_make(&auth_g.nonce_key, SLICE_LIT("example.com"), now_unix_sec(), nonce);
 	nonce[AUTH_NONCE_LEN] = '\0';
 	struct auth_creds c = { .username = SLICE_LIT("1001"), .realm = SLICE_LIT("example.com"),
 				.nonce = slice_from_cstr(nonce), .uri = slice_from_cstr(ruri),

@@ -365,7 +365,7 @@ static void test_stale_and_forged_nonce(void **state)
 {
 	(void)state;
 	char old[AUTH_NONCE_LEN + 1];
-	auth_nonce_make(sec.nonce_key, SLICE_LIT("example.com"), now_unix_sec() - 1000, old);
+	auth_nonce_make(&auth_g.nonce_key, SLICE_LIT("example.com"), now_unix_sec() - 1000, old);
 	old[AUTH_NONCE_LEN] = '\0';
 	int64_t stale_before = failures(AUTH_REASON_STALE_NONCE), forged_before = failures(AUTH_REASON_FORGED_NONCE);
 	/* right password, expired nonce: 407 with stale=true */
@@ -386,7 +386,10 @@ static void test_stale_and_forged_nonce(void **state)
 	static const uint8_t ob[16] = "another-secret!!";
 	secret_set(&other, ob, sizeof(ob));
 	char forged[AUTH_NONCE_LEN + 1];
-	auth_nonce_make(other.nonce_key, SLICE_LIT("example.com"), now_unix_sec(), forged);
+	struct hmac_key other_key;
+	hmac_key_init(&other_key, other.nonce_key, sizeof(other.nonce_key));
+	auth_nonce_make(&other_key, SLICE_LIT("example.com"), now_unix_sec(), forged);
+	hmac_key_wipe(&other_key);
 	forged[AUTH_NONCE_LEN] = '\0';
 	pa = creds(CFG_ALGO_SHA256, "1001", "pw-1001", "example.com", forged, "INVITE", "sip:1002@example.com", 1);
 	assert_int_equal(run(req("INVITE", "sip:1002@example.com", "sip:1001@example.com", NULL, pa), "192.0.2.12"),

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "auth_priv.h"
+#include "b64url.h"
+#include "hmac.h"
 
 static struct slice S(const char *s)
 {
@@ -103,28 +105,54 @@ static void test_response_uppercase_hex_accepted(void **state)
 
 /* ---------------------------------------------------------------- nonce */
 
-static const uint8_t key_a[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
-static const uint8_t key_b[32] = { 9, 9, 9 };
+static const uint8_t raw_a[32] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+static const uint8_t raw_b[32] = { 9, 9, 9 };
+static struct hmac_key key_a, key_b;
+
+static int keys_init(void **state)
+{
+	(void)state;
+	hmac_key_init(&key_a, raw_a, sizeof(raw_a));
+	hmac_key_init(&key_b, raw_b, sizeof(raw_b));
+	return 0;
+}
+
+/* A nonce's MAC is HMAC-SHA256(key, ts ‖ random ‖ realm)[0..16) whether the
+ * pads are precomputed or not: instances of older and newer versions behind
+ * one balancer must accept each other's nonces during a rolling upgrade. */
+static void test_nonce_mac_is_plain_hmac(void **state)
+{
+	(void)state;
+	char n[AUTH_NONCE_LEN];
+	auth_nonce_make(&key_a, S("example.com"), 1700000000, n);
+	uint8_t raw[AUTH_NONCE_RAW];
+	assert_int_equal(b64url_decode(slice_make(n, sizeof(n)), raw, sizeof(raw)), AUTH_NONCE_RAW);
+	uint8_t in[16 + 11], mac[HMAC_SHA256_BYTES];
+	memcpy(in, raw, 16);
+	memcpy(in + 16, "example.com", 11);
+	hmac_sha256(raw_a, sizeof(raw_a), in, sizeof(in), mac);
+	assert_memory_equal(raw + 16, mac, 16);
+}
 
 static void test_nonce_roundtrip_and_expiry(void **state)
 {
 	(void)state;
 	char n1[AUTH_NONCE_LEN], n2[AUTH_NONCE_LEN];
 	uint64_t now = 1700000000;
-	auth_nonce_make(key_a, S("example.com"), now, n1);
-	auth_nonce_make(key_a, S("example.com"), now, n2);
+	auth_nonce_make(&key_a, S("example.com"), now, n1);
+	auth_nonce_make(&key_a, S("example.com"), now, n2);
 	assert_memory_not_equal(n1, n2, AUTH_NONCE_LEN); /* never the same twice */
 	struct slice s = slice_make(n1, AUTH_NONCE_LEN);
 	for (size_t i = 0; i < AUTH_NONCE_LEN; i++)
 		assert_true((n1[i] >= 'A' && n1[i] <= 'Z') || (n1[i] >= 'a' && n1[i] <= 'z') ||
 			    (n1[i] >= '0' && n1[i] <= '9') || n1[i] == '-' || n1[i] == '_');
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), s, now, 300), AUTH_NONCE_OK);
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), s, now + 300, 300), AUTH_NONCE_OK);
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), s, now + 301, 300), AUTH_NONCE_STALE);
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), s, now + 86400, 300), AUTH_NONCE_STALE);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), s, now, 300), AUTH_NONCE_OK);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), s, now + 300, 300), AUTH_NONCE_OK);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), s, now + 301, 300), AUTH_NONCE_STALE);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), s, now + 86400, 300), AUTH_NONCE_STALE);
 	/* made by an instance whose clock runs a little ahead: fine; far ahead: not ours */
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), s, now - 10, 300), AUTH_NONCE_OK);
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), s, now - 3600, 300), AUTH_NONCE_FORGED);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), s, now - 10, 300), AUTH_NONCE_OK);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), s, now - 3600, 300), AUTH_NONCE_FORGED);
 }
 
 static void test_nonce_forged_and_tampered(void **state)
@@ -132,26 +160,26 @@ static void test_nonce_forged_and_tampered(void **state)
 	(void)state;
 	char n[AUTH_NONCE_LEN];
 	uint64_t now = 1700000000;
-	auth_nonce_make(key_a, S("example.com"), now, n);
+	auth_nonce_make(&key_a, S("example.com"), now, n);
 	struct slice s = slice_make(n, AUTH_NONCE_LEN);
-	assert_int_equal(auth_nonce_check(key_b, S("example.com"), s, now, 300), AUTH_NONCE_FORGED);
-	assert_int_equal(auth_nonce_check(key_a, S("example.org"), s, now, 300), AUTH_NONCE_FORGED);
+	assert_int_equal(auth_nonce_check(&key_b, S("example.com"), s, now, 300), AUTH_NONCE_FORGED);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.org"), s, now, 300), AUTH_NONCE_FORGED);
 	for (size_t i = 0; i < AUTH_NONCE_LEN - 1; i++) { /* every byte is covered (the last holds padding bits) */
 		char t[AUTH_NONCE_LEN];
 		memcpy(t, n, sizeof(t));
 		t[i] = t[i] == 'A' ? 'B' : 'A';
-		assert_int_equal(auth_nonce_check(key_a, S("example.com"), slice_make(t, sizeof(t)), now, 300),
+		assert_int_equal(auth_nonce_check(&key_a, S("example.com"), slice_make(t, sizeof(t)), now, 300),
 				 AUTH_NONCE_FORGED);
 	}
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), slice_make(n, AUTH_NONCE_LEN - 1), now, 300),
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), slice_make(n, AUTH_NONCE_LEN - 1), now, 300),
 			 AUTH_NONCE_FORGED);
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), S("dcd98b7102dd2f0e8b11d0f600bfb0c093"), now, 300),
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), S("dcd98b7102dd2f0e8b11d0f600bfb0c093"), now, 300),
 			 AUTH_NONCE_FORGED);
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), S(""), now, 300), AUTH_NONCE_FORGED);
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), S(""), now, 300), AUTH_NONCE_FORGED);
 	char bad[AUTH_NONCE_LEN];
 	memcpy(bad, n, sizeof(bad));
 	bad[5] = '+'; /* not base64url */
-	assert_int_equal(auth_nonce_check(key_a, S("example.com"), slice_make(bad, sizeof(bad)), now, 300),
+	assert_int_equal(auth_nonce_check(&key_a, S("example.com"), slice_make(bad, sizeof(bad)), now, 300),
 			 AUTH_NONCE_FORGED);
 }
 
@@ -291,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_rfc7616_sha256_and_md5),
 		cmocka_unit_test(test_sipxecs_example),
 		cmocka_unit_test(test_response_uppercase_hex_accepted),
+		cmocka_unit_test(test_nonce_mac_is_plain_hmac),
 		cmocka_unit_test(test_nonce_roundtrip_and_expiry),
 		cmocka_unit_test(test_nonce_forged_and_tampered),
 		cmocka_unit_test(test_parser_good),
@@ -300,5 +329,5 @@ int main(void)
 		cmocka_unit_test(test_parser_realm_reported_on_failure),
 		cmocka_unit_test(test_creds_realm),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, keys_init, NULL);
 }

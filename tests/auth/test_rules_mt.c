@@ -77,8 +77,8 @@ static void *worker(void *arg)
 		auth_limit_fail(c, (const struct sockaddr *)&sa);
 		(void)auth_limit_is_over(c, (const struct sockaddr *)&sa);
 		char n[AUTH_NONCE_LEN];
-		auth_nonce_make(sec.nonce_key, SLICE_LIT("example.com"), 1700000000, n);
-		if (auth_nonce_check(sec.nonce_key, SLICE_LIT("example.com"), slice_make(n, sizeof(n)), 1700000000,
+		auth_nonce_make(&auth_g.nonce_key, SLICE_LIT("example.com"), 1700000000, n);
+		if (auth_nonce_check(&auth_g.nonce_key, SLICE_LIT("example.com"), slice_make(n, sizeof(n)), 1700000000,
 				     300) != AUTH_NONCE_OK)
 			bad++;
 	}

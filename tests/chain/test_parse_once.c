@@ -34,7 +34,7 @@ static const char *creds(const char *user, const char *ruri)
 {
 	static char line[1024];
 	char nonce[AUTH_NONCE_LEN + 1], id[64], pw[64];
-	auth_nonce_make(auth_g.nonce_key, SLICE_LIT("example.edu"), now_unix_sec(), nonce);
+	auth_nonce_make(&auth_g.nonce_key, SLICE_LIT("example.edu"), now_unix_sec(), nonce);
 	nonce[AUTH_NONCE_LEN] = '\0';
 	snprintf(id, sizeof(id), "%s@example.edu", user);
 	snprintf(pw, sizeof(pw), "%s:example.edu:pw%s", user, user);
