@@ -2,20 +2,20 @@
  *   - advertised addresses (listen[].advertise): a Via sent-by or Route that
  *     names one is ours, like a listen address;
  *   - a Record-Route signed with the shared secret by any instance (ra= MAC
- *     over the Call-ID) is verified and popped locally, so a dialog outlives
- *     the instance that record-routed it;
+ *     over the Call-ID) is popped locally, so a dialog outlives the instance
+ *     that record-routed it (the MAC is signed and checked in proxy_ids.c:
+ *     proxy_rr_signed);
  *   - load_balancers: a request from one of them counts as coming from the
  *     client named by the Via below the balancer's (received/rport, else
  *     sent-by), for trusted matching, failure and flood limits and logs.
  *     Responses and local replies still go to the balancer (the top Via).
- * No allocation, no syscall; the MAC is only computed for a Route that is not
- * ours by address and carries an ra= of the right length. */
+ * No allocation, no syscall. */
 #include <arpa/inet.h>
-#include <openssl/crypto.h>
 #include <string.h>
 
 #include "proxy.h"
 #include "proxy_priv.h"
+#include "sockaddr.h"
 
 static bool host_eq(const struct cfg_advertise *a, struct slice host)
 {
@@ -49,17 +49,6 @@ bool dest_advertised_is(const struct cfg *c, struct slice host, uint16_t port, b
 	return false;
 }
 
-bool dest_rr_signed(struct slice call_id, const struct sip_uri *u)
-{
-	struct slice ra;
-	if (!sip_uri_param(u, SLICE_LIT("ra"), &ra) || ra.len != PROXY_RR_MAC_CHARS ||
-	    call_id.len == 0)
-		return false;
-	char mac[PROXY_RR_MAC_CHARS];
-	proxy_rr_mac(call_id, mac);
-	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
-}
-
 static bool from_balancer(const struct cfg *c, const struct sockaddr *sa)
 {
 	for (unsigned i = 0; i < c->n_load_balancers && i < CFG_MAX_TRUSTED; i++)
@@ -87,7 +76,7 @@ const struct sockaddr *txn_client_addr(const struct txn *t, struct sockaddr_stor
 		port = rport;
 	socklen_t len;
 	/* a sent-by name without received= names no address: keep the balancer's */
-	if (!proxy_host_to_sa(host, (uint16_t)port, buf, &len))
+	if (!sockaddr_from_ip(host, (uint16_t)port, buf, &len))
 		return src;
 	return (const struct sockaddr *)buf;
 }

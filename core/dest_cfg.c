@@ -18,6 +18,7 @@
 
 #include "dest.h"
 #include "slice.h"
+#include "sockaddr.h"
 
 #define DEST_WEIGHT_MAX 1000
 
@@ -172,9 +173,7 @@ const char *cfg_dest_explain(const char *s, struct cfg_dest *out)
 		if (!why) {
 			out->has_addr = out->has_port = true;
 			out->transport = out->addr.transport;
-			out->port = out->addr.sa.ss_family == AF_INET6
-					    ? ntohs(((struct sockaddr_in6 *)&out->addr.sa)->sin6_port)
-					    : ntohs(((struct sockaddr_in *)&out->addr.sa)->sin_port);
+			out->port = sockaddr_port(&out->addr.sa);
 			const char *t = out->addr.text;
 			const char *end = t[0] == '[' ? strchr(t, ']') : strrchr(t, ':');
 			size_t hl = (size_t)(end - t) - (t[0] == '[');

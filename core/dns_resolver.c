@@ -42,7 +42,7 @@
 #include "dns.h"
 #include "log.h"
 #include "metrics.h"
-#include "proxy_priv.h"
+#include "sockaddr.h"
 
 /* liburcu is not instrumented for TSan: under TSan the table annotates
  * publication (release on an entry before it is linked, acquire in the match)
@@ -385,7 +385,7 @@ static void target_add(struct dns_job *j, const struct dns_rr *rr, uint16_t port
 		memcpy(&in6->sin6_addr, rr->u.aaaa, 16);
 		t->salen = sizeof(*in6);
 	}
-	if (proxy_sa_is_bad_destination((const struct sockaddr *)&t->sa))
+	if (sockaddr_is_bad_destination((const struct sockaddr *)&t->sa))
 		return; /* an answer naming 0.0.0.0, broadcast or multicast */
 	t->priority = prio;
 	t->weight = weight;

@@ -48,7 +48,7 @@ static void via_alias(const struct txn *t, const struct sip_via *top)
 	socklen_t len;
 	const uint16_t port = top->port ? top->port
 			      : t->rx_transport == CFG_TRANSPORT_TLS ? PROXY_DEFAULT_TLS_PORT : PROXY_DEFAULT_PORT;
-	if (proxy_host_to_sa(top->host, port, &sa, &len))
+	if (sockaddr_from_ip(top->host, port, &sa, &len))
 		conn_alias_add(&t->src, &sa, t->rx_transport);
 }
 
@@ -258,7 +258,7 @@ static bool next_hop_of(const struct sip_via *v, struct sockaddr_storage *ss, so
 	uint32_t rport;
 	if (v->rport.len && slice_to_u32(v->rport, &rport) && rport > 0 && rport <= 65535)
 		port = rport;
-	return proxy_host_to_sa(host, (uint16_t)port, ss, len);
+	return sockaddr_from_ip(host, (uint16_t)port, ss, len);
 }
 
 enum stage_rc proxy_relay_response(struct txn *t)
@@ -284,7 +284,7 @@ enum stage_rc proxy_relay_response(struct txn *t)
 	socklen_t dstlen;
 	/* a hostname sent-by without received would need DNS: not here */
 	if (!next_hop_of(next, &dst, &dstlen) ||
-	    proxy_sa_is_bad_destination((const struct sockaddr *)&dst)) {
+	    sockaddr_is_bad_destination((const struct sockaddr *)&dst)) {
 		proxy_count_drop(PROXY_DROP_BAD_DESTINATION);
 		return STAGE_DROP;
 	}

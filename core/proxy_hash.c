@@ -1,6 +1,6 @@
 /* proxy_hash.c - SipHash-2-4 (Aumasson & Bernstein), the keyed hash behind
  * the deterministic Via branch, the To tag of stateless replies and loop
- * detection (proxy_ids.c), plus its hex form. Incremental, so a value made of
+ * detection (proxy_branch.c, proxy_ids.c), plus its hex form. Incremental, so a value made of
  * several message fields is hashed without copying them together. No state
  * of its own: keys are the caller's. */
 #include <endian.h>
@@ -86,11 +86,15 @@ void proxy_hash_add(struct proxy_hash *h, const void *p, size_t n)
 	}
 }
 
+void proxy_hash_u32(struct proxy_hash *h, uint32_t v)
+{
+	const uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+	proxy_hash_add(h, b, sizeof(b));
+}
+
 void proxy_hash_field(struct proxy_hash *h, struct slice s)
 {
-	const uint8_t len[4] = { (uint8_t)s.len, (uint8_t)(s.len >> 8), (uint8_t)(s.len >> 16),
-				 (uint8_t)(s.len >> 24) };
-	proxy_hash_add(h, len, sizeof(len));
+	proxy_hash_u32(h, (uint32_t)s.len);
 	if (s.len)
 		proxy_hash_add(h, s.p, s.len);
 }

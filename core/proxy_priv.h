@@ -6,11 +6,16 @@
  *   proxy_forward.c  outgoing request and relayed response bytes (the last stage)
  *   proxy_reply.c    stateless local replies
  *   proxy_emit.c     header-line emitter and Via received/rport (forward and reply)
- *   proxy_ids.c      keys, Via branch, loop hash, To tag, Record-Route MAC
- *   proxy_route.c    next-hop decision (txn_route) and address helpers
+ *   proxy_branch.c   Via branch and loop hash (they read the route decision)
+ *   proxy_route.c    next-hop decision (txn_route) and "is this us?"
+ *   proxy_ids.c      keys, To tag, Record-Route MAC (signed and checked)
+ *   dest_balancer.c  advertised addresses, the client behind a load balancer
  *   proxy_hash.c     SipHash-2-4
  *   proxy_count.c    metrics
- * Every file reads the message through the txn's parsed view (txn.h). */
+ *   sockaddr.c       IP literals as struct sockaddr (sockaddr.h, also used by dns_resolver.c)
+ * Calls run one way: proxy_branch -> proxy_route -> {dest_balancer, proxy_ids,
+ * dns_resolver} -> sockaddr. Every file reads the message through the txn's
+ * parsed view (txn.h). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +26,7 @@
 #include "secret.h"
 #include "sip.h"
 #include "slice.h"
+#include "sockaddr.h"
 #include "stage.h"
 #include "txn.h"
 
@@ -32,7 +38,7 @@
 #define PROXY_TAG_LEN 16           /* hex To tag of our local replies */
 #define PROXY_RR_MAC_BYTES 16      /* truncated HMAC-SHA256 */
 #define PROXY_RR_MAC_CHARS 22      /* base64url without padding */
-#define PROXY_IP_TEXT_MAX 48       /* inet_ntop of any address */
+#define PROXY_IP_TEXT_MAX SOCKADDR_TEXT_MAX /* inet_ntop of any address */
 
 /* Closed label sets (STYLE §18): one enum next to the metric. */
 enum proxy_drop {
@@ -89,12 +95,14 @@ void proxy_hash_init(struct proxy_hash *h, const uint64_t key[2]);
 void proxy_hash_add(struct proxy_hash *h, const void *p, size_t n);
 /* proxy_hash_field - length-prefixed, so ("ab","c") and ("a","bc") differ. */
 void proxy_hash_field(struct proxy_hash *h, struct slice s);
+/* proxy_hash_u32 - little-endian whatever the host, so every instance agrees. */
+void proxy_hash_u32(struct proxy_hash *h, uint32_t v);
 uint64_t proxy_hash_final(struct proxy_hash *h);
 uint64_t proxy_siphash(const uint64_t key[2], const void *p, size_t n);
 /* proxy_hex64 - 16 lowercase hex digits, most significant first. */
 void proxy_hex64(uint64_t v, char out[16]);
 
-/* ---------------------------------------------------------------- derived values (proxy_ids.c) */
+/* ---------------------------------------------------------------- Via branch (proxy_branch.c) */
 
 /**
  * proxy_branch - the Via branch we add when forwarding the request of @t
@@ -108,22 +116,21 @@ void proxy_branch(struct txn *t, const struct sip_via *top, char out[PROXY_BRANC
  * routing (Request-URI as received, Call-ID, From tag, CSeq number, Route
  * values that are not ours). A looped request computes the same value. */
 uint64_t proxy_loop_hash(struct txn *t);
+/* proxy_branch_is_3261 - starts with the magic cookie and has something after it. */
+bool proxy_branch_is_3261(struct slice branch);
+
+/* ---------------------------------------------------------------- derived values (proxy_ids.c) */
+
 /* proxy_to_tag - To tag of our local replies to @t: hex of a keyed hash of
  * Call-ID, From tag, top Via branch and CSeq number (the ACK has them all). */
 void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN]);
 /* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. */
 void proxy_rr_mac(struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
-
-/* proxy_branch_is_3261 - starts with the magic cookie and has something after it. */
-bool proxy_branch_is_3261(struct slice branch);
+/* proxy_rr_signed - @u carries ra= with the Record-Route MAC of @call_id (any instance's). */
+bool proxy_rr_signed(struct slice call_id, const struct sip_uri *u);
 
 /* ---------------------------------------------------------------- addresses (proxy_route.c) */
 
-/* proxy_host_to_sa - IP literal @host (IPv6 with or without brackets) and @port into @ss. */
-bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage *ss,
-		      socklen_t *len);
-/* proxy_sa_is_bad_destination - unspecified, broadcast, multicast or port 0. */
-bool proxy_sa_is_bad_destination(const struct sockaddr *sa);
 /**
  * proxy_hostport_is_ours - @host[:@port] names one of c->listen. @strict: an
  * absent port means 5060 (Route, Via); otherwise an absent port matches any
@@ -169,8 +176,6 @@ bool proxy_route_is_ours(const struct cfg *c, struct slice call_id, struct slice
  * rules for an absent port). */
 bool dest_advertised_is(const struct cfg *c, struct slice host, uint16_t port, bool has_port,
 			bool strict);
-/* dest_rr_signed - @u carries ra= with the Record-Route MAC of @call_id (any instance's). */
-bool dest_rr_signed(struct slice call_id, const struct sip_uri *u);
 
 /* ---------------------------------------------------------------- output (proxy_emit.c) */
 

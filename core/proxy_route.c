@@ -1,5 +1,6 @@
 /* proxy_route.c - where a request goes next (SPEC §1, RFC 3261 §16.4, §16.5,
- * §16.12 loose routing) and the address helpers behind "is this us?".
+ * §16.12 loose routing) and the "is this us?" tests over our listen
+ * addresses (IP literals are read by sockaddr.c).
  * Order: pop leading Routes that name one of our listen addresses; a Route
  * left over wins (IP literal -> that address; one of our domains ->
  * routes.local; other hostnames -> routes.outbound, or DNS without it);
@@ -27,128 +28,6 @@
 
 /* ---------------------------------------------------------------- addresses */
 
-/* dotted-quad IPv4 as inet_pton reads it (four decimal parts 0..255, no
- * leading zeros), without its NUL-terminated copy: the common case of every
- * "is this us?" test, several per message. */
-static bool ipv4_parse(struct slice s, struct in_addr *out)
-{
-	uint32_t a = 0;
-	unsigned parts = 0;
-	size_t i = 0;
-	while (parts < 4) {
-		if (i >= s.len || s.p[i] < '0' || s.p[i] > '9')
-			return false;
-		const size_t start = i;
-		unsigned v = 0;
-		while (i < s.len && s.p[i] >= '0' && s.p[i] <= '9' && i - start < 3)
-			v = v * 10 + (unsigned)(s.p[i++] - '0');
-		if (v > 255 || (i - start > 1 && s.p[start] == '0'))
-			return false;
-		a = a << 8 | v;
-		if (++parts < 4 && (i >= s.len || s.p[i++] != '.'))
-			return false;
-	}
-	if (i != s.len)
-		return false;
-	out->s_addr = htonl(a);
-	return true;
-}
-
-bool proxy_host_to_sa(struct slice host, uint16_t port, struct sockaddr_storage *ss,
-		      socklen_t *len)
-{
-	struct in_addr a4;
-	if (ipv4_parse(host, &a4)) {
-		memset(ss, 0, sizeof(struct sockaddr_in));
-		struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		in4->sin_addr = a4;
-		*len = sizeof(*in4);
-		return true;
-	}
-	if (host.len >= 2 && host.p[0] == '[' && host.p[host.len - 1] == ']')
-		host = slice_make(host.p + 1, host.len - 2);
-	char buf[PROXY_IP_TEXT_MAX];
-	if (host.len == 0 || host.len >= sizeof(buf))
-		return false;
-	/* NUL-terminated copy for inet_pton; RFC 5118 §4.10: a third colon in a
-	 * row ("2001:db8:::192.0.2.1") is an ABNF bug to tolerate, so it is skipped */
-	size_t n = 0;
-	for (size_t i = 0; i < host.len; i++)
-		if (!(host.p[i] == ':' && n >= 2 && buf[n - 1] == ':' && buf[n - 2] == ':'))
-			buf[n++] = host.p[i];
-	buf[n] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, buf, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		*len = sizeof(*in4);
-		return true;
-	}
-	if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		*len = sizeof(*in6);
-		return true;
-	}
-	return false;
-}
-
-bool proxy_sa_is_bad_destination(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
-		const uint32_t a = ntohl(in4->sin_addr.s_addr);
-		return in4->sin_port == 0 || a == INADDR_ANY || a == INADDR_BROADCAST ||
-		       (a >> 28) == 0xe; /* 224.0.0.0/4 */
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		return in6->sin6_port == 0 || IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) ||
-		       IN6_IS_ADDR_MULTICAST(&in6->sin6_addr);
-	}
-	return true;
-}
-
-/* The IPv4 address inside an IPv4-mapped IPv6 one (a dual-stack socket's
- * view of an IPv4 peer), or NULL. */
-static const void *v4_mapped(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-		return NULL;
-	return in6->sin6_addr.s6_addr + 12;
-}
-
-static bool sa_same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family) {
-		const struct sockaddr_storage *v4 = a->ss_family == AF_INET ? a : b;
-		const void *mapped = v4_mapped(v4 == a ? b : a);
-		return v4->ss_family == AF_INET && mapped &&
-		       memcmp(&((const struct sockaddr_in *)v4)->sin_addr, mapped, 4) == 0;
-	}
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-	return false;
-}
-
-static uint16_t sa_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return 0;
-}
-
 bool proxy_hostport_is_ours(const struct cfg *c, struct slice host, uint16_t port, bool has_port,
 			    bool strict)
 {
@@ -156,13 +35,13 @@ bool proxy_hostport_is_ours(const struct cfg *c, struct slice host, uint16_t por
 	socklen_t len;
 	if (dest_advertised_is(c, host, port, has_port, strict))
 		return true; /* SPEC §11: the balancer's address we write in Via and Record-Route */
-	if (!proxy_host_to_sa(host, 0, &ss, &len))
+	if (!sockaddr_from_ip(host, 0, &ss, &len))
 		return false; /* listen addresses are IP literals (cfg_addr_parse) */
 	for (unsigned i = 0; i < c->n_listen && i < CFG_MAX_LISTEN; i++) {
 		const struct sockaddr_storage *l = &c->listen[i].sa;
-		if (!sa_same_ip(&ss, l))
+		if (!sockaddr_same_ip(&ss, l))
 			continue;
-		if (has_port ? port == sa_port(l) : (!strict || sa_port(l) == PROXY_DEFAULT_PORT))
+		if (has_port ? port == sockaddr_port(l) : (!strict || sockaddr_port(l) == PROXY_DEFAULT_PORT))
 			return true;
 	}
 	return false;
@@ -185,7 +64,7 @@ bool proxy_route_is_ours(const struct cfg *c, struct slice call_id, struct slice
 {
 	struct sip_nameaddr na;
 	return sip_nameaddr_parse(value, &na) == 0 && sip_uri_parse(na.uri, u) == 0 &&
-	       (proxy_uri_is_ours(c, u) || (sip_uri_is_sip(u) && dest_rr_signed(call_id, u)));
+	       (proxy_uri_is_ours(c, u) || (sip_uri_is_sip(u) && proxy_rr_signed(call_id, u)));
 }
 
 /* a.b.c.d of @a (network order) into @out; its length (no NUL needed by callers, one is written) */
@@ -209,7 +88,7 @@ static size_t ipv4_text(const uint8_t a[4], char out[PROXY_IP_TEXT_MAX])
 size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
 {
 	/* received= carries an IPv4 peer as a.b.c.d, not ::ffff:a.b.c.d */
-	const void *addr = v4_mapped(&t->src);
+	const void *addr = sockaddr_v4_mapped(&t->src);
 	if (addr)
 		return ipv4_text(addr, out);
 	if (t->src.ss_family == AF_INET)
@@ -225,12 +104,12 @@ bool proxy_host_is_src(const struct txn *t, struct slice host)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	return proxy_host_to_sa(host, 0, &ss, &len) && sa_same_ip(&ss, &t->src);
+	return sockaddr_from_ip(host, 0, &ss, &len) && sockaddr_same_ip(&ss, &t->src);
 }
 
 uint16_t proxy_src_port(const struct txn *t)
 {
-	return sa_port(&t->src);
+	return sockaddr_port(&t->src);
 }
 
 struct slice proxy_listen_text(const struct txn *t)
@@ -298,7 +177,7 @@ static int dns_next_hop(struct slice host, uint16_t port, bool has_port, uint64_
 {
 	switch (dns_lookup(host, port, has_port, key, family, &r->dst, &r->dstlen)) {
 	case DNS_HIT:
-		return proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst) ? -EADDRNOTAVAIL : 0;
+		return sockaddr_is_bad_destination((const struct sockaddr *)&r->dst) ? -EADDRNOTAVAIL : 0;
 	case DNS_PENDING:
 		return -EAGAIN;
 	case DNS_OFF:
@@ -344,9 +223,9 @@ static int route_to_uri(const struct cfg *c, struct slice call_id, int family, c
 		r->transport = proxy_transport_of_uri(u);
 		const uint16_t port = u->has_port ? u->port
 				      : r->transport == CFG_TRANSPORT_TLS ? PROXY_DEFAULT_TLS_PORT : PROXY_DEFAULT_PORT;
-		if (!proxy_host_to_sa(u->host, port, &r->dst, &r->dstlen))
+		if (!sockaddr_from_ip(u->host, port, &r->dst, &r->dstlen))
 			return -EBADMSG;
-		if (proxy_sa_is_bad_destination((const struct sockaddr *)&r->dst))
+		if (sockaddr_is_bad_destination((const struct sockaddr *)&r->dst))
 			return -EADDRNOTAVAIL;
 		r->kind = TXN_ROUTE_DIRECT;
 		return 0;
