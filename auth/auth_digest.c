@@ -12,6 +12,7 @@
 #include <openssl/sha.h>
 
 #include "auth_priv.h"
+#include "hex.h"
 
 size_t auth_algo_len(enum cfg_algo a)
 {
@@ -21,15 +22,6 @@ size_t auth_algo_len(enum cfg_algo a)
 const char *auth_algo_name(enum cfg_algo a)
 {
 	return a == CFG_ALGO_SHA256 ? "SHA-256" : "MD5";
-}
-
-void auth_hex(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
 }
 
 /* hash_parts - H(parts[0] ":" parts[1] ":" ...) into @out. Returns the length. */
@@ -79,8 +71,8 @@ int auth_digest_response(enum cfg_algo a, const uint8_t *ha1, struct slice metho
 	if (hash_parts(a, a2, 2, ha2) < 0)
 		return -EIO;
 	char ha1_hex[2 * AUTH_HASH_MAX], ha2_hex[2 * AUTH_HASH_MAX];
-	auth_hex(ha1, n, ha1_hex);
-	auth_hex(ha2, n, ha2_hex);
+	hex_encode(ha1, n, ha1_hex);
+	hex_encode(ha2, n, ha2_hex);
 	const struct slice parts[6] = {
 		slice_make(ha1_hex, 2 * n), c->nonce, c->nc_text, c->cnonce, c->qop, slice_make(ha2_hex, 2 * n),
 	};
@@ -89,28 +81,12 @@ int auth_digest_response(enum cfg_algo a, const uint8_t *ha1, struct slice metho
 	return rc;
 }
 
-static int hex_nibble(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch = (char)(ch | 0x20);
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 bool auth_digest_verify(enum cfg_algo a, const uint8_t *ha1, struct slice method, const struct auth_creds *c)
 {
 	size_t n = auth_algo_len(a);
-	if (c->response.len != 2 * n)
-		return false;
 	uint8_t sent[AUTH_HASH_MAX];
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_nibble(c->response.p[2 * i]), lo = hex_nibble(c->response.p[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		sent[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (!hex_decode(c->response, sent, n))
+		return false;
 	uint8_t want[AUTH_HASH_MAX];
 	if (auth_digest_response(a, ha1, method, c, want) != (int)n)
 		return false;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "auth_priv.h"
+#include "hex.h"
 #include "hmac.h"
 #include "metrics.h"
 
@@ -67,8 +68,7 @@ int auth_init(const struct cfg *c, const struct secret *s, char *err, size_t err
 	hmac_start(&auth_g.nonce_key, &h);
 	hmac_update(&h, label, sizeof(label) - 1);
 	hmac_finish(&auth_g.nonce_key, &h, mac);
-	auth_hex(mac, 8, auth_g.opaque);
-	auth_g.opaque[16] = '\0';
+	auth_g.opaque[hex_encode(mac, 8, auth_g.opaque)] = '\0';
 	metrics_register();
 	auth_limit_reset();
 	return auth_rules_install(c, err, errlen);

@@ -103,8 +103,6 @@ int auth_digest_response(enum cfg_algo a, const uint8_t *ha1, struct slice metho
  * (compared with CRYPTO_memcmp after decoding the hex the client sent).
  */
 bool auth_digest_verify(enum cfg_algo a, const uint8_t *ha1, struct slice method, const struct auth_creds *c);
-/* auth_hex - lowercase hex of @n bytes into @out (2n bytes, not terminated). */
-void auth_hex(const uint8_t *in, size_t n, char *out);
 
 /* ---------------------------------------------------------------- failure limiter */
 

@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
 #include "store_priv.h"
 
 #define KEY_USER "referee:user:"
@@ -79,7 +80,7 @@ const char *store_script_sha(void)
 		unsigned char md[EVP_MAX_MD_SIZE];
 		unsigned mdlen = 0;
 		EVP_Digest(script, sizeof(script) - 1, md, &mdlen, EVP_sha1(), NULL);
-		store_hex_encode(md, 20, script_sha);
+		script_sha[hex_encode(md, 20, script_sha)] = '\0';
 	}
 	return script_sha;
 }

@@ -143,9 +143,6 @@ int store_id_norm(struct slice id, char buf[STORE_ID_MAX], size_t *len);
 /* store_ha1_compute - MD5 and SHA-256 of "user:realm:password" (user = part before '@'). */
 int store_ha1_compute(const char *id, const char *realm, const char *pw, size_t pwlen,
 		      uint8_t md5[16], uint8_t sha256[32]);
-/* store_hex_decode - exactly 2*@n hex digits into @out. */
-bool store_hex_decode(struct slice hex, uint8_t *out, size_t n);
-void store_hex_encode(const uint8_t *in, size_t n, char *out);
 /* store_perms_parse - comma-separated interned names into @set. -ENOENT names the bad one in @bad. */
 int store_perms_parse(struct slice list, uint64_t set[2], struct slice *bad);
 /* store_perms_format - "A,B" into @buf; returns length or -ENOSPC. */

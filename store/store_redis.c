@@ -18,6 +18,7 @@
 
 #include <urcu.h>
 
+#include "hex.h"
 #include "log.h"
 #include "store_redis_priv.h"
 
@@ -431,10 +432,10 @@ const char *store_redis_user_parse(const redisReply *r, struct store_user *u, ch
 			return "non-string field";
 		struct slice name = slice_make(f->str, f->len), val = slice_make(v->str, v->len);
 		if (slice_eq(name, SLICE_LIT(STORE_FIELD_HA1_MD5))) {
-			if (!(u->has_md5 = store_hex_decode(val, u->ha1_md5, 16)))
+			if (!(u->has_md5 = hex_decode(val, u->ha1_md5, 16)))
 				return STORE_FIELD_HA1_MD5 " is not 32 hex digits";
 		} else if (slice_eq(name, SLICE_LIT(STORE_FIELD_HA1_SHA256))) {
-			if (!(u->has_sha256 = store_hex_decode(val, u->ha1_sha256, 32)))
+			if (!(u->has_sha256 = hex_decode(val, u->ha1_sha256, 32)))
 				return STORE_FIELD_HA1_SHA256 " is not 64 hex digits";
 		} else if (slice_eq(name, SLICE_LIT(STORE_FIELD_PERMISSIONS))) {
 			struct slice bad = SLICE_NULL;

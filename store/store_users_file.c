@@ -14,6 +14,7 @@
 #include <urcu.h>
 #include <yaml.h>
 
+#include "hex.h"
 #include "store_priv.h"
 
 struct ufile {
@@ -110,9 +111,9 @@ static int user_one(struct ufile *f, const yaml_node_t *m, struct store_user *u,
 		return ufile_err(f, pw, "user %s: give either password or ha1_md5/ha1_sha256, not both", u->id);
 	if (!pw && !md5 && !sha)
 		return ufile_err(f, id, "user %s has no password, ha1_md5 or ha1_sha256", u->id);
-	if (md5 && !(u->has_md5 = store_hex_decode(node_str(md5), u->ha1_md5, 16)))
+	if (md5 && !(u->has_md5 = hex_decode(node_str(md5), u->ha1_md5, 16)))
 		return ufile_err(f, md5, "ha1_md5 must be 32 hex digits");
-	if (sha && !(u->has_sha256 = store_hex_decode(node_str(sha), u->ha1_sha256, 32)))
+	if (sha && !(u->has_sha256 = hex_decode(node_str(sha), u->ha1_sha256, 32)))
 		return ufile_err(f, sha, "ha1_sha256 must be 64 hex digits");
 	if (pw) {
 		struct slice p = node_str(pw);

@@ -4,6 +4,7 @@
  * be exactly TS ":" [":"] HASH, no junk around it) and expiry enforced
  * (transfer.sipx_validity). Pure functions: header parsing is elsewhere. */
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* MD5_Init & co.: deprecated, allocation-free */
+#include "hex.h"
 #include "transfer_priv.h"
 
 #include <errno.h>
@@ -28,11 +29,7 @@ void transfer_sipx_hash(const uint8_t *secret, size_t secret_len, struct slice t
 	}
 	MD5_Update(&c, identity.p, identity.len);
 	MD5_Final(d, &c);
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < sizeof(d); i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
+	hex_encode(d, sizeof(d), out);
 }
 
 int transfer_sipx_sign(const uint8_t *secret, size_t secret_len, uint64_t ts, bool bound,

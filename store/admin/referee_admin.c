@@ -19,6 +19,7 @@
 #include "admin_import.h"
 #include "auth.h"
 #include "cfg.h"
+#include "hex.h"
 #include "log.h"
 #include "store.h"
 #include "store_priv.h"
@@ -237,8 +238,8 @@ static int user_add(struct admin *a, int argc, char **argv)
 	OPENSSL_cleanse(pw, strlen(pw)); /* also off /proc/PID/cmdline */
 	if (rc < 0)
 		return fail(EXIT_FAIL, "cannot compute HA1");
-	store_hex_encode(md5, 16, md5_hex);
-	store_hex_encode(sha, 32, sha_hex);
+	md5_hex[hex_encode(md5, 16, md5_hex)] = '\0';
+	sha_hex[hex_encode(sha, 32, sha_hex)] = '\0';
 	if (a->cfg->store.backend == CFG_STORE_FILE) {
 		printf("# add under 'users:' in %s, then reload referee (SIGHUP)\n"
 		       "  - id: %s\n    ha1_md5: %s\n    ha1_sha256: %s\n    permissions: [",
@@ -348,9 +349,9 @@ static int user_show(struct admin *a, int argc, char **argv)
 		if (found) {
 			store_perms_format(u.perms, perms, sizeof(perms));
 			if (u.has_md5)
-				store_hex_encode(u.ha1_md5, 16, md5);
+				md5[hex_encode(u.ha1_md5, 16, md5)] = '\0';
 			if (u.has_sha256)
-				store_hex_encode(u.ha1_sha256, 32, sha);
+				sha[hex_encode(u.ha1_sha256, 32, sha)] = '\0';
 		}
 		OPENSSL_cleanse(&u, sizeof(u));
 	} else {

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "auth_priv.h"
+#include "hex.h"
 #include "now.h"
 #include "secret.h"
 
@@ -168,8 +169,7 @@ static const char *good_creds(const char *ruri)
 	uint8_t resp[AUTH_HASH_MAX];
 	auth_digest_response(CFG_ALGO_SHA256, fake_user.ha1_sha256, SLICE_LIT("INVITE"), &c, resp);
 	char hex[65];
-	auth_hex(resp, 32, hex);
-	hex[64] = '\0';
+	hex[hex_encode(resp, 32, hex)] = '\0';
 	snprintf(line, sizeof(line),
 		 "Proxy-Authorization: Digest username=\"1001\", realm=\"example.com\", nonce=\"%s\", uri=\"%s\", "
 		 "response=\"%s\", algorithm=SHA-256, cnonce=\"cn\", qop=auth, nc=00000001\r\n",

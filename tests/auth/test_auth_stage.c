@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "auth_priv.h"
+#include "hex.h"
 #include "metrics.h"
 #include "now.h"
 #include "secret.h"
@@ -199,8 +200,7 @@ static const char *creds(enum cfg_algo a, const char *user, const char *password
 	int n = auth_digest_response(a, ha1, slice_from_cstr(method), &c, resp);
 	assert_true(n > 0);
 	char hex[2 * AUTH_HASH_MAX + 1];
-	auth_hex(resp, (size_t)n, hex);
-	hex[2 * n] = '\0';
+	hex[hex_encode(resp, (size_t)n, hex)] = '\0';
 	snprintf(line, sizeof(line),
 		 "Proxy-Authorization: Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", "
 		 "response=\"%s\", algorithm=%s, cnonce=\"c0ffee42\", qop=auth, nc=%s, opaque=\"x\"\r\n",

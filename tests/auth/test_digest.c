@@ -14,6 +14,7 @@
 #include "auth_priv.h"
 #include "b64url.h"
 #include "hmac.h"
+#include "hex.h"
 
 static struct slice S(const char *s)
 {
@@ -22,8 +23,7 @@ static struct slice S(const char *s)
 
 static void hex_of(const uint8_t *b, size_t n, char *out)
 {
-	auth_hex(b, n, out);
-	out[2 * n] = '\0';
+	out[hex_encode(b, n, out)] = '\0';
 }
 
 /* check_vector - parse @hdr, compute HA1 from @password and the response, compare with @want. */

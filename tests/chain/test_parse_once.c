@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "auth_priv.h"
+#include "hex.h"
 #include "proxy.h"
 
 static struct stage_table chain;
@@ -48,8 +49,7 @@ static const char *creds(const char *user, const char *ruri)
 	uint8_t resp[AUTH_HASH_MAX];
 	auth_digest_response(CFG_ALGO_SHA256, ha1, SLICE_LIT("INVITE"), &c, resp);
 	char hex[65];
-	auth_hex(resp, 32, hex);
-	hex[64] = '\0';
+	hex[hex_encode(resp, 32, hex)] = '\0';
 	snprintf(line, sizeof(line),
 		 "Proxy-Authorization: Digest username=\"%s\", realm=\"example.edu\", nonce=\"%s\", uri=\"%s\", "
 		 "response=\"%s\", algorithm=SHA-256, cnonce=\"cn\", qop=auth, nc=00000001\n",

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <urcu.h>
 
+#include "hex.h"
 #include "store.h"
 #include "store_priv.h"
 
@@ -50,7 +51,7 @@ static int teardown(void **state)
 static void hex_is(const uint8_t *bin, size_t n, const char *hex)
 {
 	char out[65];
-	store_hex_encode(bin, n, out);
+	out[hex_encode(bin, n, out)] = '\0';
 	assert_string_equal(out, hex);
 }
 
