@@ -1,8 +1,11 @@
 #pragma once
 /* cfg_priv.h - the key tables that drive the configuration loader (STYLE rule 19).
  *
- * Private to core (cfg.c walks the YAML, cfg_keys.c holds the tables, their
- * checks and the cross-key rules) and to tests/core/test_cfg.c. Each section
+ * Private to core and to tests/core/test_cfg.c. The loader reads one way,
+ * top down: cfg_load.c walks the YAML; cfg_keys.c holds the tables, their
+ * checks and the cross-key rules; dest_cfg.c reads route destinations and
+ * listen mappings; cfg.c, beneath them all, writes errors, keeps the seen
+ * keys and reads addresses and CIDRs. Each section
  * is one table of keys: name, kind, where the value lives, default, range and
  * a documentation line; the same table renders packaging/CONFIG.md. */
 #include <stdarg.h>
@@ -70,7 +73,7 @@ struct cfg_section {
 #define CFG_SECTION_MAX_KEYS 24
 #define CFG_SEEN_MAX 64
 
-/* Loader state shared by cfg.c and cfg_keys.c. */
+/* Loader state shared by the loader files. */
 struct cfg_ctx {
 	const char *file;
 	char dir[4096]; /* config's folder, "" when the path has no slash */
@@ -86,26 +89,43 @@ struct cfg_ctx {
 	} seen[CFG_SEEN_MAX];
 };
 
-extern const struct cfg_section cfg_root_section;
+/* ---------------------------------------------------------------- cfg.c (the bottom) */
 
 /* cfg_fail - write "file:line: message" into the error buffer; returns -EINVAL. */
 int cfg_fail(struct cfg_ctx *x, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* cfg_seen_line - line where dotted key @name was written, 0 when absent. */
 unsigned cfg_seen_line(const struct cfg_ctx *x, const char *name);
-/* cfg_finish - defaults that depend on other keys and cross-key checks. */
-int cfg_finish(struct cfg_ctx *x);
-/* cfg_doc_write - the key reference as a Markdown table (packaging/CONFIG.md). */
-void cfg_doc_write(FILE *out);
+/* cfg_seen_add - remember section key @name at @line (rule keys and names
+ * that do not fit are not kept). */
+void cfg_seen_add(struct cfg_ctx *x, const char *name, unsigned line);
+/* cfg_digits_parse - whole string of 1..10 decimal digits, value <= @max. */
+bool cfg_digits_parse(const char *s, unsigned max, unsigned *out);
 /* cfg_addr_explain / cfg_cidr_explain - as cfg_addr_parse / cfg_cidr_parse,
  * but return NULL on success or a short reason for the error message. */
 const char *cfg_addr_explain(const char *s, bool with_scheme, struct cfg_addr *out);
 const char *cfg_cidr_explain(const char *s, struct cfg_cidr *out);
+
+static inline char cfg_ascii_lower(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* ---------------------------------------------------------------- cfg_keys.c (the tables) */
+
+extern const struct cfg_section cfg_root_section;
+/* cfg_finish - defaults that depend on other keys and cross-key checks. */
+int cfg_finish(struct cfg_ctx *x);
+/* cfg_doc_write - the key reference as a Markdown table (packaging/CONFIG.md). */
+void cfg_doc_write(FILE *out);
+
+/* ---------------------------------------------------------------- dest_cfg.c */
+
 /* cfg_listen_mapping - a listen item written {url: URL, advertise: HOST[:PORT]}:
- * stores advertise for item @i and points *@url at the url node (core/dest_cfg.c). */
+ * stores advertise for item @i and points *@url at the url node. */
 int cfg_listen_mapping(struct cfg_ctx *x, const yaml_node_t *n, const char *name, unsigned i,
 		       const yaml_node_t **url);
 /* cfg_destset_parse - a route's destinations (URL, {uri, weight} or a list of
- * them) into @set; errors name @name and the line (core/dest_cfg.c). */
+ * them) into @set; errors name @name and the line. */
 int cfg_destset_parse(struct cfg_ctx *x, const yaml_node_t *n, const char *name,
 		      struct cfg_destset *set);
