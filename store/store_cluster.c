@@ -199,10 +199,8 @@ int store_cluster_fetch(const struct cfg_redis_host *nodes, unsigned n, unsigned
 		redisContext *rc = store_redis_sync_connect(&nodes[i], timeout_ms, why, whylen);
 		if (!rc)
 			continue;
-		redisReply *r = redisCommand(rc, "CLUSTER SLOTS");
+		redisReply *r = store_redis_sync_cmd(rc, why, whylen, "CLUSTER SLOTS");
 		int got = r ? store_cluster_parse_slots(r, &nodes[i], out, why, whylen) : -EIO;
-		if (!r)
-			snprintf(why, whylen, "%s:%u: %s", nodes[i].host, nodes[i].port, rc->errstr);
 		freeReplyObject(r);
 		redisFree(rc);
 		if (got > 0)

@@ -43,8 +43,16 @@ static void link_io(void *arg, unsigned events)
 	if (!ac)
 		return;
 	l->in_io = true; /* inside hiredis on this context: store_link_flush must not write */
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
 		redisAsyncHandleRead(ac);
+		/* the complete replies were taken: what is left belongs to one reply (a bulk
+		 * string is buffered whole before hiredis builds it) */
+		if (l->ac == ac && store_reply_buffer_over(ac->c.reader)) {
+			l->in_io = false;
+			store_link_drop(l); /* its requests complete as for a lost server */
+			return;
+		}
+	}
 	/* the read may have freed the context (EOF): only write to the same live one */
 	if (l->ac == ac && (events & EPOLLOUT))
 		redisAsyncHandleWrite(ac);
@@ -181,7 +189,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct store_link *l = ac->data;
-	if (!l->closing && !l->retargeting)
+	if (l->budget.refused) /* hiredis says "Out of memory": it was the bound */
+		store_reply_refused(&l->budget, l->host, l->port, l->role);
+	else if (!l->closing && !l->retargeting)
 		link_log(l, "lost Redis connection", status == REDIS_OK ? "" : ac->errstr);
 	store_link_mark_down(l);
 }
@@ -209,6 +219,7 @@ int store_link_connect(struct store_link *l)
 		store_link_mark_down(l);
 		return -ECONNREFUSED;
 	}
+	store_reply_bound(ac->c.reader, &l->budget);
 	l->ac = ac;
 	l->fd = ac->c.fd;
 	l->events = 0;

@@ -50,6 +50,44 @@ bool store_topo_same(const struct store_topo *a, const struct store_topo *b);
 /* Counters kept by the links (referee_store_redis_redirects_total{kind}). */
 void store_redis_count_redirect(bool ask);
 
+/* ================================================================ bounded replies (store_redis_bound.c) */
+
+/* What one reply from Redis may cost us. The largest legitimate replies are a
+ * user hash (a few fields), CLUSTER SLOTS (a few entries per master) and a
+ * SCAN page of referee-admin (COUNT 1000): far below both bounds, which only
+ * stop a hostile or broken server from exhausting our memory. */
+#define STORE_REPLY_MAX_ELEMENTS 262144 /* per aggregate, refused at its header (before the calloc) */
+/* per reply: each object costs sizeof(redisReply) + its string bytes + 8 per
+ * element of an aggregate; also bounds nested trees and many small strings,
+ * and the bytes buffered for a reply not yet complete */
+#define STORE_REPLY_MAX_BYTES (8u << 20)
+
+/* The budget of the reply a reader is building (its privdata): one in each
+ * async link, one on the stack of each blocking call. */
+struct store_reply_budget {
+	size_t used;	/* cost of the reply being read so far */
+	bool refused;	/* the reader failed on the bound, not on a real OOM */
+	char why[96];	/* which bound (logs) */
+};
+/* store_reply_bound - @r builds its replies under @b (reset) from now on. */
+void store_reply_bound(redisReader *r, struct store_reply_budget *b);
+/* store_reply_buffer_over - more than STORE_REPLY_MAX_BYTES wait in @r's buffer
+ * for one reply (call after the reader took the complete ones): refused set. */
+bool store_reply_buffer_over(redisReader *r);
+/* store_reply_refused - count, log (rate-limited per server) and clear a refusal. */
+void store_reply_refused(struct store_reply_budget *b, const char *host, unsigned port, const char *role);
+/* store_reply_register_metrics - referee_store_redis_replies_refused_total (startup). */
+void store_reply_register_metrics(void);
+/**
+ * store_redis_sync_cmd, store_redis_sync_argv - a command on blocking context
+ * @c: appended, written, its reply read in a loop under the bounds. The reply
+ * (possibly a Redis error), or NULL with @why; @c is unusable after a NULL.
+ */
+redisReply *store_redis_sync_cmd(redisContext *c, char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+redisReply *store_redis_sync_argv(redisContext *c, int argc, const char **argv, const size_t *argvlen, char *why,
+				  size_t whylen);
+
 /* ================================================================ one link */
 
 enum link_state { LINK_DOWN, LINK_CONNECTING, LINK_VERIFYING, LINK_UP };
@@ -79,6 +117,7 @@ struct store_link {
 	unsigned port;
 	uint64_t since_ms, next_try_ms, backoff_ms, last_reply_ms;
 	unsigned inflight; /* requests waiting for a reply on this link */
+	struct store_reply_budget budget; /* of the context's reader */
 };
 
 void store_link_init(struct store_link *l, const struct store_loop_ops *ops, void *impl,

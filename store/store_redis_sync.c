@@ -33,9 +33,10 @@ static redisContext *node_ctx(struct store_sync *s, redisContext **slot, const s
 	if (!rc)
 		return NULL;
 	if (s->db) {
-		redisReply *r = redisCommand(rc, "SELECT %u", s->db);
+		redisReply *r = store_redis_sync_cmd(rc, why, whylen, "SELECT %u", s->db);
 		bool ok = r && r->type != REDIS_REPLY_ERROR;
 		if (!ok)
+			if (r) /* else @why says what the transport did */
 			snprintf(why, whylen, "SELECT %u on %s:%u failed", s->db, h->host, h->port);
 		freeReplyObject(r);
 		if (!ok) {
@@ -116,10 +117,7 @@ redisReply *store_sync_node_cmd(struct store_sync *s, unsigned node, int argc, c
 	redisContext *rc = node_ctx(s, &s->ctx[node], &s->topo.nodes[node], why, whylen);
 	if (!rc)
 		return NULL;
-	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
-	if (!r)
-		snprintf(why, whylen, "%s:%u: %s", s->topo.nodes[node].host, s->topo.nodes[node].port, rc->errstr);
-	return r;
+	return store_redis_sync_argv(rc, argc, argv, NULL, why, whylen);
 }
 
 /* map_reread - after MOVED: the new slot map, with fresh connections when the nodes changed. */
@@ -164,14 +162,14 @@ redisReply *store_sync_key_cmd(struct store_sync *s, const char *key, int argc, 
 	bool asking = false;
 	for (int hop = 0; rc && hop <= SYNC_REDIRECTS; hop++) {
 		if (asking) {
-			redisReply *a = redisCommand(rc, "ASKING");
+			redisReply *a = store_redis_sync_cmd(rc, why, whylen, "ASKING");
+			if (!a)
+				return NULL;
 			freeReplyObject(a);
 		}
-		redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
-		if (!r) {
-			snprintf(why, whylen, "Redis: %s", rc->errstr);
+		redisReply *r = store_redis_sync_argv(rc, argc, argv, NULL, why, whylen);
+		if (!r)
 			return NULL;
-		}
 		bool ask;
 		unsigned slot;
 		struct cfg_redis_host to;

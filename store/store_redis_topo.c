@@ -307,6 +307,7 @@ int store_redis_start(void)
 					      NULL, 0);
 		m_redirects = metrics_counter("referee_store_redis_redirects_total",
 					      "Redis Cluster redirections followed, by kind", "kind", redirect_kinds, 2);
+		store_reply_register_metrics();
 		registered = true;
 	}
 	/* hiredis writes with write(): a server that closed its end (killed, failed

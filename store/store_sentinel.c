@@ -150,11 +150,12 @@ static int master_check(const struct cfg_redis_host *h, unsigned timeout_ms, cha
 	redisContext *rc = store_redis_sync_connect(h, timeout_ms, why, whylen);
 	if (!rc)
 		return -EAGAIN;
-	redisReply *r = redisCommand(rc, "ROLE");
+	char err[192];
+	redisReply *r = store_redis_sync_cmd(rc, err, sizeof(err), "ROLE");
 	int role = r ? store_sentinel_parse_role(r) : -EINVAL;
 	if (role != 1)
 		snprintf(why, whylen, "%s:%u is not a master (%s)", h->host, h->port,
-			 !r ? rc->errstr : role == 0 ? "ROLE says so" : "bad ROLE reply");
+			 !r ? err : role == 0 ? "ROLE says so" : "bad ROLE reply");
 	freeReplyObject(r);
 	redisFree(rc);
 	return role == 1 ? 0 : -EAGAIN;
@@ -169,12 +170,13 @@ int store_sentinel_discover(const struct cfg_redis_url *u, unsigned timeout_ms, 
 		redisContext *rc = store_redis_sync_connect(s, timeout_ms, why, whylen);
 		if (!rc)
 			continue;
-		redisReply *r = redisCommand(rc, "SENTINEL get-master-addr-by-name %s", u->master);
+		char err[192];
+		redisReply *r = store_redis_sync_cmd(rc, err, sizeof(err), "SENTINEL get-master-addr-by-name %s", u->master);
 		struct cfg_redis_host m;
 		int got = r ? store_sentinel_parse_addr(r, &m) : -EIO;
 		if (got < 0)
 			snprintf(why, whylen, "sentinel %s:%u: %s", s->host, s->port,
-				 !r ? rc->errstr
+				 !r ? err
 				 : got == -ENOENT ? "unknown master name"
 				 : got == -EIO ? (r->str ? r->str : "error")
 					       : "malformed reply");
