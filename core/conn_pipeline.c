@@ -54,15 +54,23 @@ static void on_flush(void *arg)
 
 /* SPEC §9: a message without Content-Length gets 400 (then the connection
  * closes); a request a next hop never got gets 503 (delivered upstream).
- * Built by the stateless reply builder on the receiver's scratch txn. */
+ * Built by the stateless reply builder on the receiver's scratch txn. A
+ * message past its inline buffer (a header section up to tcp.max_message, a
+ * large forwarded request) is parsed in a big-slab buffer borrowed for the
+ * call, as rx_stream keeps one; none free (all held by txns in flight): no
+ * reply, the connection closes all the same (counted). */
 static size_t on_reply(void *arg, const struct conn_msg *m, uint16_t code, char *out, size_t cap)
 {
 	struct receiver *rx = arg;
 	struct txn *t = rx->scratch;
-	if (m->len > sizeof(t->rx))
+	if (m->len > TXN_RX_MAX)
 		return 0;
+	char *big = m->len > sizeof(t->rx) ? rx_big_take(rx) : NULL;
+	if (m->len > sizeof(t->rx) && !big)
+		return 0;
+	char *buf = big ? big : t->rx;
 	txn_reset(t);
-	memcpy(t->rx, m->buf, m->len);
+	memcpy(buf, m->buf, m->len);
 	t->rx_len = m->len;
 	memcpy(&t->src, m->peer, m->peerlen);
 	t->srclen = m->peerlen;
@@ -71,7 +79,7 @@ static size_t on_reply(void *arg, const struct conn_msg *m, uint16_t code, char 
 	size_t n = 0;
 	rcu_read_lock();
 	t->cfg = rcu_dereference(worker_cfg_rcu);
-	if (t->cfg && txn_received(t, t->rx, t->rx_len) >= 0 && t->msg.is_request &&
+	if (t->cfg && txn_received(t, buf, t->rx_len) >= 0 && t->msg.is_request &&
 	    t->msg.method_id != SIP_METHOD_ACK) {
 		t->out = out;
 		t->out_cap = (uint32_t)cap;
@@ -83,6 +91,8 @@ static size_t on_reply(void *arg, const struct conn_msg *m, uint16_t code, char 
 		}
 	}
 	rcu_read_unlock();
+	if (big)
+		rx_big_give(rx, big);
 	return n;
 }
 

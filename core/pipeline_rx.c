@@ -84,6 +84,18 @@ static void rx_refill(struct receiver *rx)
 	}
 }
 
+char *rx_big_take(struct receiver *rx)
+{
+	if (rx->n_big_free == 0)
+		rx_refill(rx);
+	return rx->n_big_free ? rx->big_free[--rx->n_big_free] : NULL;
+}
+
+void rx_big_give(struct receiver *rx, char *buf)
+{
+	rx->big_free[rx->n_big_free++] = buf;
+}
+
 /* the pool is empty: read and count what waits in the socket */
 static int rx_discard(struct receiver *rx, int fd)
 {

@@ -97,6 +97,12 @@ void rx_cleanup(struct receiver *rx);
  */
 int rx_read(struct receiver *rx, unsigned i, bool *full);
 
+/* rx_big_take - a free big-slab buffer (TXN_RX_MAX bytes) of @rx, taking back
+ * what the workers returned when none is left; NULL when all are in use.
+ * rx_big_give puts it back. @rx's reading thread only. */
+char *rx_big_take(struct receiver *rx);
+void rx_big_give(struct receiver *rx, char *buf);
+
 struct conn_msg;
 /* rx_stream - a whole message from one of @rx's connections (SPEC §9): into a
  * txn of @rx's pool (a big buffer past TXN_RX_INLINE) and staged for its

@@ -7,7 +7,8 @@
 #   - after a SIGHUP that makes routes.local a tcp:// next hop, SIPp UDP UAC -> referee ->
 #     SIPp UAS over TCP (referee opens and reuses the connection);
 #   - raw clients (python3): CRLFCRLF ping gets CRLF; a request without Content-Length gets
-#     400 and the connection closes; an oversize message closes the connection; a slow
+#     400 and the connection closes, also when its header section is larger than a txn's inline
+#     buffer (6 KB); an oversize message closes the connection; a slow
 #     sender is cut off after tcp.read_timeout; the 6th..8th connection from one source is
 #     refused (tcp.max_per_source 5); each counted in /metrics;
 #   - SIGTERM: exit 0, no sanitizer report.
@@ -33,7 +34,7 @@ referee_config "$IT_WORK/referee.yaml" "$PORT" "$UAS_PORT" "$(cat <<EOF
 rules:
   - {hosts: [example.com], users: ["255xxxx"], permissions: []}
 metrics: {listen: 127.0.0.1:$MPORT}
-tcp: {max_per_source: 5, read_timeout: 2, max_message: 4096}
+tcp: {max_per_source: 5, read_timeout: 2, max_message: 8192}
 EOF
 )"
 sed -i "s|^listen: .*|listen: [udp://127.0.0.1:$PORT, tcp://127.0.0.1:$PORT]|" "$IT_WORK/referee.yaml"
@@ -149,6 +150,12 @@ s.sendall(b"OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;br
 first = s.recv(4096)
 print("nocl", "400" if first.startswith(b"SIP/2.0 400") else repr(first[:40]), "closed" if closed(s) else "open")
 s = conn()
+s.sendall(b"OPTIONS sip:x@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKbignocl\r\n"
+          b"From: <sip:a@it.invalid>;tag=1\r\nTo: <sip:x@example.com>\r\nCall-ID: bignocl\r\nCSeq: 1 OPTIONS\r\n"
+          + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 90) for i in range(60)) + b"\r\n")
+first = s.recv(4096)
+print("bignocl", "400" if first.startswith(b"SIP/2.0 400") else repr(first[:40]), "closed" if closed(s) else "open")
+s = conn()
 s.sendall(b"MESSAGE sip:x@example.com SIP/2.0\r\nContent-Length: 9000\r\n\r\n" + b"x" * 5000)
 print("big", "closed" if closed(s) else "open")
 s = conn()
@@ -176,11 +183,13 @@ PY
 echo "$out"
 grep -q '^ping ok$' <<<"$out" && it_check "keepalive_crlf_pong" || it_fail keepalive_crlf_pong "$out"
 grep -q '^nocl 400 closed$' <<<"$out" && it_check "no_content_length_400_and_close" || it_fail no_content_length_400_and_close "$out"
+grep -q '^bignocl 400 closed$' <<<"$out" && it_check "no_content_length_6k_headers_400_and_close" ||
+	it_fail no_content_length_6k_headers_400_and_close "$out"
 grep -q '^big closed$' <<<"$out" && it_check "oversize_closed" || it_fail oversize_closed "$out"
 grep -qE '^slow closed [2-5]$' <<<"$out" && it_check "slow_sender_cut_after_read_timeout" || it_fail slow_sender_cut_after_read_timeout "$out"
 grep -q '^per_source 5 3$' <<<"$out" && it_check "max_per_source_refused" || it_fail max_per_source_refused "$out"
 sleep 1
-for m in 'closed_total reason="bad_framing" 1' 'closed_total reason="too_big" 1' 'closed_total reason="read_timeout" 1' 'refused_total reason="max_per_source" 3'; do
+for m in 'closed_total reason="bad_framing" 2' 'closed_total reason="too_big" 1' 'closed_total reason="read_timeout" 1' 'refused_total reason="max_per_source" 3'; do
 	read -r fam label want <<<"$m"
 	case $label in
 	*bad_framing*) b=$before_bad ;; *too_big*) b=$before_big ;; *read_timeout*) b=$before_slow ;; *) b=$before_ref ;;
