@@ -80,6 +80,15 @@ void conn_runtime_reconfigure(const struct cfg *c);
 /* conn_thread_new - thread @id's listening sockets for the stream addresses
  * of @c. Returns NULL with *@err set (-errno, logged). */
 struct conn_thread *conn_thread_new(unsigned id, const struct cfg *c, const struct conn_host *host, int *err);
+/* conn_threads_drain - SIGTERM drain (SPEC §7), after the host threads of
+ * the @n conn_threads @cts and every thread that sends on them ended
+ * (joined): the caller takes them over, stops accepting, runs what their
+ * queues hold and writes what their connections still have to send
+ * (finishing a connect or handshake for it), until all is out or
+ * @deadline_ns (CLOCK_MONOTONIC): a peer that does not read never holds it
+ * longer. Reads and delivers nothing. Caller registered with RCU; then
+ * conn_thread_free. */
+void conn_threads_drain(struct conn_thread *const *cts, unsigned n, uint64_t deadline_ns);
 /* conn_thread_free - close everything it owns (after its host thread ended). */
 void conn_thread_free(struct conn_thread *ct);
 

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -663,6 +664,84 @@ void conn_thread_tick(struct conn_thread *ct, uint64_t now)
 	conn_rcu_unlock();
 	if (ct->host.flush)
 		ct->host.flush(ct->host.arg); /* 503s of next hops that timed out */
+}
+
+/* ---------------------------------------------------------------- drain */
+
+/* what a connection with output waits for while draining */
+static short drain_events(const struct conn *c)
+{
+	if (c->state == CONN_HANDSHAKE && !c->watching_out)
+		return POLLIN; /* the TLS handshake waits for the peer's flight */
+	return POLLOUT;    /* connect completing, or room to write */
+}
+
+/* drive @c toward sending its output: finish a connect or handshake, write */
+static void drain_event(struct conn *c)
+{
+	if (c->state == CONN_CONNECTING) {
+		conn_on_connected(c); /* TCP: established, flushed */
+		return;
+	}
+	if (c->state == CONN_HANDSHAKE) {
+		int r = conn_tls_handshake(c);
+		if (r < 0)
+			conn_close(c, c->outbound ? CONN_CLOSE_CONNECT : CONN_CLOSE_HANDSHAKE);
+		else if (r == 1)
+			conn_established(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+/* connections of @cts holding output, into @pfd/@pc (room for all); their count */
+static unsigned drain_pending(struct conn_thread *const *cts, unsigned n, struct pollfd *pfd, struct conn **pc)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++)
+		for (struct conn *c = cts[i] ? cts[i]->conns : NULL; c; c = c->next)
+			if (c->out_head && c->fd >= 0) {
+				pfd[k] = (struct pollfd){ .fd = c->fd, .events = drain_events(c) };
+				pc[k++] = c;
+			}
+	return k;
+}
+
+void conn_threads_drain(struct conn_thread *const *cts, unsigned n, uint64_t deadline_ns)
+{
+	unsigned total = 0;
+	rcu_read_lock();
+	for (unsigned i = 0; i < n; i++) {
+		struct conn_thread *ct = cts[i];
+		if (!ct)
+			continue;
+		conn_thread_stop_accepting(ct);
+		/* nobody upstream any more: nothing is read, delivered or answered */
+		memset(&ct->host, 0, sizeof(ct->host));
+		queue_drain(ct); /* its producers are joined: everything is linked */
+		total += ct->n_conns;
+	}
+	conn_rcu_unlock();
+	if (total == 0)
+		return;
+	/* only closes happen from here on, so the counts above are a bound */
+	struct pollfd *pfd = malloc(total * sizeof(*pfd));
+	struct conn **pc = malloc(total * sizeof(*pc));
+	for (unsigned k; pfd && pc && (k = drain_pending(cts, n, pfd, pc)) > 0;) {
+		uint64_t now = conn_now_ns();
+		if (now >= deadline_ns)
+			break; /* a peer that does not read keeps the rest (closed next) */
+		uint64_t left_ms = (deadline_ns - now) / 1000000u + 1;
+		if (poll(pfd, k, (int)(left_ms < 50 ? left_ms : 50)) < 0 && errno != EINTR)
+			break;
+		rcu_read_lock(); /* what closes here is freed after this section */
+		for (unsigned j = 0; j < k; j++)
+			if (pfd[j].revents && pc[j]->fd >= 0)
+				drain_event(pc[j]);
+		conn_rcu_unlock();
+	}
+	free(pfd);
+	free(pc);
 }
 
 /* ---------------------------------------------------------------- any thread */

@@ -120,6 +120,19 @@ int conn_pipeline_setup(struct receiver *rx, unsigned n_rx, const struct cfg *c)
 	return 0;
 }
 
+void conn_pipeline_drain(struct receiver *rx, unsigned n_rx, uint64_t deadline_ns)
+{
+	if (!conn_active)
+		return;
+	struct conn_thread *cts[CONN_MAX_THREADS];
+	unsigned n = n_rx < CONN_MAX_THREADS ? n_rx : CONN_MAX_THREADS;
+	for (unsigned r = 0; r < n; r++)
+		cts[r] = rx[r].conn;
+	rcu_register_thread();
+	conn_threads_drain(cts, n, deadline_ns);
+	rcu_unregister_thread();
+}
+
 void conn_pipeline_free(struct receiver *rx, unsigned n_rx)
 {
 	if (!conn_active)

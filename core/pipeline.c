@@ -208,9 +208,11 @@ static void pipeline_wait(int sfd, int (*reload)(void *arg), void *arg)
 	}
 }
 
-/* stop receivers, join them, then let workers drain and join them */
+/* stop receivers, join them, then let workers drain and join them; last,
+ * what they sent toward stream connections goes out (bounded by the drain) */
 static void pipeline_drain(struct pipeline *p, unsigned n_workers_started, unsigned n_rx_started)
 {
+	const uint64_t deadline = pipeline_now_ns() + PIPELINE_DRAIN_NS;
 	atomic_store_explicit(&pipeline_serving, false, memory_order_relaxed);
 	atomic_store_explicit(&p->stop, true, memory_order_relaxed);
 	uint64_t one = 1;
@@ -226,6 +228,8 @@ static void pipeline_drain(struct pipeline *p, unsigned n_workers_started, unsig
 	}
 	for (unsigned w = 0; w < n_workers_started; w++)
 		pthread_join(p->g.workers[w].thread, NULL);
+	if (p->rx)
+		conn_pipeline_drain(p->rx, p->g.n_rx, deadline);
 }
 
 int pipeline_run(const struct cfg *c, const struct stage_table *st, int (*reload)(void *arg), void *arg)

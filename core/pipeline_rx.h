@@ -116,6 +116,10 @@ void rx_stream_flush(struct receiver *rx);
 /* conn_pipeline_setup - a conn_thread for each of the @n_rx receivers when @c
  * has a tcp:// or tls:// listen address or stream next hops. 0 or -errno. */
 int conn_pipeline_setup(struct receiver *rx, unsigned n_rx, const struct cfg *c);
+/* conn_pipeline_drain - SIGTERM, once every receiver and worker is joined:
+ * send what the workers left queued for the connections, or still pending
+ * on them, until @deadline_ns (conn_threads_drain). Main thread. */
+void conn_pipeline_drain(struct receiver *rx, unsigned n_rx, uint64_t deadline_ns);
 void conn_pipeline_free(struct receiver *rx, unsigned n_rx);
 /* conn_pipeline_reload - limits, trusted names, certificate and key of @c (SIGHUP). */
 void conn_pipeline_reload(const struct cfg *c);

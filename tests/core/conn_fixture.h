@@ -4,7 +4,10 @@
  * conn_thread; a "worker" thread that answers every delivered message by
  * conn_send from another thread than the owner (the cross-thread queue), so
  * responses travel exactly like the pipeline's. Answer: "ECHO <len>\r\n" +
- * the message, to the peer the message came from. */
+ * the message, to the peer the message came from. fx_stop ends the threads
+ * and drains (conn_threads_drain) as the pipeline does at SIGTERM;
+ * fx_stop_owners ends the owners alone first, so later sends wait in their
+ * queues for that drain. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,7 +42,9 @@ struct fx_pending {
 static struct {
 	struct conn_thread *ct[FX_THREADS];
 	pthread_t owner[FX_THREADS], worker;
-	atomic_bool stop;
+	atomic_bool stop, owners_stop;
+	bool owners_joined;
+	uint64_t drain_ns; /* how long fx_stop's drain may take (fx_start: 1 s) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fx_pending *pending[FX_PENDING]; /* FIFO: order per connection is kept */
@@ -89,6 +94,13 @@ static size_t fx_reply(void *arg, const struct conn_msg *m, uint16_t code, char 
 	return (size_t)snprintf(out, cap, "ECHO 503\r\nContent-Length: 0\r\n\r\n");
 }
 
+static inline uint64_t fx_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void *fx_owner_main(void *arg)
 {
 	struct conn_thread *ct = arg;
@@ -96,12 +108,10 @@ static void *fx_owner_main(void *arg)
 	metrics_thread_init();
 	conn_thread_attach(ct);
 	struct pollfd pfd = { .fd = conn_thread_pollfd(ct), .events = POLLIN };
-	while (!atomic_load(&fx.stop)) {
+	while (!atomic_load(&fx.stop) && !atomic_load(&fx.owners_stop)) {
 		poll(&pfd, 1, 20);
 		conn_thread_run(ct);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		conn_thread_tick(ct, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+		conn_thread_tick(ct, fx_now_ns());
 	}
 	rcu_unregister_thread();
 	return NULL;
@@ -160,6 +170,7 @@ static void fx_start(const struct cfg *c)
 	memset(&fx, 0, sizeof(fx));
 	pthread_mutex_init(&fx.mu, NULL);
 	pthread_cond_init(&fx.cv, NULL);
+	fx.drain_ns = 1000ull * 1000 * 1000;
 	if (conn_runtime_start(c, FX_THREADS) < 0)
 		abort();
 	for (unsigned i = 0; i < FX_THREADS; i++) {
@@ -173,6 +184,15 @@ static void fx_start(const struct cfg *c)
 	pthread_create(&fx.worker, NULL, fx_worker_main, NULL);
 }
 
+/* fx_stop_owners - the owner threads end, as the pipeline's do at a drain */
+static inline void fx_stop_owners(void)
+{
+	atomic_store(&fx.owners_stop, true);
+	for (unsigned i = 0; i < FX_THREADS; i++)
+		pthread_join(fx.owner[i], NULL);
+	fx.owners_joined = true;
+}
+
 static void fx_stop(void)
 {
 	atomic_store(&fx.stop, true);
@@ -180,9 +200,11 @@ static void fx_stop(void)
 	pthread_cond_broadcast(&fx.cv);
 	pthread_mutex_unlock(&fx.mu);
 	pthread_join(fx.worker, NULL);
-	for (unsigned i = 0; i < FX_THREADS; i++)
-		pthread_join(fx.owner[i], NULL);
+	if (!fx.owners_joined)
+		for (unsigned i = 0; i < FX_THREADS; i++)
+			pthread_join(fx.owner[i], NULL);
 	rcu_register_thread();
+	conn_threads_drain(fx.ct, FX_THREADS, fx_now_ns() + fx.drain_ns);
 	for (unsigned i = 0; i < FX_THREADS; i++)
 		conn_thread_free(fx.ct[i]);
 	rcu_unregister_thread();

@@ -2,8 +2,10 @@
  * messages split and coalesced over many connections, answered from another
  * thread through the owner's queue; keepalive; 400 and close without
  * Content-Length; oversize close; per-source and total limits; read and idle
- * timeouts; outbound connects; the cross-thread queue bound; and concurrent
- * table lookups while connections open and close. Named _mt: runs under TSan. */
+ * timeouts; outbound connects; the cross-thread queue bound; concurrent
+ * table lookups while connections open and close; and the drain: what was
+ * queued for a connection after its owner stopped still reaches the peer,
+ * bounded for a peer that does not read. Named _mt: runs under TSan. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -256,6 +258,123 @@ static void test_queue_bound(void **state)
 	free(ct);
 }
 
+/* ---------------------------------------------------------------- drain */
+
+#define DRAIN_BYTES (480u * 1024u) /* far more than the small windows below hold */
+
+/* a client whose receive buffer is small, so the server's output backs up */
+static int connect_small_window(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int small = 4096;
+	struct timeval tv = { .tv_sec = 3 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* a running fixture and a small-window client *@fd known to the server (one
+ * echo back); then the owners stop and DRAIN_BYTES are sent to the client
+ * from this thread: they can only wait in the owner's queue */
+static struct cfg *queue_after_owners_stopped(int *fdp)
+{
+	const uint16_t port = fx_free_port();
+	struct cfg *c = cfg_make(port, 64, 10, 600);
+	fx_start(c);
+	int fd = *fdp = connect_small_window(port);
+	static const char m[] = "OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+	assert_int_equal(send(fd, m, sizeof(m) - 1, 0), (ssize_t)sizeof(m) - 1);
+	char buf[256];
+	size_t want = sizeof(m) - 1 + (size_t)snprintf(NULL, 0, "ECHO %zu\r\n", sizeof(m) - 1);
+	assert_int_equal(fx_read_until(fd, buf, sizeof(buf), want), want);
+	fx_stop_owners();
+	struct sockaddr_storage me;
+	socklen_t len = sizeof(me);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+	/* the kernel would take megabytes toward even a closed window: shrink
+	 * the server side's send buffer so most of it stays pending with us
+	 * (its owner is joined: nobody else touches the connection) */
+	struct conn_key k;
+	conn_key_from_sa(&me, CFG_TRANSPORT_TCP, &k);
+	rcu_register_thread();
+	rcu_read_lock();
+	struct conn *sc = conn_table_find(&k);
+	assert_non_null(sc);
+	int small = 4096;
+	assert_int_equal(setsockopt(sc->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	conn_rcu_unlock();
+	rcu_unregister_thread();
+	char *big = malloc(DRAIN_BYTES);
+	for (unsigned i = 0; i < DRAIN_BYTES; i++)
+		big[i] = (char)('a' + i % 26);
+	const struct conn_dest d = { .addr = &me, .addrlen = len, .transport = CFG_TRANSPORT_TCP };
+	rcu_register_thread();
+	assert_int_equal(conn_send(&d, big, DRAIN_BYTES), 0);
+	rcu_unregister_thread();
+	free(big);
+	return c;
+}
+
+struct drain_reader {
+	int fd;
+	size_t got;
+	bool in_order;
+};
+
+static void *drain_reader_main(void *arg)
+{
+	struct drain_reader *r = arg;
+	usleep(200 * 1000); /* the drain starts with the window full: output is left pending */
+	char buf[16384];
+	r->in_order = true;
+	for (;;) {
+		ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			r->in_order &= buf[i] == (char)('a' + (r->got + (size_t)i) % 26);
+		r->got += (size_t)n;
+	}
+	return NULL;
+}
+
+static void test_drain_sends_queued(void **state)
+{
+	(void)state;
+	int fd;
+	struct cfg *c = queue_after_owners_stopped(&fd);
+	struct drain_reader r = { .fd = fd };
+	pthread_t th;
+	pthread_create(&th, NULL, drain_reader_main, &r);
+	fx.drain_ns = 5000ull * 1000 * 1000;
+	fx_stop(); /* drains, then closes: the reader sees EOF after the last byte */
+	pthread_join(th, NULL);
+	if (r.got != DRAIN_BYTES || !r.in_order)
+		fail_msg("the peer got %zu of %u bytes queued before the drain (in order: %d)", r.got, DRAIN_BYTES,
+			 r.in_order);
+	close(fd);
+	free(c);
+}
+
+static void test_drain_bounded_when_peer_does_not_read(void **state)
+{
+	(void)state;
+	int fd;
+	struct cfg *c = queue_after_owners_stopped(&fd);
+	fx.drain_ns = 300ull * 1000 * 1000;
+	uint64_t t0 = fx_now_ns();
+	fx_stop(); /* the client never reads: the drain gives up at its deadline */
+	uint64_t ms = (fx_now_ns() - t0) / 1000000u;
+	if (ms < 250 || ms > 2000)
+		fail_msg("drain took %llu ms with a 300 ms deadline", (unsigned long long)ms);
+	assert_int_equal(conn_count_open(), 0);
+	close(fd);
+	free(c);
+}
+
 /* ---------------------------------------------------------------- concurrency */
 
 static atomic_bool hammer_stop;
@@ -321,6 +440,8 @@ int main(void)
 		cmocka_unit_test(test_outbound_connect),
 		cmocka_unit_test(test_concurrent_lookup_close),
 		cmocka_unit_test(test_limits_and_timeouts),
+		cmocka_unit_test(test_drain_sends_queued),
+		cmocka_unit_test(test_drain_bounded_when_peer_does_not_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
