@@ -1,6 +1,7 @@
 /* conn_io.c - the event loop half of a conn_thread (conn.h): accept, read
  * and frame, write with a per-connection backlog, cross-thread sends,
- * outbound connects, timeouts; plus the runtime (limits, trusted names).
+ * outbound connects, timeouts, the drain; plus the runtime (limits; the
+ * trusted names are conn_tls.c's).
  *
  * Memory per idle connection: struct conn (~500 bytes) and, for TLS, the SSL
  * object with its record buffers released. An unfinished message lives in a
@@ -43,7 +44,6 @@
 #define CONN_QUEUE_SPINS 64
 
 struct conn_runtime conn_rt;
-struct conn_names *conn_names_rcu;
 _Thread_local struct conn_thread *conn_self;
 
 uint64_t conn_now_ns(void)
@@ -175,7 +175,8 @@ void conn_close(struct conn *c, enum conn_close_reason why)
 	call_rcu(&c->rcu, conn_free_rcu);
 }
 
-void conn_want_events(struct conn *c, bool want_write)
+/* owner: set EPOLLIN/EPOLLOUT for @c's state */
+static void conn_want_events(struct conn *c, bool want_write)
 {
 	if (c->fd < 0 || c->watching_out == want_write)
 		return;
@@ -422,13 +423,16 @@ static void conn_on_connected(struct conn *c)
 
 static void conn_on_handshake(struct conn *c)
 {
-	int r = conn_tls_handshake(c);
+	bool want_write = false;
+	int r = conn_tls_handshake(c, &want_write);
 	if (r < 0) {
 		conn_close(c, c->outbound ? CONN_CLOSE_CONNECT : CONN_CLOSE_HANDSHAKE);
 		return;
 	}
-	if (r == 0)
+	if (r == 0) {
+		conn_want_events(c, want_write);
 		return;
+	}
 	conn_established(c);
 	if (c->fd >= 0)
 		conn_on_readable(c); /* records that came with the last handshake flight */
@@ -684,11 +688,14 @@ static void drain_event(struct conn *c)
 		return;
 	}
 	if (c->state == CONN_HANDSHAKE) {
-		int r = conn_tls_handshake(c);
+		bool want_write = false;
+		int r = conn_tls_handshake(c, &want_write);
 		if (r < 0)
 			conn_close(c, c->outbound ? CONN_CLOSE_CONNECT : CONN_CLOSE_HANDSHAKE);
 		else if (r == 1)
 			conn_established(c);
+		else
+			conn_want_events(c, want_write); /* drain_events reads it back */
 		return;
 	}
 	conn_flush(c);
@@ -941,24 +948,6 @@ int conn_thread_pollfd(const struct conn_thread *ct)
 
 /* ---------------------------------------------------------------- runtime */
 
-static void names_publish(const struct cfg *c)
-{
-	struct conn_names *n = NULL;
-	if (c && c->tls.n_trusted_names) {
-		n = malloc(sizeof(*n) + (size_t)c->tls.n_trusted_names * CFG_NAME_MAX);
-		if (n) {
-			n->n = c->tls.n_trusted_names;
-			memcpy(n->names, c->tls.trusted_names, (size_t)n->n * CFG_NAME_MAX);
-		}
-	}
-	struct conn_names *old = conn_names_rcu; /* only the main thread writes it */
-	__atomic_store_n(&conn_names_rcu, n, __ATOMIC_RELEASE); /* pairs with rcu_dereference */
-	if (old) {
-		synchronize_rcu();
-		free(old);
-	}
-}
-
 void conn_runtime_reconfigure(const struct cfg *c)
 {
 	atomic_store_explicit(&conn_rt.max_connections, c->tcp.max_connections, memory_order_relaxed);
@@ -966,7 +955,7 @@ void conn_runtime_reconfigure(const struct cfg *c)
 	atomic_store_explicit(&conn_rt.idle_timeout_s, c->tcp.idle_timeout, memory_order_relaxed);
 	atomic_store_explicit(&conn_rt.read_timeout_s, c->tcp.read_timeout, memory_order_relaxed);
 	atomic_store_explicit(&conn_rt.max_message, c->tcp.max_message, memory_order_relaxed);
-	names_publish(c);
+	conn_tls_names_publish(c);
 }
 
 int conn_runtime_start(const struct cfg *c, unsigned n_threads)
@@ -989,7 +978,7 @@ int conn_runtime_start(const struct cfg *c, unsigned n_threads)
 void conn_runtime_stop(void)
 {
 	rcu_barrier(); /* every conn_free_rcu has run */
-	names_publish(NULL);
+	conn_tls_names_publish(NULL);
 	conn_table_fini();
 	conn_rt.n_threads = 0;
 }

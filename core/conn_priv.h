@@ -187,13 +187,6 @@ static inline void conn_rcu_unlock(void)
 	rcu_read_unlock();
 }
 
-/* tls.trusted_names of the running configuration: published by the main
- * thread (release), read inside rcu_read_lock, freed after a grace period. */
-struct conn_names {
-	unsigned n;
-	char names[][CFG_NAME_MAX];
-};
-extern struct conn_names *conn_names_rcu;
 extern _Thread_local struct conn_thread *conn_self;
 
 /* ---- conn_table.c */
@@ -220,8 +213,9 @@ void conn_thread_wake(struct conn_thread *ct);
 /* ---- conn_tls.c (owner thread) */
 /* conn_tls_begin - SSL for @c (server side, or client with @name). 0 or -errno. */
 int conn_tls_begin(struct conn *c, bool server, const char *name);
-/* conn_tls_handshake - drive it: 1 done, 0 wants more (events set), <0 failed (counted). */
-int conn_tls_handshake(struct conn *c);
+/* conn_tls_handshake - drive it: 1 done, 0 wants more (*@want_write: to
+ * write, else to read; the caller sets the events), <0 failed (counted). */
+int conn_tls_handshake(struct conn *c, bool *want_write);
 /* conn_tls_read - like read(2): >0 bytes, 0 EOF, -EAGAIN, -EIO. */
 long conn_tls_read(struct conn *c, char *buf, size_t len);
 /* conn_tls_write - like write(2): >0 bytes, -EAGAIN, -EIO. */
@@ -231,6 +225,10 @@ void conn_tls_free(struct conn *c);
 bool conn_tls_pending(struct conn *c);
 /* conn_tls_name_trusted - the verified peer certificate has a SAN DNS name in tls.trusted_names. */
 bool conn_tls_name_trusted(struct conn *c);
+/* conn_tls_names_publish - tls.trusted_names of @c (NULL: none) for
+ * conn_tls_name_trusted; the previous list is freed after a grace period.
+ * Main thread. */
+void conn_tls_names_publish(const struct cfg *c);
 
 /* ---- conn_metrics.c */
 void conn_metrics_register(void);
@@ -245,6 +243,4 @@ void conn_count_dropped(void);
 /* ---- conn_io.c */
 /* conn_close - owner thread: leave the table, close, count, free after a grace period. */
 void conn_close(struct conn *c, enum conn_close_reason why);
-/* conn_want_events - owner: set EPOLLIN/EPOLLOUT for @c's state. */
-void conn_want_events(struct conn *c, bool want_write);
 uint64_t conn_now_ns(void);

@@ -1,6 +1,8 @@
 /* conn_tls.c - the TLS state of one connection, driven by its owner thread
  * only (SPEC §9): non-blocking handshake, SSL_read/SSL_write on the socket,
- * the peer certificate's names. The SSL comes from the shared contexts of
+ * the peer certificate's names and the tls.trusted_names they are held
+ * against. It calls nothing of conn_io.c: what the socket waits for next is
+ * returned, the event loop sets it. The SSL comes from the shared contexts of
  * tls_ctx.c (a reference is taken, so a reload never pulls it away).
  * Outbound: SNI and the host name check (RFC 5922: subjectAltName DNS, or
  * the IP when the route has no name) are set before the handshake, so a
@@ -9,6 +11,7 @@
  * connection's error never shows up in another's. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -18,6 +21,14 @@
 #include "conn_priv.h"
 #include "log.h"
 #include "tls_ctx.h"
+
+/* tls.trusted_names of the running configuration: published by the main
+ * thread (release), read inside rcu_read_lock, freed after a grace period. */
+struct conn_names {
+	unsigned n;
+	char names[][CFG_NAME_MAX];
+};
+static struct conn_names *conn_names_rcu;
 
 int conn_tls_begin(struct conn *c, bool server, const char *name)
 {
@@ -64,7 +75,7 @@ static enum conn_tls_failure failure_reason(struct conn *c)
 	return CONN_TLS_FAIL_PROTOCOL;
 }
 
-int conn_tls_handshake(struct conn *c)
+int conn_tls_handshake(struct conn *c, bool *want_write)
 {
 	int r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
@@ -72,12 +83,8 @@ int conn_tls_handshake(struct conn *c)
 		return 1;
 	}
 	int err = SSL_get_error(c->ssl, r);
-	if (err == SSL_ERROR_WANT_READ) {
-		conn_want_events(c, false);
-		return 0;
-	}
-	if (err == SSL_ERROR_WANT_WRITE) {
-		conn_want_events(c, true);
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		*want_write = err == SSL_ERROR_WANT_WRITE;
 		return 0;
 	}
 	enum conn_tls_failure why = failure_reason(c);
@@ -160,4 +167,22 @@ bool conn_tls_name_trusted(struct conn *c)
 	rcu_read_unlock();
 	GENERAL_NAMES_free(sans);
 	return trusted;
+}
+
+void conn_tls_names_publish(const struct cfg *c)
+{
+	struct conn_names *n = NULL;
+	if (c && c->tls.n_trusted_names) {
+		n = malloc(sizeof(*n) + (size_t)c->tls.n_trusted_names * CFG_NAME_MAX);
+		if (n) {
+			n->n = c->tls.n_trusted_names;
+			memcpy(n->names, c->tls.trusted_names, (size_t)n->n * CFG_NAME_MAX);
+		}
+	}
+	struct conn_names *old = conn_names_rcu; /* only the main thread writes it */
+	__atomic_store_n(&conn_names_rcu, n, __ATOMIC_RELEASE); /* pairs with rcu_dereference */
+	if (old) {
+		synchronize_rcu();
+		free(old);
+	}
 }
