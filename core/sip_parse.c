@@ -193,6 +193,9 @@ static int scalar_decode(struct sip_msg *m, uint8_t id, struct slice v, bool is_
 	}
 }
 
+/* The bytes comma_split acts on: quotes and their escape, angle brackets, the comma. */
+static const bool list_byte[256] = { ['"'] = true, ['\\'] = true, ['<'] = true, ['>'] = true, [','] = true };
+
 /* Splits a comma list at commas outside quoted strings and <...>; empty
  * elements (as in "a,,b") are skipped, an all-empty value is kept once.
  * A value without any comma is taken whole: quote balance is then left to
@@ -206,6 +209,10 @@ static int comma_split(struct sip_msg *m, uint8_t id, struct slice name, const c
 	if (ve <= vs || !memchr(p + vs, ',', ve - vs)) /* common case: one value */
 		return hdr_add(m, id, name, value_trim(p, vs, ve), off, len);
 	for (size_t k = vs; k < ve; k++) {
+		while (k < ve && !list_byte[(unsigned char)p[k]])
+			k++; /* most bytes of a list are none of the five: skip them at one load each */
+		if (k == ve)
+			break;
 		const char c = p[k];
 		if (in_q) {
 			if (c == '\\')
