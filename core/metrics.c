@@ -279,18 +279,10 @@ void metrics_observe_ns(unsigned histogram, uint64_t ns)
 
 void metrics_observe(unsigned histogram, double seconds)
 {
-	if (histogram >= METRICS_MAX_SERIES)
-		return;
-	/* acquire pairs with the release store in family_add */
-	const struct metrics_family *f = atomic_load_explicit(&histogram_at[histogram], memory_order_acquire);
-	if (!f)
-		return;
-	unsigned b = 0;
-	while (b < f->n_bounds && seconds > f->bounds[b])
-		b++;
-	metrics_inc(histogram + b);
-	if (seconds > 0)
-		metrics_add(histogram + f->n_bounds + 1, (uint64_t)llround(seconds * 1e9));
+	/* one bucket search, in ns (where the sum always was): a value within half
+	 * a nanosecond of a bound lands where its rounded value does; negative and
+	 * NaN durations count as 0 */
+	metrics_observe_ns(histogram, seconds > 0 ? (uint64_t)llround(seconds * 1e9) : 0);
 }
 
 /* sum of one series over every shard (relaxed: a snapshot). */
