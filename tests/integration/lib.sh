@@ -252,6 +252,58 @@ it_sanitizer_clean() {
 	! grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|WARNING: ThreadSanitizer|runtime error:|SUMMARY: [A-Za-z]+Sanitizer' "$1"
 }
 
+# ---- NSD ----------------------------------------------------------------------------------
+
+# nsd_start DIR ZONE [control]: NSD on 127.0.0.1:NSD_PORT (a port picked here, free for UDP and
+# TCP: NSD binds both) serving the zone file DIR/ZONE.zone, written by the caller; with
+# "control", also its remote control on DIR/nsd.sock (nsd-control -c DIR/nsd.conf). Its log is
+# DIR/nsd.log. Sets NSD_PORT and NSD_PID; dies when NSD does not bind.
+nsd_start() {
+	local dir=$1 zone=$2 control=${3:-}
+	NSD_PORT=$(python3 -c 'import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass')
+	{
+		cat <<EOF
+server:
+  ip-address: 127.0.0.1@$NSD_PORT
+  username: ""
+  chroot: ""
+  zonesdir: "$dir"
+  pidfile: "$dir/nsd.pid"
+  database: ""
+  xfrdfile: "$dir/xfrd.state"
+  zonelistfile: "$dir/zone.list"
+  logfile: "$dir/nsd.log"
+  server-count: 1
+  verbosity: 1
+EOF
+		if [ "$control" = control ]; then
+			cat <<EOF
+remote-control:
+  control-enable: yes
+  control-interface: $dir/nsd.sock
+EOF
+		fi
+		cat <<EOF
+zone:
+  name: $zone
+  zonefile: $zone.zone
+EOF
+	} >"$dir/nsd.conf"
+	it_spawn nsd nsd -d -c "$dir/nsd.conf"
+	NSD_PID=$IT_LAST_PID
+	it_wait_udp_port "$NSD_PORT" 10 "$NSD_PID" || {
+		cat "$IT_WORK/nsd.err" "$dir/nsd.log" 2>/dev/null
+		it_die "nsd did not bind udp 127.0.0.1:$NSD_PORT"
+	}
+}
+
 # ---- SIPp ---------------------------------------------------------------------------------
 # Each SIPp run NAME works in its own folder $IT_WORK/NAME (SIPp writes -trace_counts files
 # into its current directory): stat.csv (-trace_stat), *_counts.csv (-trace_counts),

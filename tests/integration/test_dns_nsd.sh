@@ -20,15 +20,6 @@ CALLS=${CALLS:-200}
 TTL=2
 it_need sipp nsd nsd-control python3 timeout curl
 W=$IT_WORK
-# NSD binds UDP and TCP on its port: one free for both
-NSD_PORT=$(python3 -c 'import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass')
 PORT=$(it_free_udp_port)
 M_PORT=$(it_free_tcp_port)
 PBX1=$(it_free_udp_port)
@@ -54,29 +45,7 @@ EOF
 }
 mkdir -p "$W/nsd"
 zone 10 1
-cat >"$W/nsd/nsd.conf" <<EOF
-server:
-  ip-address: 127.0.0.1@$NSD_PORT
-  username: ""
-  chroot: ""
-  zonesdir: "$W/nsd"
-  pidfile: "$W/nsd/nsd.pid"
-  database: ""
-  xfrdfile: "$W/nsd/xfrd.state"
-  zonelistfile: "$W/nsd/zone.list"
-  logfile: "$W/nsd/nsd.log"
-  server-count: 1
-  verbosity: 1
-remote-control:
-  control-enable: yes
-  control-interface: $W/nsd/nsd.sock
-zone:
-  name: example.test
-  zonefile: example.test.zone
-EOF
-it_spawn nsd nsd -d -c "$W/nsd/nsd.conf"
-NSD_PID=$IT_LAST_PID
-it_wait_udp_port "$NSD_PORT" 10 "$NSD_PID" || { cat "$W/nsd.err" "$W/nsd/nsd.log"; it_die "nsd did not bind udp 127.0.0.1:$NSD_PORT"; }
+nsd_start "$W/nsd" example.test control
 nsd_queries() { nsd-control -c "$W/nsd/nsd.conf" stats_noreset 2>/dev/null | sed -n 's/^num\.queries=//p'; }
 for _ in $(seq 50); do [ -n "$(nsd_queries)" ] && break; sleep 0.1; done
 [ -n "$(nsd_queries)" ] || it_die "nsd-control stats did not answer"

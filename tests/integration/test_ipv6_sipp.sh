@@ -18,15 +18,6 @@ python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bin
 PORT=$(free6)
 A=$(free6)
 B=$(free6)
-# NSD binds UDP and TCP on its port: one free for both
-NSD_PORT=$(python3 -c 'import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); p = u.getsockname()[1]
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass')
 
 # ---- NSD: pbx6.example.test has only an AAAA record ---------------------------------------
 mkdir -p "$W/nsd"
@@ -38,25 +29,7 @@ $TTL 60
 ns   IN A    127.0.0.1
 pbx6 IN AAAA ::1
 EOF
-cat >"$W/nsd/nsd.conf" <<EOF
-server:
-  ip-address: 127.0.0.1@$NSD_PORT
-  username: ""
-  chroot: ""
-  zonesdir: "$W/nsd"
-  pidfile: "$W/nsd/nsd.pid"
-  database: ""
-  xfrdfile: "$W/nsd/xfrd.state"
-  zonelistfile: "$W/nsd/zone.list"
-  logfile: "$W/nsd/nsd.log"
-  server-count: 1
-zone:
-  name: example.test
-  zonefile: example.test.zone
-EOF
-it_spawn nsd nsd -d -c "$W/nsd/nsd.conf"
-NSD_PID=$IT_LAST_PID
-it_wait_udp_port "$NSD_PORT" 10 "$NSD_PID" || { cat "$W/nsd.err"; it_die "nsd did not start"; }
+nsd_start "$W/nsd" example.test
 
 # ---- two SIPp sinks on [::1] -------------------------------------------------------------
 sink6() { # sink6 NAME PORT
