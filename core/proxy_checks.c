@@ -8,7 +8,6 @@
  * forward stages, for the Request-URI as the transfer stage leaves it.
  * Everything is read from the txn's parsed view. */
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <string.h>
 
 #include "proxy.h"
@@ -169,15 +168,11 @@ static bool authorized_dialog(struct txn *t)
 {
 	const struct sip_msg *m = &t->msg;
 	struct slice ra;
-	char mac[PROXY_RR_MAC_CHARS];
 	if (txn_to_tag(t).len == 0 || m->first[SIP_HDR_ROUTE] == SIP_NO_HDR)
 		return false;
 	const struct txn_route *r = txn_route(t); /* its first popped Route is the top one */
-	if (r->n_pop == 0 || !sip_uri_param(&r->top_ours, SLICE_LIT("ra"), &ra) ||
-	    ra.len != PROXY_RR_MAC_CHARS)
-		return false;
-	proxy_rr_mac(m->call_id, mac);
-	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
+	return r->n_pop != 0 && sip_uri_param(&r->top_ours, SLICE_LIT("ra"), &ra) &&
+	       proxy_rr_mac_ok(m->call_id, ra);
 }
 
 enum stage_rc proxy_checks_stage(struct txn *t)

@@ -63,12 +63,17 @@ void proxy_rr_mac(struct slice call_id, char out[PROXY_RR_MAC_CHARS])
 	b64url_encode(mac, PROXY_RR_MAC_BYTES, out, PROXY_RR_MAC_CHARS);
 }
 
+bool proxy_rr_mac_ok(struct slice call_id, struct slice ra)
+{
+	char mac[PROXY_RR_MAC_CHARS];
+	if (ra.len != PROXY_RR_MAC_CHARS)
+		return false;
+	proxy_rr_mac(call_id, mac);
+	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
+}
+
 bool proxy_rr_signed(struct slice call_id, const struct sip_uri *u)
 {
 	struct slice ra;
-	if (!sip_uri_param(u, SLICE_LIT("ra"), &ra) || ra.len != PROXY_RR_MAC_CHARS || call_id.len == 0)
-		return false;
-	char mac[PROXY_RR_MAC_CHARS];
-	proxy_rr_mac(call_id, mac);
-	return CRYPTO_memcmp(ra.p, mac, PROXY_RR_MAC_CHARS) == 0;
+	return call_id.len != 0 && sip_uri_param(u, SLICE_LIT("ra"), &ra) && proxy_rr_mac_ok(call_id, ra);
 }

@@ -126,6 +126,8 @@ bool proxy_branch_is_3261(struct slice branch);
 void proxy_to_tag(struct txn *t, char out[PROXY_TAG_LEN]);
 /* proxy_rr_mac - base64url(HMAC-SHA256(rr_key, Call-ID ‖ "a"))[:16 bytes]. */
 void proxy_rr_mac(struct slice call_id, char out[PROXY_RR_MAC_CHARS]);
+/* proxy_rr_mac_ok - @ra is the Record-Route MAC of @call_id (constant-time compare). */
+bool proxy_rr_mac_ok(struct slice call_id, struct slice ra);
 /* proxy_rr_signed - @u carries ra= with the Record-Route MAC of @call_id (any instance's). */
 bool proxy_rr_signed(struct slice call_id, const struct sip_uri *u);
 
