@@ -66,15 +66,11 @@ int cfg_reload_check(const struct cfg *cur, const struct cfg *next, char *err, s
 	if (cur->metrics.enabled != next->metrics.enabled ||
 	    (cur->metrics.enabled && strcmp(cur->metrics.listen.text, next->metrics.listen.text) != 0))
 		return refuse(next, "metrics.listen", "metrics", err, errlen);
-	/* copied into the store's settings at start (store_conf) */
-	if (cur->store.cache_max_age != next->store.cache_max_age)
-		return refuse(next, "store.cache_max_age", "store", err, errlen);
+	/* each worker's request slots are allocated at start; store.cache_max_age and the
+	 * caps (store.cache_max_entries, store.marks_max_entries) are applied in place by
+	 * store_gen_commit */
 	if (cur->store.max_inflight != next->store.max_inflight)
 		return refuse(next, "store.max_inflight", "store", err, errlen);
-	if (cur->store.cache_max_entries != next->store.cache_max_entries)
-		return refuse(next, "store.cache_max_entries", "store", err, errlen);
-	if (cur->store.marks_max_entries != next->store.marks_max_entries)
-		return refuse(next, "store.marks_max_entries", "store", err, errlen);
 	if (cur->limits.sources_max != next->limits.sources_max)
 		return refuse(next, "limits.sources_max", "limits", err, errlen);
 	if (strcmp(cur->secret_file, next->secret_file) != 0)

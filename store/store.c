@@ -93,14 +93,30 @@ static struct store_users *users_load(const struct cfg *c, char *err, size_t err
 	return store_users_file_load_cfg(c, err, errlen);
 }
 
+/* the settings a reload may change, defaults applied */
+static unsigned conf_max_age(const struct cfg *c)
+{
+	return c->store.cache_max_age ? c->store.cache_max_age : 60;
+}
+
+static unsigned conf_cache_max(const struct cfg *c)
+{
+	return c->store.cache_max_entries ? c->store.cache_max_entries : 100000;
+}
+
+static unsigned conf_marks_max(const struct cfg *c)
+{
+	return c->store.marks_max_entries ? c->store.marks_max_entries : STORE_MARKS_DEFAULT_MAX;
+}
+
 static int settings_load(const struct cfg *c, char *err, size_t errlen)
 {
 	memset(&store_conf, 0, sizeof(store_conf));
 	store_conf.backend = c->store.backend;
-	store_conf.cache_max_age = c->store.cache_max_age ? c->store.cache_max_age : 60;
+	atomic_store(&store_conf.cache_max_age, conf_max_age(c));
 	store_conf.max_inflight = c->store.max_inflight ? c->store.max_inflight : 1024;
-	store_conf.cache_max_entries = c->store.cache_max_entries ? c->store.cache_max_entries : 100000;
-	store_conf.marks_max_entries = c->store.marks_max_entries ? c->store.marks_max_entries : STORE_MARKS_DEFAULT_MAX;
+	atomic_store(&store_conf.cache_max_entries, conf_cache_max(c));
+	atomic_store(&store_conf.marks_max_entries, conf_marks_max(c));
 	const char *why = c->store.backend == CFG_STORE_REDIS ? cfg_redis_url_parse(c->store.redis, &store_conf.redis)
 							      : NULL;
 	if (why) {
@@ -219,8 +235,35 @@ int store_gen_build(struct cfg *next, char *err, size_t errlen)
 	return 0;
 }
 
+/* settings_apply - the keys a reload changes in place (cfg_reload_check lets them
+ * through): the cache's max-age, read by every lookup and the sweep, and the caps
+ * of the tables, obeyed by the next insert (store_slab_set_cap). */
+static void settings_apply(const struct cfg *next)
+{
+	unsigned age = conf_max_age(next), cache = conf_cache_max(next), marks = conf_marks_max(next);
+	unsigned old_age = atomic_exchange(&store_conf.cache_max_age, age);
+	unsigned old_cache = atomic_exchange(&store_conf.cache_max_entries, cache);
+	unsigned old_marks = atomic_exchange(&store_conf.marks_max_entries, marks);
+	if (old_marks != marks) {
+		store_marks_set_cap(store_nc_marks, marks);
+		store_marks_set_cap(store_jti_marks, marks);
+	}
+	if (old_cache != cache && store_conf.backend == CFG_STORE_REDIS) {
+		rcu_read_lock();
+		struct store_users *tb = store_rcu_deref(users_cur);
+		if (tb)
+			store_users_set_cap(tb, cache);
+		rcu_read_unlock();
+	}
+	if (old_age != age || old_cache != cache || old_marks != marks)
+		log_info("store", "reload applied cache_max_age=%u cache_max_entries=%u marks_max_entries=%u", age,
+			 cache, marks);
+}
+
 void store_gen_commit(const struct cfg *next)
 {
+	if (store_started)
+		settings_apply(next);
 	struct store_users *tb = cfg_gen_get(next, CFG_GEN_USERS);
 	if (!tb)
 		return;
@@ -382,7 +425,10 @@ unsigned store_sweep_maybe(void)
 		/* past max-age only while Redis is up (the cache serves while it is away);
 		 * flushed entries always */
 		if (tb)
-			store_users_sweep_step(tb, store_redis_is_up() ? store_conf.cache_max_age : 0,
+			store_users_sweep_step(tb,
+					       store_redis_is_up()
+						       ? atomic_load_explicit(&store_conf.cache_max_age, memory_order_relaxed)
+						       : 0,
 					       t0 + STORE_SWEEP_BUDGET_NS, &removed);
 		rcu_read_unlock();
 	}

@@ -27,17 +27,18 @@
 #define STORE_DIALOG_MAX 512  /* Call-ID + From tag */
 #define STORE_PERM_NAME_MAX 64
 
-/* Settings copied out of the cfg at init/reload (the cfg may be freed). */
+/* Settings copied out of the cfg at init (the cfg may be freed). The atomic ones
+ * a reload changes (store_gen_commit); the others are written before threads start. */
 struct store_settings {
 	enum cfg_store_backend backend;
 	struct cfg_redis_url redis; /* parsed store.redis (cfg_redis_url_parse) */
-	unsigned cache_max_age;
+	_Atomic unsigned cache_max_age; /* read relaxed: store_redis.c, the sweep */
 	unsigned max_inflight;
-	unsigned cache_max_entries;
-	unsigned marks_max_entries;
+	_Atomic unsigned cache_max_entries;
+	_Atomic unsigned marks_max_entries;
 };
 
-extern struct store_settings store_conf; /* written at init only (before threads) */
+extern struct store_settings store_conf;
 
 /* ---- clock (store_tables.c) */
 /* store_now_sec - CLOCK_MONOTONIC seconds (coarse clock, no syscall via vDSO). */
@@ -47,7 +48,8 @@ extern _Atomic uint64_t store_clock_offset;
 
 /* ---- slab of fixed-size table nodes (store_slab.c) */
 struct store_slab;
-/* store_slab_new - nodes of @obj_size bytes, at most @max_objs handed out at once. */
+/* store_slab_new - nodes of @obj_size bytes, at most @max_objs handed out at once
+ * (the cap starts there; store_slab_set_cap moves it below). */
 struct store_slab *store_slab_new(size_t obj_size, size_t max_objs);
 void store_slab_destroy(struct store_slab *s);
 /* store_slab_get - a zeroed-head node, or NULL at the cap (or out of memory). Any thread. */
@@ -59,10 +61,17 @@ size_t store_slab_slots(const struct store_slab *s);
 void *store_slab_slot(const struct store_slab *s, size_t idx);
 size_t store_slab_in_use(const struct store_slab *s);
 size_t store_slab_cap(const struct store_slab *s);
+/* store_slab_set_cap - hand out at most @cap nodes (1..max_objs; what is out stays out).
+ * Returns the cap set. Any thread. */
+size_t store_slab_set_cap(struct store_slab *s, size_t cap);
 size_t store_slab_bytes(const struct store_slab *s);
 
 #define STORE_USERS_FILE_MAX (16u * 1024 * 1024) /* users of one users file */
 #define STORE_MARKS_DEFAULT_MAX 2000000u	      /* store.marks_max_entries default */
+/* the largest caps a reload may set (cfg_keys.c: the maxima of store.cache_max_entries and
+ * store.marks_max_entries): a capped table's slab is sized for them, its cap is an atomic */
+#define STORE_CACHE_MAX_CEIL 16777216u
+#define STORE_MARKS_MAX_CEIL 67108864u
 
 /* ---- users table (store_tables.c) */
 struct store_users;
@@ -70,6 +79,9 @@ struct store_users;
  * Redis cache: at most @cap entries, positive and negative together. */
 struct store_users *store_users_new(void);
 struct store_users *store_users_new_capped(size_t cap);
+/* store_users_set_cap - a new cap (reload): inserts obey it at once, the CLOCK hand
+ * evicts down to it as fills come. Any thread. */
+void store_users_set_cap(struct store_users *tb, size_t cap);
 /* store_users_free - destroy a table nobody can reach any more (after a grace period). */
 void store_users_free(struct store_users *u);
 /**
@@ -115,6 +127,9 @@ struct store_users *store_users_current_rcu(void);
 struct store_marks;
 struct store_marks *store_marks_new(void);
 struct store_marks *store_marks_new_capped(size_t cap);
+/* store_marks_set_cap - a new cap (reload): new marks past it are refused and counted;
+ * those held stay until they expire. Any thread. */
+void store_marks_set_cap(struct store_marks *m, size_t cap);
 void store_marks_free(struct store_marks *m);
 /**
  * store_marks_nc - nc for @nonce must be above every one seen. STORE_OK or

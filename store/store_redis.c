@@ -519,7 +519,7 @@ enum store_rc store_redis_user_get(struct store_conn *c, struct txn *t, struct s
 	rcu_read_unlock();
 	/* fresh: younger than max-age and inserted after the last (re)subscription */
 	uint64_t now = store_now_sec();
-	bool fresh = age < store_conf.cache_max_age &&
+	bool fresh = age < atomic_load_explicit(&store_conf.cache_max_age, memory_order_relaxed) &&
 		     now - age > atomic_load_explicit(&store_cache_flush_sec, memory_order_relaxed);
 	if (rc >= 0 && (just_fetched || fresh)) {
 		STORE_COUNT(HIT);

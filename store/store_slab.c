@@ -9,7 +9,10 @@
  * store and the chunk count read with an acquire load, so a walker that sees
  * index i can read the chunk holding it. Slots come back through
  * store_slab_put, after the grace period of the table that unlinked them.
- * The free list is one mutex: taken once per new node, never per lookup. */
+ * The free list is one mutex: taken once per new node, never per lookup.
+ * The cap a table obeys (limit) is an atomic at most max_objs, so a reload
+ * can move it either way (store.cache_max_entries, store.marks_max_entries):
+ * the chunk pointer array is sized for max_objs, chunks only for what is used. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,6 +33,7 @@ struct store_slab {
 	size_t max_chunks;
 	_Atomic size_t n_chunks; /* published chunks (acquire/release) */
 	_Atomic size_t in_use;   /* handed out and not yet put back */
+	_Atomic size_t limit;    /* nodes handed out at most (<= max_objs) */
 	pthread_mutex_t mu;      /* free list and chunk growth */
 	struct slab_free *free;
 	_Atomic(char *) *chunks;
@@ -45,6 +49,7 @@ struct store_slab *store_slab_new(size_t obj_size, size_t max_objs)
 	s->obj_size = (obj_size + 15) & ~(size_t)15;
 	s->max_objs = max_objs;
 	s->max_chunks = (max_objs + STORE_SLAB_CHUNK - 1) / STORE_SLAB_CHUNK;
+	atomic_init(&s->limit, max_objs);
 	s->chunks = calloc(s->max_chunks, sizeof(*s->chunks));
 	if (!s->chunks) {
 		free(s);
@@ -93,14 +98,17 @@ static int grow(struct store_slab *s)
 void *store_slab_get(struct store_slab *s)
 {
 	pthread_mutex_lock(&s->mu);
-	if (!s->free && grow(s) < 0) {
+	/* counted under mu: concurrent gets never pass the limit together (puts only lower it) */
+	if (atomic_load_explicit(&s->in_use, memory_order_relaxed) >=
+		    atomic_load_explicit(&s->limit, memory_order_relaxed) ||
+	    (!s->free && grow(s) < 0)) {
 		pthread_mutex_unlock(&s->mu);
 		return NULL;
 	}
 	struct slab_free *f = s->free;
 	s->free = f->next;
-	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add_explicit(&s->in_use, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&s->mu);
 	memset(f, 0, sizeof(*f));
 	return f;
 }
@@ -140,7 +148,17 @@ size_t store_slab_in_use(const struct store_slab *s)
 
 size_t store_slab_cap(const struct store_slab *s)
 {
-	return s->max_objs;
+	return atomic_load_explicit(&((struct store_slab *)s)->limit, memory_order_relaxed);
+}
+
+size_t store_slab_set_cap(struct store_slab *s, size_t cap)
+{
+	if (cap == 0)
+		cap = 1;
+	if (cap > s->max_objs)
+		cap = s->max_objs;
+	atomic_store_explicit(&s->limit, cap, memory_order_relaxed);
+	return cap;
 }
 
 size_t store_slab_bytes(const struct store_slab *s)

@@ -104,7 +104,7 @@ struct user_ent {
 struct store_users {
 	struct cds_lfht *ht;
 	struct store_slab *slab;
-	size_t cap;
+	_Atomic size_t cap; /* store.cache_max_entries: a reload moves it (store_users_set_cap) */
 	_Atomic uint32_t gen;
 	_Atomic size_t sweep_at, hand_at; /* slot cursors of the sweeper and of the CLOCK hand */
 	_Atomic uint64_t full, evicted;
@@ -132,9 +132,12 @@ struct store_users *store_users_new_capped(size_t cap)
 	struct store_users *tb = calloc(1, sizeof(*tb));
 	if (!tb)
 		return NULL;
-	tb->cap = cap;
+	atomic_init(&tb->cap, cap);
 	tb->ht = table_new();
-	tb->slab = store_slab_new(sizeof(struct user_ent), cap);
+	/* sized for the largest cap a reload may set; chunks come only as entries do */
+	tb->slab = store_slab_new(sizeof(struct user_ent), cap > STORE_CACHE_MAX_CEIL ? cap : STORE_CACHE_MAX_CEIL);
+	if (tb->slab)
+		store_slab_set_cap(tb->slab, cap);
 	if (!tb->ht || !tb->slab) {
 		if (tb->ht)
 			cds_lfht_destroy(tb->ht, NULL);
@@ -213,8 +216,10 @@ int store_users_put(struct store_users *tb, const struct store_user *u, bool fou
 int store_users_put_aged(struct store_users *tb, const struct store_user *u, bool found, bool stale)
 {
 	rcu_read_lock();
-	/* past 15/16 of the cap the CLOCK hand makes room ahead of the next fills */
-	if (store_slab_in_use(tb->slab) >= tb->cap - tb->cap / 16)
+	/* past 15/16 of the cap the CLOCK hand makes room ahead of the next fills (and,
+	 * after a reload lowered the cap, brings the table down to it) */
+	size_t cap = atomic_load_explicit(&tb->cap, memory_order_relaxed);
+	if (store_slab_in_use(tb->slab) >= cap - cap / 16)
 		users_evict(tb, 8);
 	struct user_ent *e = store_slab_get(tb->slab);
 	if (!e) {
@@ -364,10 +369,15 @@ unsigned long store_users_count(struct store_users *tb)
 	return table_count(tb->ht);
 }
 
+void store_users_set_cap(struct store_users *tb, size_t cap)
+{
+	atomic_store_explicit(&tb->cap, store_slab_set_cap(tb->slab, cap), memory_order_relaxed);
+}
+
 void store_users_limits(struct store_users *tb, struct store_table_limits *out)
 {
 	out->entries = store_slab_in_use(tb->slab);
-	out->cap = tb->cap;
+	out->cap = atomic_load_explicit(&tb->cap, memory_order_relaxed);
 	out->bytes = store_slab_bytes(tb->slab);
 	out->full = atomic_load_explicit(&tb->full, memory_order_relaxed);
 	out->evicted = atomic_load_explicit(&tb->evicted, memory_order_relaxed);
@@ -397,7 +407,7 @@ struct store_marks {
 	struct store_slab *slab[2]; /* small, large */
 	_Atomic size_t sweep_at[2];
 	_Atomic uint64_t full;
-	size_t cap;
+	_Atomic size_t cap; /* store.marks_max_entries: a reload moves it (store_marks_set_cap) */
 };
 
 #define MARK_EXP(s) ((s) >> 32)
@@ -427,10 +437,12 @@ struct store_marks *store_marks_new_capped(size_t cap)
 	struct store_marks *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
-	m->cap = cap;
+	size_t ceil = cap > STORE_MARKS_MAX_CEIL ? cap : STORE_MARKS_MAX_CEIL;
 	m->ht = table_new();
-	m->slab[0] = store_slab_new(sizeof(struct mark_ent) + MARK_SMALL_DATA, cap);
-	m->slab[1] = store_slab_new(sizeof(struct mark_ent) + MARK_LARGE_DATA, cap / 16 ? cap / 16 : 1);
+	m->slab[0] = store_slab_new(sizeof(struct mark_ent) + MARK_SMALL_DATA, ceil);
+	m->slab[1] = store_slab_new(sizeof(struct mark_ent) + MARK_LARGE_DATA, ceil / 16);
+	if (m->slab[0] && m->slab[1])
+		store_marks_set_cap(m, cap);
 	if (!m->ht || !m->slab[0] || !m->slab[1]) {
 		if (m->ht)
 			cds_lfht_destroy(m->ht, NULL);
@@ -662,10 +674,17 @@ unsigned long store_marks_count(struct store_marks *m)
 	return table_count(m->ht);
 }
 
+void store_marks_set_cap(struct store_marks *m, size_t cap)
+{
+	/* long keys (up to a sixteenth) have their own slab: an attacker's long Call-IDs cannot take all */
+	store_slab_set_cap(m->slab[1], cap / 16 ? cap / 16 : 1);
+	atomic_store_explicit(&m->cap, store_slab_set_cap(m->slab[0], cap), memory_order_relaxed);
+}
+
 void store_marks_limits(struct store_marks *m, struct store_table_limits *out)
 {
 	out->entries = store_slab_in_use(m->slab[0]) + store_slab_in_use(m->slab[1]);
-	out->cap = m->cap;
+	out->cap = atomic_load_explicit(&m->cap, memory_order_relaxed);
 	out->bytes = store_slab_bytes(m->slab[0]) + store_slab_bytes(m->slab[1]);
 	out->full = atomic_load_explicit(&m->full, memory_order_relaxed);
 	out->evicted = 0;

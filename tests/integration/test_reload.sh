@@ -14,7 +14,8 @@
 # users file while A is live: the reload is atomic (SPEC §7, issue 13), so none of B's rules,
 # trusted list or log level may go live with it (probe_live A after it). A config changing a
 # key only a restart can apply (listen, threads.workers) is refused naming FILE:LINE and the key.
-# A changed users file is picked up by the next SIGHUP.
+# A changed users file is picked up by the next SIGHUP. A lowered store.marks_max_entries is
+# obeyed by the next nonce, a raised one too.
 # Every SIPp call must succeed, and SIGTERM must make referee exit 0 with no sanitizer report.
 # Env: CALLS (default 1000), RATE (default 50).
 # it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
@@ -197,6 +198,29 @@ SIPP_OK=$(sipp_stat_last "$SIPP_DIR/stat.csv" 'SuccessfulCall(C)')
 SIPP_FAILED=$(sipp_stat_last "$SIPP_DIR/stat.csv" 'FailedCall(C)')
 it_log "sipp calls: rc=$SIPP_RC successful=$SIPP_OK failed=$SIPP_FAILED retransmissions=$(sipp_stat_last "$SIPP_DIR/stat.csv" 'Retransmissions(C)')"
 sipp_uac_expect calls_across_reloads "$CALLS"
+
+# ---- a changed cap is applied by the reload (store.marks_max_entries: nonce counts) ----------
+# config B with room for 16 nonce counts: the ones the probes above left fill it, so a new
+# nonce's count is refused (fail closed: 407) within a few requests; back to B's default cap,
+# a new one is accepted again
+sed "s#^store: .*#store: {backend: file, file: $IT_WORK/users.yaml, marks_max_entries: 16}#" "$IT_WORK/b.yaml" \
+	>"$IT_WORK/caps.yaml"
+hup_to reload10_caps "$IT_WORK/caps.yaml" reloaded
+grep -q 'reload applied .*marks_max_entries=16' "$ERR" && it_check "cap_change_logged (marks_max_entries=16)" ||
+	it_fail cap_change_logged "no 'reload applied ... marks_max_entries=16' line"
+n_fwd=0 r=forwarded
+while [ "$r" = forwarded ] && [ "$n_fwd" -lt 30 ]; do
+	r=$(ops_sip --port "$PORT" --ruri sip:3001234@example.com --route "sip:127.0.0.1:$SINK;lr" \
+		--sink "$SINK" --user 1001 --password pw1001 --reason)
+	[ "$r" = forwarded ] && n_fwd=$((n_fwd + 1))
+done
+[[ "$r" == 407* ]] && [ "$n_fwd" -lt 16 ] &&
+	it_check "lowered_cap_applied (new nonce refused after $n_fwd more: '$r')" ||
+	it_fail lowered_cap_applied "after $n_fwd forwarded probes: '$r' (want a 407 within 16)"
+hup_to reload11_caps_back "$IT_WORK/b.yaml" reloaded
+r=$(ops_sip --port "$PORT" --ruri sip:3001234@example.com --route "sip:127.0.0.1:$SINK;lr" \
+	--sink "$SINK" --user 1001 --password pw1001 --reason)
+[ "$r" = forwarded ] && it_check "raised_cap_applied (forwarded again)" || it_fail raised_cap_applied "'$r'"
 
 # ---- SIGTERM drains and exits 0 ---------------------------------------------------------------
 referee_stop_check 10

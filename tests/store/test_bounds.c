@@ -257,6 +257,91 @@ static void test_negative_cache_capped(void **state)
 	free(c);
 }
 
+/* nc_fill - @n new nonces from @from: how many the table took. */
+static unsigned nc_fill(unsigned from, unsigned n)
+{
+	struct store_op op = { 0 };
+	char key[32];
+	unsigned ok = 0;
+	for (unsigned i = from; i < from + n; i++) {
+		int len = snprintf(key, sizeof(key), "r%u", i);
+		ok += store_nc_check(NULL, &op, slice_make(key, (size_t)len), 1, 60) == STORE_OK;
+	}
+	return ok;
+}
+
+/* a reload moves the caps and the cache's max-age in place (store_gen_commit) */
+static void test_reload_moves_caps(void **state)
+{
+	(void)state;
+	char err[256];
+	struct cfg *c = cfg_file_backend(100);
+	assert_int_equal(store_init(c, err, sizeof(err)), 0);
+	assert_int_equal(nc_fill(0, 150), 100);
+	struct cfg *up = cfg_file_backend(300);
+	up->store.cache_max_age = 5;
+	store_gen_commit(up);
+	assert_int_equal(atomic_load(&store_conf.cache_max_age), 5);
+	struct store_stats st;
+	store_stats_get(&st);
+	assert_int_equal(st.nc_limits.cap, 300);
+	assert_int_equal(st.jti_limits.cap, 300);
+	assert_int_equal(nc_fill(1000, 300), 200); /* raised: 200 more fit */
+	struct cfg *down = cfg_file_backend(50);
+	store_gen_commit(down);
+	store_stats_get(&st);
+	assert_int_equal(st.nc_limits.cap, 50);
+	assert_int_equal(nc_fill(2000, 10), 0); /* lowered below what is held: new ones refused */
+	assert_int_equal(st.nc_limits.entries, 300); /* held marks stay until they expire */
+	store_gen_commit(c);
+	assert_int_equal(atomic_load(&store_conf.cache_max_age), 60);
+	assert_int_equal(nc_fill(3000, 10), 0); /* back to 100, still 300 held */
+	store_fini();
+	free(down);
+	free(up);
+	free(c);
+}
+
+/* cache_fill - @n unknown users from @from into @tb: how many went in. */
+static unsigned cache_fill(struct store_users *tb, unsigned from, unsigned n)
+{
+	struct store_user u;
+	unsigned ok = 0;
+	for (unsigned i = from; i < from + n; i++) {
+		memset(&u, 0, sizeof(u));
+		snprintf(u.id, sizeof(u.id), "u%u@example.com", i);
+		ok += store_users_put(tb, &u, false) == 0;
+	}
+	return ok;
+}
+
+/* the users cache (redis backend) takes a new cap: inserts obey it, eviction brings it down */
+static void test_reload_moves_cache_cap(void **state)
+{
+	(void)state;
+	struct store_users *tb = store_users_new_capped(64);
+	assert_non_null(tb);
+	unsigned ok = cache_fill(tb, 0, 64);
+	struct store_table_limits l;
+	store_users_limits(tb, &l);
+	print_message("cache cap 64: %u put, %zu held\n", ok, l.entries);
+	assert_true(l.entries <= 64);
+	store_users_set_cap(tb, 16);
+	(void)cache_fill(tb, 100, 300);
+	rcu_barrier(); /* evicted nodes go back to the slab after their grace period */
+	store_users_limits(tb, &l);
+	print_message("cache cap lowered to 16: %zu held, cap %zu\n", l.entries, l.cap);
+	assert_int_equal(l.cap, 16);
+	assert_true(l.entries <= 16);
+	store_users_set_cap(tb, 1000);
+	(void)cache_fill(tb, 1000, 500);
+	store_users_limits(tb, &l);
+	assert_int_equal(l.cap, 1000);
+	assert_true(l.entries > 64 && l.entries <= 1000);
+	synchronize_rcu();
+	store_users_free(tb);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -283,6 +368,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_marks_cap_counted),
 		cmocka_unit_test(test_negative_cache_capped),
+		cmocka_unit_test(test_reload_moves_caps),
+		cmocka_unit_test(test_reload_moves_cache_cap),
 		cmocka_unit_test(test_sweep_2m_in_bounded_steps),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
