@@ -241,8 +241,8 @@ unsigned cfg_key_line(const struct cfg *c, const char *name);
 /**
  * cfg_reload_check - refuse a reload to @next that changes a key only a
  * restart can apply (listen, threads.*, store.backend, store.redis,
- * store.max_inflight, limits.sources_max, metrics.listen, secret_file; the store's
- * max-age and caps are applied by store_gen_commit). 0, or -EINVAL with
+ * store.max_inflight, metrics.listen, secret_file; the store's max-age and caps
+ * are applied by store_gen_commit, limits.sources_max by flood_reload). 0, or -EINVAL with
  * "FILE:LINE: KEY cannot change on reload; restart" in @err.
  */
 int cfg_reload_check(const struct cfg *cur, const struct cfg *next, char *err, size_t errlen);

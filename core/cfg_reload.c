@@ -68,11 +68,9 @@ int cfg_reload_check(const struct cfg *cur, const struct cfg *next, char *err, s
 		return refuse(next, "metrics.listen", "metrics", err, errlen);
 	/* each worker's request slots are allocated at start; store.cache_max_age and the
 	 * caps (store.cache_max_entries, store.marks_max_entries) are applied in place by
-	 * store_gen_commit */
+	 * store_gen_commit, limits.sources_max by flood_reload */
 	if (cur->store.max_inflight != next->store.max_inflight)
 		return refuse(next, "store.max_inflight", "store", err, errlen);
-	if (cur->limits.sources_max != next->limits.sources_max)
-		return refuse(next, "limits.sources_max", "limits", err, errlen);
 	if (strcmp(cur->secret_file, next->secret_file) != 0)
 		return refuse(next, "secret_file", NULL, err, errlen);
 	return 0;

@@ -11,8 +11,15 @@
  * Slots form 2-way sets picked by the same keyed hash (slice_hash): a source
  * that finds neither slot its own takes the one whose TAT is oldest (that
  * source's bucket is the fullest, so forgetting it costs the least). Beside
- * each slot: the drops since its last log line and the minute of that line. */
+ * each slot: the drops since its last log line and the minute of that line.
+ *
+ * The table is one pointer published with RCU: workers read it inside the
+ * read-side section they hold for the whole datagram; a reload that changes
+ * limits.sources_max builds a table of the new size, carries the sources
+ * over (flood_reload) and frees the old one after a grace period. */
 #include "flood.h"
+
+#include <urcu.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "now.h"
+#include "rcu_tsan.h"
 #include "slice.h"
 
 #define TAT_BITS 48
@@ -39,10 +47,14 @@ struct flood_side {
 	_Atomic uint32_t log_sec;  /* second (+1) of that line; 0 = never */
 };
 
-static struct {
+struct flood_table {
 	_Atomic uint64_t *slot;
 	struct flood_side *side;
 	size_t n_sets; /* power of two; 2 slots each */
+};
+
+static struct {
+	struct flood_table *cur; /* rcu_ptr_publish / rcu_ptr_load */
 	uint64_t epoch_us;
 	unsigned m_drops, m_evicted;
 	bool registered;
@@ -51,6 +63,40 @@ static struct {
 static uint64_t mono_us(void)
 {
 	return now_mono_ns() / 1000;
+}
+
+/* sets_for - sets of 2 slots for @c's limits.sources_max (a power of two). */
+static size_t sets_for(const struct cfg *c)
+{
+	size_t want = c && c->limits.sources_max ? c->limits.sources_max : 100000;
+	size_t sets = 1;
+	while (sets * 2 < want)
+		sets <<= 1;
+	return sets;
+}
+
+static void table_free(struct flood_table *tb)
+{
+	if (!tb)
+		return;
+	free(tb->slot);
+	free(tb->side);
+	free(tb);
+}
+
+static struct flood_table *table_new(size_t sets)
+{
+	struct flood_table *tb = calloc(1, sizeof(*tb));
+	if (!tb)
+		return NULL;
+	tb->n_sets = sets;
+	tb->slot = calloc(sets * 2, sizeof(*tb->slot));
+	tb->side = calloc(sets * 2, sizeof(*tb->side));
+	if (!tb->slot || !tb->side) {
+		table_free(tb);
+		return NULL;
+	}
+	return tb;
 }
 
 int flood_init(const struct cfg *c)
@@ -67,28 +113,72 @@ int flood_init(const struct cfg *c)
 						    NULL, NULL, 0);
 		flood_g.registered = true;
 	}
-	size_t want = c && c->limits.sources_max ? c->limits.sources_max : 100000;
-	size_t sets = 1;
-	while (sets * 2 < want)
-		sets <<= 1;
-	flood_g.slot = calloc(sets * 2, sizeof(*flood_g.slot));
-	flood_g.side = calloc(sets * 2, sizeof(*flood_g.side));
-	if (!flood_g.slot || !flood_g.side) {
-		flood_fini();
+	struct flood_table *tb = table_new(sets_for(c));
+	if (!tb)
 		return -ENOMEM;
-	}
-	flood_g.n_sets = sets;
 	flood_g.epoch_us = mono_us();
+	rcu_ptr_publish(flood_g.cur, tb);
 	return 0;
 }
 
 void flood_fini(void)
 {
-	free(flood_g.slot);
-	free(flood_g.side);
-	flood_g.slot = NULL;
-	flood_g.side = NULL;
-	flood_g.n_sets = 0;
+	struct flood_table *tb = rcu_ptr_xchg(flood_g.cur, NULL);
+	if (tb) {
+		synchronize_rcu();
+		rcu_tsan_acquire(tb);
+		table_free(tb);
+	}
+}
+
+/* carry - slot @j of @from into @to (a new table, nobody else writes it yet):
+ * into each set of @to the source may hash to (growing: the set's index with
+ * one of the new high bits; shrinking: the index's low bits, where the two
+ * slots of the most recent TATs win: those sources are the ones near their
+ * limit). The tag alone does not tell which of those sets is the source's. */
+static void carry(const struct flood_table *from, size_t j, struct flood_table *to)
+{
+	uint64_t w = atomic_load_explicit(&from->slot[j], memory_order_relaxed);
+	if (!SLOT_TAG(w))
+		return;
+	size_t set = j / 2, step = from->n_sets < to->n_sets ? from->n_sets : to->n_sets;
+	for (size_t s = set & (step - 1); s < to->n_sets; s += step) {
+		if (from->n_sets < to->n_sets && (s & (from->n_sets - 1)) != set)
+			continue;
+		size_t k = 2 * s;
+		uint64_t a = atomic_load_explicit(&to->slot[k], memory_order_relaxed);
+		uint64_t b = atomic_load_explicit(&to->slot[k + 1], memory_order_relaxed);
+		if (SLOT_TAT(b) < SLOT_TAT(a))
+			k++, a = b; /* the older of the two makes room */
+		if (SLOT_TAG(a) && SLOT_TAT(a) >= SLOT_TAT(w))
+			continue;
+		atomic_store_explicit(&to->slot[k], w, memory_order_relaxed);
+		to->side[k].drops = atomic_load_explicit(&from->side[j].drops, memory_order_relaxed);
+		to->side[k].log_sec = atomic_load_explicit(&from->side[j].log_sec, memory_order_relaxed);
+	}
+}
+
+int flood_reload(const struct cfg *c)
+{
+	struct flood_table *old = rcu_ptr_load(flood_g.cur);
+	size_t sets = sets_for(c);
+	if (!old || old->n_sets == sets)
+		return 0;
+	struct flood_table *tb = table_new(sets);
+	if (!tb) {
+		log_error("flood", "limits.sources_max kept at %zu: out of memory for %zu", old->n_sets * 2, sets * 2);
+		return -ENOMEM;
+	}
+	/* workers keep updating the old table meanwhile: a source whose slot moved
+	 * before its last update loses that update (a few requests more, once) */
+	for (size_t j = 0; j < old->n_sets * 2; j++)
+		carry(old, j, tb);
+	rcu_ptr_publish(flood_g.cur, tb);
+	synchronize_rcu();
+	rcu_tsan_acquire(old);
+	log_info("flood", "limits.sources_max applied slots=%zu (was %zu)", sets * 2, old->n_sets * 2);
+	table_free(old);
+	return 0;
 }
 
 const struct sockaddr *flood_source(const struct txn *t, struct sockaddr_storage *buf)
@@ -113,19 +203,20 @@ static struct slice addr_key(const struct sockaddr *sa)
 }
 
 /* bucket - admit or not the source of slot index *@idx; the CAS loop. */
-static bool bucket(struct slice key, uint64_t now_us, unsigned rate, unsigned burst, size_t *idx)
+static bool bucket(struct flood_table *tb, struct slice key, uint64_t now_us, unsigned rate, unsigned burst,
+		   size_t *idx)
 {
 	uint64_t h = slice_hash(key);
 	uint16_t tag = (uint16_t)(h >> 48) | 1; /* never 0: 0 is an empty slot */
-	size_t base = (size_t)(h & (flood_g.n_sets - 1)) * 2;
+	size_t base = (size_t)(h & (tb->n_sets - 1)) * 2;
 	uint64_t now = now_us > flood_g.epoch_us ? now_us - flood_g.epoch_us : 0;
 	uint64_t period = 1000000ull / (rate ? rate : 1);
 	if (period == 0)
 		period = 1;
 	uint64_t limit = period * (burst ? burst : 1);
 	for (int tries = 0; tries < 8; tries++) {
-		uint64_t w0 = atomic_load_explicit(&flood_g.slot[base], memory_order_relaxed);
-		uint64_t w1 = atomic_load_explicit(&flood_g.slot[base + 1], memory_order_relaxed);
+		uint64_t w0 = atomic_load_explicit(&tb->slot[base], memory_order_relaxed);
+		uint64_t w1 = atomic_load_explicit(&tb->slot[base + 1], memory_order_relaxed);
 		size_t k;
 		uint64_t seen, tat;
 		if (SLOT_TAG(w0) == tag || SLOT_TAG(w1) == tag) {
@@ -145,11 +236,11 @@ static bool bucket(struct slice key, uint64_t now_us, unsigned rate, unsigned bu
 			*idx = k;
 			return false; /* over the rate: nothing to store */
 		}
-		if (atomic_compare_exchange_weak_explicit(&flood_g.slot[k], &seen, SLOT(tag, start + period),
+		if (atomic_compare_exchange_weak_explicit(&tb->slot[k], &seen, SLOT(tag, start + period),
 							  memory_order_relaxed, memory_order_relaxed)) {
 			if (tat == 0 && SLOT_TAG(seen) != tag) { /* a new owner starts with a clean log */
-				atomic_store_explicit(&flood_g.side[k].drops, 0, memory_order_relaxed);
-				atomic_store_explicit(&flood_g.side[k].log_sec, 0, memory_order_relaxed);
+				atomic_store_explicit(&tb->side[k].drops, 0, memory_order_relaxed);
+				atomic_store_explicit(&tb->side[k].log_sec, 0, memory_order_relaxed);
 			}
 			*idx = k;
 			return true;
@@ -163,14 +254,18 @@ bool flood_check(const struct sockaddr *src, uint64_t now_us, unsigned rate, uns
 {
 	struct slice key = addr_key(src);
 	size_t idx;
-	if (!flood_g.n_sets || key.len == 0)
+	struct flood_table *tb = rcu_ptr_load(flood_g.cur);
+	if (!tb || key.len == 0)
 		return true;
-	return bucket(key, now_us, rate, burst, &idx);
+	bool ok = bucket(tb, key, now_us, rate, burst, &idx);
+	rcu_tsan_release(tb); /* done with it: pairs with the acquire before its free */
+	return ok;
 }
 
-static void drop_log(const struct sockaddr *src, size_t k, uint64_t now_us, unsigned rate, unsigned burst)
+static void drop_log(struct flood_table *tb, const struct sockaddr *src, size_t k, uint64_t now_us, unsigned rate,
+		     unsigned burst)
 {
-	struct flood_side *side = &flood_g.side[k];
+	struct flood_side *side = &tb->side[k];
 	uint32_t drops = atomic_fetch_add_explicit(&side->drops, 1, memory_order_relaxed) + 1;
 	/* 60 s since this source's last line, not a new calendar minute: a blast
 	 * that spans a minute boundary is still one line (test_flood.sh saw two) */
@@ -193,7 +288,7 @@ static void drop_log(const struct sockaddr *src, size_t k, uint64_t now_us, unsi
 
 bool flood_admit(struct txn *t)
 {
-	if (!flood_g.n_sets || !t->cfg)
+	if (!t->cfg)
 		return true;
 	/* responses are never limited; an unparseable datagram counts as a request */
 	if (t->parse_rc >= 0 && !t->msg.is_request)
@@ -208,11 +303,16 @@ bool flood_admit(struct txn *t)
 	uint64_t now_us = t->rx_ns ? t->rx_ns / 1000 : mono_us();
 	unsigned rate = t->cfg->limits.source_rate.rate, burst = t->cfg->limits.source_rate.burst;
 	size_t k;
-	if (bucket(key, now_us, rate, burst, &k))
+	struct flood_table *tb = rcu_ptr_load(flood_g.cur); /* the worker holds the read lock */
+	if (!tb)
 		return true;
-	metrics_inc(flood_g.m_drops);
-	drop_log(src, k, now_us, rate, burst);
-	return false;
+	bool ok = bucket(tb, key, now_us, rate, burst, &k);
+	if (!ok) {
+		metrics_inc(flood_g.m_drops);
+		drop_log(tb, src, k, now_us, rate, burst);
+	}
+	rcu_tsan_release(tb);
+	return ok;
 }
 
 void flood_stats_get(struct flood_stats *out)
@@ -222,5 +322,6 @@ void flood_stats_get(struct flood_stats *out)
 		return;
 	out->drops = (uint64_t)metrics_value(flood_g.m_drops);
 	out->evicted = (uint64_t)metrics_value(flood_g.m_evicted);
-	out->sources_max = (unsigned long)flood_g.n_sets * 2;
+	struct flood_table *tb = rcu_ptr_load(flood_g.cur);
+	out->sources_max = tb ? (unsigned long)tb->n_sets * 2 : 0;
 }

@@ -90,6 +90,7 @@ static int reload(void *arg)
 		return -EINVAL;
 	}
 	store_gen_commit(next);
+	flood_reload(next); /* limits.sources_max: the old table stays on failure (logged) */
 	log_set_level(next->log_level);
 	health_reload(next); /* copies what it probes: before the publish may free it */
 	dns_reload(next);

@@ -198,12 +198,49 @@ static void test_table_bounded(void **state)
 	assert_true(ok >= 19 && ok <= 21);
 }
 
+/* a reload that changes limits.sources_max rebuilds the table at the new size and
+ * carries the sources over: one at its limit stays limited, growing and shrinking */
+static void test_reload_resizes(void **state)
+{
+	(void)state;
+	const uint64_t t0 = mono_us_ahead(200000000);
+	struct sockaddr_storage hot = v4("198.51.100.77", 5060), fresh = v4("198.51.100.78", 5060);
+	unsigned ok = 0;
+	for (int i = 0; i < 401; i++)
+		ok += flood_check((struct sockaddr *)&hot, t0, 200, 400);
+	assert_int_equal(ok, 400);
+	struct cfg big = cfg, small = cfg;
+	big.limits.sources_max = 100000;
+	small.limits.sources_max = 16;
+	struct flood_stats st;
+	assert_int_equal(flood_reload(&big), 0);
+	flood_stats_get(&st);
+	assert_int_equal(st.sources_max, 131072);
+	assert_false(flood_check((struct sockaddr *)&hot, t0, 200, 400));
+	assert_true(flood_check((struct sockaddr *)&fresh, t0, 200, 400));
+	assert_int_equal(flood_reload(&small), 0);
+	flood_stats_get(&st);
+	assert_int_equal(st.sources_max, 16);
+	assert_false(flood_check((struct sockaddr *)&hot, t0, 200, 400)); /* the most recent TATs win */
+	assert_int_equal(flood_reload(&small), 0); /* same size: nothing to do */
+	assert_int_equal(flood_reload(&cfg), 0);
+	flood_stats_get(&st);
+	assert_int_equal(st.sources_max, 4096);
+	assert_false(flood_check((struct sockaddr *)&hot, t0, 200, 400));
+	/* 5 ms later it has earned one request, not a new burst */
+	ok = 0;
+	for (int i = 0; i < 10; i++)
+		ok += flood_check((struct sockaddr *)&hot, t0 + 5000, 200, 400);
+	assert_int_equal(ok, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bucket_burst_then_rate),
 		cmocka_unit_test(test_admit_counts_logs_exempts),
 		cmocka_unit_test(test_table_bounded),
+		cmocka_unit_test(test_reload_resizes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,7 +15,7 @@
 # trusted list or log level may go live with it (probe_live A after it). A config changing a
 # key only a restart can apply (listen, threads.workers) is refused naming FILE:LINE and the key.
 # A changed users file is picked up by the next SIGHUP. A lowered store.marks_max_entries is
-# obeyed by the next nonce, a raised one too.
+# obeyed by the next nonce, a raised one too; a changed limits.sources_max rebuilds the flood table.
 # Every SIPp call must succeed, and SIGTERM must make referee exit 0 with no sanitizer report.
 # Env: CALLS (default 1000), RATE (default 50).
 # it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
@@ -205,9 +205,13 @@ sipp_uac_expect calls_across_reloads "$CALLS"
 # a new one is accepted again
 sed "s#^store: .*#store: {backend: file, file: $IT_WORK/users.yaml, marks_max_entries: 16}#" "$IT_WORK/b.yaml" \
 	>"$IT_WORK/caps.yaml"
+echo 'limits: {sources_max: 1000}' >>"$IT_WORK/caps.yaml" # the flood table is rebuilt at that size
 hup_to reload10_caps "$IT_WORK/caps.yaml" reloaded
 grep -q 'reload applied .*marks_max_entries=16' "$ERR" && it_check "cap_change_logged (marks_max_entries=16)" ||
 	it_fail cap_change_logged "no 'reload applied ... marks_max_entries=16' line"
+grep -q 'limits.sources_max applied slots=1024 (was 131072)' "$ERR" &&
+	it_check "sources_max_applied (flood table rebuilt: 1024 slots)" ||
+	it_fail sources_max_applied "no 'limits.sources_max applied slots=1024' line"
 n_fwd=0 r=forwarded
 while [ "$r" = forwarded ] && [ "$n_fwd" -lt 30 ]; do
 	r=$(ops_sip --port "$PORT" --ruri sip:3001234@example.com --route "sip:127.0.0.1:$SINK;lr" \
