@@ -174,7 +174,7 @@ size_t transfer_identity_uri_max(struct slice identity, const char *name, struct
 int transfer_uri_rewrite(const struct sip_uri *u, struct slice uri_param, struct slice hdr_name,
 			 struct slice hdr_value, char *out, size_t cap);
 
-/* ---------------------------------------------------------------- metrics (transfer_stage.c) */
+/* ---------------------------------------------------------------- metrics (transfer_count.c) */
 
 struct transfer_metrics {
 	unsigned rewrites;
@@ -197,6 +197,9 @@ extern struct transfer_metrics transfer_metrics;
 void transfer_count_result(enum transfer_result r);
 /* transfer_count - count one event of the grants family. */
 void transfer_count(enum transfer_grant_metric m);
+/* transfer_metrics_register - register the referee_transfer_* families once
+ * (transfer_init calls it; later calls do nothing). */
+void transfer_metrics_register(void);
 
 /* ---------------------------------------------------------------- stage parts */
 

@@ -1,62 +1,15 @@
 /* transfer_stage.c - the transfer stage (SPEC §5) and module setup: keys,
- * metrics (referee_transfer_*), and the order of work for one request: first
- * the token a request carries back (transfer_identity.c, may park), then the
- * REFER rewrite (transfer_refer.c). Runs between auth_identity_stage and
- * auth_rules_stage. Responses, ACK and CANCEL are not its business. */
+ * metrics (registered by transfer_count.c), and the order of work for one
+ * request: first the token a request carries back (transfer_identity.c, may
+ * park), then the REFER rewrite (transfer_refer.c). Runs between
+ * auth_identity_stage and auth_rules_stage. Responses, ACK and CANCEL are not
+ * its business. */
 #include "transfer.h"
 
 #include <errno.h>
 #include <stdio.h>
 
-#include "metrics.h"
 #include "transfer_priv.h"
-
-struct transfer_metrics transfer_metrics;
-
-static const char *const grant_labels[TRANSFER_M_COUNT] = {
-	[TRANSFER_M_ISSUED] = "issued",         [TRANSFER_M_ACCEPTED] = "accepted",
-	[TRANSFER_M_MALFORMED] = "malformed",   [TRANSFER_M_BAD_MAC] = "bad_mac",
-	[TRANSFER_M_WRONG_TARGET] = "wrong_target", [TRANSFER_M_EXPIRED] = "expired",
-	[TRANSFER_M_REPLAYED] = "replayed",     [TRANSFER_M_UNKNOWN_USER] = "unknown_user",
-};
-
-void transfer_count(enum transfer_grant_metric m)
-{
-	if ((unsigned)m < TRANSFER_M_COUNT)
-		metrics_inc(transfer_metrics.grants + m);
-}
-
-void transfer_count_result(enum transfer_result r)
-{
-	static const enum transfer_grant_metric map[TRANSFER_RESULT_COUNT] = {
-		[TRANSFER_OK] = TRANSFER_M_ACCEPTED,
-		[TRANSFER_MALFORMED] = TRANSFER_M_MALFORMED,
-		[TRANSFER_BAD_MAC] = TRANSFER_M_BAD_MAC,
-		[TRANSFER_WRONG_TARGET] = TRANSFER_M_WRONG_TARGET,
-		[TRANSFER_EXPIRED] = TRANSFER_M_EXPIRED,
-		[TRANSFER_REPLAYED] = TRANSFER_M_REPLAYED,
-		[TRANSFER_UNKNOWN_USER] = TRANSFER_M_UNKNOWN_USER,
-	};
-	if ((unsigned)r < TRANSFER_RESULT_COUNT)
-		transfer_count(map[r]);
-}
-
-static void metrics_register(void)
-{
-	static bool done; /* startup only (single thread); tests call transfer_init repeatedly */
-	if (done)
-		return;
-	done = true;
-	transfer_metrics.rewrites = metrics_counter("referee_transfer_rewrites_total",
-						    "REFERs whose Refer-To was rewritten with a signed token",
-						    NULL, NULL, 0);
-	transfer_metrics.challenges = metrics_counter("referee_transfer_challenges_total",
-						      "anonymous REFERs to our domains answered with 407",
-						      NULL, NULL, 0);
-	transfer_metrics.grants = metrics_counter("referee_transfer_grants_total",
-						  "transfer tokens issued, accepted and rejected by reason",
-						  "result", grant_labels, TRANSFER_M_COUNT);
-}
 
 int transfer_init(const struct cfg *c, const struct secret *s, char *err, size_t errlen)
 {
@@ -74,7 +27,7 @@ int transfer_init(const struct cfg *c, const struct secret *s, char *err, size_t
 		return -EINVAL;
 	}
 	transfer_keys_set(s);
-	metrics_register();
+	transfer_metrics_register();
 	return 0;
 }
 
