@@ -1,8 +1,8 @@
 /* store_poll.c - a tiny epoll loop for threads that are not workers (the
- * topology thread with its subscribers, tests, tools): store_thread_attach gives the
- * thread its own Redis connection and store_poll drives it, running the
- * same adapter hooks a worker's loop runs. Level-triggered; a handful of
- * fds; one tick (reconnect, timeouts, sweeps) every 100 ms. */
+ * topology thread with its subscribers; tests and tools through
+ * store_thread_attach, store_worker.c): it watches fds for the same adapter
+ * hooks a worker's loop runs and says when the 100 ms tick (reconnect,
+ * timeouts, sweeps) is due. Level-triggered; a handful of fds. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -23,8 +23,6 @@ struct store_poll_loop {
 		void *arg;
 	} w[LOOP_MAX_FDS];
 };
-
-static _Thread_local struct store_poll_loop *tls_loop;
 
 static uint64_t loop_now_ms(void)
 {
@@ -93,8 +91,10 @@ static int loop_unwatch(void *impl, int fd)
 
 const struct store_loop_ops store_poll_ops = { loop_watch, loop_unwatch };
 
-int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_conn *c)
+int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, bool *tick_due)
 {
+	if (tick_due)
+		*tick_due = false;
 	struct epoll_event evs[LOOP_MAX_FDS];
 	uint64_t now = loop_now_ms();
 	if (l->next_tick_ms > now && (uint64_t)timeout_ms > l->next_tick_ms - now)
@@ -114,41 +114,8 @@ int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_
 	now = loop_now_ms();
 	if (now >= l->next_tick_ms) {
 		l->next_tick_ms = now + LOOP_TICK_MS;
-		if (c)
-			store_conn_tick(c);
+		if (tick_due)
+			*tick_due = true;
 	}
 	return n < 0 ? 0 : n;
-}
-
-int store_thread_attach(void (*resume)(struct txn *t))
-{
-	if (tls_loop)
-		return -EALREADY;
-	tls_loop = store_poll_loop_new();
-	if (!tls_loop)
-		return -ENOMEM;
-	if (store_conf.backend == CFG_STORE_REDIS) {
-		store_tls_conn = store_conn_new(&store_poll_ops, tls_loop, false, resume);
-		if (!store_tls_conn) {
-			store_poll_loop_free(tls_loop);
-			tls_loop = NULL;
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-void store_thread_detach(void)
-{
-	store_conn_free(store_tls_conn);
-	store_tls_conn = NULL;
-	store_poll_loop_free(tls_loop);
-	tls_loop = NULL;
-}
-
-int store_poll(int timeout_ms)
-{
-	if (!tls_loop)
-		return -EINVAL;
-	return store_poll_loop_run(tls_loop, timeout_ms, store_tls_conn);
 }

@@ -38,7 +38,14 @@ struct store_settings {
 	_Atomic unsigned marks_max_entries;
 };
 
-extern struct store_settings store_conf;
+extern struct store_settings store_conf; /* written at init; reload stores the _Atomic fields */
+/* store_conf_load - @c's store settings into store_conf (defaults filled in).
+ * 0, or -EINVAL with "file:line: ..." in @err (store_conf.c). Startup. */
+int store_conf_load(const struct cfg *c, char *err, size_t errlen);
+/* The settings a reload may change, as @c gives them with defaults filled in (store_conf.c). */
+unsigned store_conf_max_age(const struct cfg *c);
+unsigned store_conf_cache_max(const struct cfg *c);
+unsigned store_conf_marks_max(const struct cfg *c);
 
 /* ---- clock (store_tables.c) */
 /* store_now_sec - CLOCK_MONOTONIC seconds (coarse clock, no syscall via vDSO). */
@@ -117,10 +124,12 @@ void store_users_limits(struct store_users *tb, struct store_table_limits *out);
 
 /* Bumped (seq_cst) before every invalidation or flush of the cache: a fetch
  * that saw another value when it was sent may carry data older than the
- * change, so its answer is cached as stale (store_redis.c). */
+ * change, so its answer is cached as stale (store_redis_client.c). */
 extern _Atomic uint64_t store_inval_epoch;
 
-/* The current users table (file backend: swapped whole on reload; Redis: the cache). */
+/* The current users table (file backend: swapped whole on reload; Redis: the
+ * cache). Written by store_main.c; store_users_current_rcu is the reader's door. */
+extern struct store_users *store_users_cur;
 struct store_users *store_users_current_rcu(void);
 
 /* ---- nonce counters and grant JTIs (store_tables.c) */
@@ -151,7 +160,7 @@ unsigned long store_marks_count(struct store_marks *m);
 
 extern struct store_marks *store_nc_marks, *store_jti_marks;
 
-/* ---- id normalisation (store.c) */
+/* ---- id normalisation and HA1 (store_id.c); permission sets (store_perm.c) */
 /* store_id_norm - copy @id into @buf lowercasing the domain; -EINVAL without
  * exactly one '@' with both sides non-empty, -ENAMETOOLONG past STORE_ID_MAX-1. */
 int store_id_norm(struct slice id, char buf[STORE_ID_MAX], size_t *len);
@@ -193,7 +202,7 @@ size_t store_key_user_prefix_len(void);
 const char *store_script_text(void);
 const char *store_script_sha(void);
 
-/* ---- Redis backend (store_redis.c) */
+/* ---- Redis backend (store_redis_client.c; start/stop: store_redis_topo.c) */
 struct store_loop; /* where a connection's fd is watched: a worker or a poll loop */
 struct store_loop_ops {
 	int (*watch)(void *impl, int fd, unsigned events, void (*cb)(void *arg, unsigned events), void *arg);
@@ -230,10 +239,11 @@ struct store_poll_loop;
 struct store_poll_loop *store_poll_loop_new(void);
 void store_poll_loop_free(struct store_poll_loop *l);
 extern const struct store_loop_ops store_poll_ops; /* impl = struct store_poll_loop * */
-/* store_poll_loop_run - one epoll_wait of up to @timeout_ms, then @c's tick when due. */
-int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, struct store_conn *c);
+/* store_poll_loop_run - one epoll_wait of up to @timeout_ms; *@tick_due (when
+ * non-NULL) says the 100 ms tick is due: the caller ticks its connection. */
+int store_poll_loop_run(struct store_poll_loop *l, int timeout_ms, bool *tick_due);
 
-/* ---- statistics (store.c): referee_store_events_total{event}, per-thread
+/* ---- statistics (store_conf.c): referee_store_events_total{event}, per-thread
  * metric shards (no shared cache line on the lookup path). */
 enum store_event {
 	STORE_EV_HIT,
@@ -246,9 +256,11 @@ enum store_event {
 	STORE_EV_COUNT
 };
 extern unsigned store_metric_base;
+/* store_events_register - the family, once per process (store_init). */
+void store_events_register(void);
 #define STORE_COUNT(ev) metrics_inc(store_metric_base + STORE_EV_##ev)
 
-/* store_sweep_maybe - one housekeeping step (issue 13): expired nonce counts,
+/* store_sweep_maybe (store_main.c) - one housekeeping step (issue 13): expired nonce counts,
  * grant bindings and cache entries, from each table's cursor, for at most
  * STORE_SWEEP_BUDGET_NS. Run by the store's housekeeping thread every
  * STORE_SWEEP_PERIOD_MS, never by a packet thread; one caller at a time (a

@@ -3,7 +3,7 @@
  * ev.addRead/delRead/addWrite/delWrite/cleanup hooks map to the loop's
  * watch/unwatch), with connect and reply timeouts and reconnect with
  * backoff. What is sent on it is the owner's business (hooks): command links
- * of a thread's client (store_redis.c), the invalidation subscriber and the
+ * of a thread's client (store_redis_client.c), the invalidation subscriber and the
  * +switch-master subscriber (store_redis_topo.c). Never blocks. */
 #include <errno.h>
 #include <stdio.h>

@@ -23,7 +23,8 @@ uint64_t store_redis_now_ms(void);
 
 /* store_now_sec() of the last (re)subscription to referee:invalidate: cached
  * users inserted at or before it are fetched again before they serve while
- * their Redis answers (store_redis.c). */
+ * their Redis answers (store_redis_client.c). Written by the subscriber
+ * (store_redis_topo.c). */
 extern _Atomic uint64_t store_cache_flush_sec;
 
 /* ================================================================ topology */

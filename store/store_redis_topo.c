@@ -5,7 +5,7 @@
  * +switch-master message from the sentinel we subscribe to, and every few
  * seconds), checked with ROLE; or the Cluster slot map (CLUSTER SLOTS at
  * start, on MOVED, on a lost node and periodically). Workers re-read it on
- * their tick (store_redis.c). The same thread holds the invalidation
+ * their tick (store_redis_client.c). The same thread holds the invalidation
  * subscriber (referee:invalidate, on the server / master / any cluster node:
  * PUBLISH reaches every node's subscribers) and flushes the users cache each
  * time it (re)subscribes, as invalidations may have been missed meanwhile.
@@ -34,6 +34,7 @@ static atomic_bool want_refresh;
 static unsigned m_nodes, m_failovers, m_redirects;
 static const char *const redirect_kinds[] = { "moved", "ask" };
 static struct log_limit lim_topo;
+_Atomic uint64_t store_cache_flush_sec; /* the subscriber's last (re)subscription */
 
 const struct store_topo *store_topo_current_rcu(void)
 {

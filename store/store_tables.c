@@ -2,7 +2,10 @@
  * struct store_user, plus load time for cache expiry and negative entries),
  * nonce-count marks and grant-JTI marks. Readers never lock: lookups run
  * under rcu_read_lock and copy out; removed nodes are freed with call_rcu.
- * Not here: where the users come from (file, Redis), and Redis itself. SPEC §6.
+ * Also the tables in use (store_users_cur, store_nc_marks, store_jti_marks:
+ * the front door, store_main.c, sets them) and the invalidation of one cached
+ * user. Not here: where the users come from (file, Redis), and Redis itself.
+ * SPEC §6.
  *
  * Memory and housekeeping (issue 13). Nodes come from a slab per table
  * (store_slab.c): no malloc per nonce, grant or cache fill, and a hard cap
@@ -288,7 +291,7 @@ bool store_users_del(struct store_users *tb, struct slice id)
 void store_users_clear(struct store_users *tb)
 {
 	/* O(1): every entry of the old generation reads as absent from now on
-	 * (seq_cst: ordered with the invalidation epoch of store_redis.c); the
+	 * (seq_cst: ordered with the invalidation epoch of store_redis_client.c); the
 	 * sweeper unlinks them a slice at a time */
 	atomic_fetch_add_explicit(&tb->gen, 1, memory_order_seq_cst);
 }
@@ -688,4 +691,33 @@ void store_marks_limits(struct store_marks *m, struct store_table_limits *out)
 	out->bytes = store_slab_bytes(m->slab[0]) + store_slab_bytes(m->slab[1]);
 	out->full = atomic_load_explicit(&m->full, memory_order_relaxed);
 	out->evicted = 0;
+}
+
+/* ================================================================ the tables in use */
+
+struct store_marks *store_nc_marks, *store_jti_marks;
+/* Published with rcu_assign_pointer (init/reload, main thread), read with
+ * rcu_dereference (store_rcu_* in store_priv.h: the same under TSan). */
+struct store_users *store_users_cur;
+
+struct store_users *store_users_current_rcu(void)
+{
+	return store_rcu_deref(store_users_cur);
+}
+
+_Atomic uint64_t store_inval_epoch;
+
+void store_invalidate(struct slice id)
+{
+	char buf[STORE_ID_MAX];
+	size_t len;
+	if (store_id_norm(id, buf, &len) < 0)
+		return;
+	/* before the delete: pairs with the re-check after the insert in on_user_reply */
+	atomic_fetch_add_explicit(&store_inval_epoch, 1, memory_order_seq_cst);
+	rcu_read_lock();
+	struct store_users *tb = store_rcu_deref(store_users_cur);
+	if (tb && store_conf.backend == CFG_STORE_REDIS)
+		store_users_del(tb, slice_make(buf, len));
+	rcu_read_unlock();
 }

@@ -3,7 +3,7 @@
  *            ha1_sha256: <64 hex>, permissions: [LocalDialing]}]
  * parsed with libyaml into a fresh users table; every problem is reported as
  * "file:line: message". Passwords become HA1s (MD5 and SHA-256 with the
- * realm) and are wiped. Not here: swapping the table in (store.c). */
+ * realm) and are wiped. Not here: swapping the table in (store_main.c). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

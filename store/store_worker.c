@@ -1,8 +1,10 @@
-/* store_worker.c - the store on core's worker threads: store_register adds
- * per-worker hooks that give each worker its own Redis connection, watched
- * by the worker's epoll (worker_fd_watch) and ticked by worker_tick_add,
- * with txn_resume waking parked txns. The file backend only needs the tick
- * (sweeps of the nonce-count and grant tables). SPEC §6. */
+/* store_worker.c - the store on each thread. Core's worker threads:
+ * store_register adds per-worker hooks that give each worker its own Redis
+ * connection, watched by the worker's epoll (worker_fd_watch) and ticked by
+ * worker_tick_add, with txn_resume waking parked txns. The file backend only
+ * needs the tick (sweeps of the nonce-count and grant tables). Other threads
+ * (tests, tools): store_thread_attach gives the thread a poll loop
+ * (store_poll.c) and its own connection, and store_poll drives both. SPEC §6. */
 #include <errno.h>
 
 #include "store_priv.h"
@@ -48,4 +50,45 @@ static void store_worker_fini(struct worker *w, void *arg)
 int store_register(struct stage_table *st)
 {
 	return stage_add_worker_hooks(st, store_worker_init, store_worker_fini, NULL);
+}
+
+/* ---- threads that are not workers */
+
+static _Thread_local struct store_poll_loop *tls_loop;
+
+int store_thread_attach(void (*resume)(struct txn *t))
+{
+	if (tls_loop)
+		return -EALREADY;
+	tls_loop = store_poll_loop_new();
+	if (!tls_loop)
+		return -ENOMEM;
+	if (store_conf.backend == CFG_STORE_REDIS) {
+		store_tls_conn = store_conn_new(&store_poll_ops, tls_loop, false, resume);
+		if (!store_tls_conn) {
+			store_poll_loop_free(tls_loop);
+			tls_loop = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void store_thread_detach(void)
+{
+	store_conn_free(store_tls_conn);
+	store_tls_conn = NULL;
+	store_poll_loop_free(tls_loop);
+	tls_loop = NULL;
+}
+
+int store_poll(int timeout_ms)
+{
+	if (!tls_loop)
+		return -EINVAL;
+	bool tick_due;
+	int n = store_poll_loop_run(tls_loop, timeout_ms, &tick_due);
+	if (tick_due && store_tls_conn)
+		store_conn_tick(store_tls_conn);
+	return n;
 }

@@ -1,4 +1,4 @@
-/* store_redis.c - the Redis backend's client on each thread (SPEC §6, §12):
+/* store_redis_client.c - the Redis backend's client on each thread (SPEC §6, §12):
  * a user cache in front of HGETALL, nc/JTI checks through one Lua script
  * (EVALSHA; SCRIPT LOAD again on the node answering NOSCRIPT), a bounded pool
  * of request slots per thread, and the links it sends them on
@@ -60,7 +60,6 @@ struct store_conn {
 };
 
 _Thread_local struct store_conn *store_tls_conn;
-_Atomic uint64_t store_cache_flush_sec;
 static _Atomic int conns_up; /* command links in LINK_UP, all threads */
 static struct log_limit lim_err;
 static struct log_limit_keyed lim_data; /* per key: SPEC §6 names each bad key */

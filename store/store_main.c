@@ -1,85 +1,29 @@
-/* store.c - the store's front door (store.h): init/reload/fini, the three
- * lookups dispatched to the file backend (tables only) or to Redis (cache,
- * then an async fetch), invalidation, health and counters, plus small shared
- * helpers (id normalisation, HA1, hex). SPEC §3 (HA1), §6. Not here: table
- * internals (store_tables.c), the YAML file, Redis I/O. */
+/* store_main.c - the store's front door (store.h): init/reload/fini, the
+ * three lookups dispatched to the file backend (tables only) or to Redis
+ * (cache, then an async fetch), health, the housekeeping thread and the
+ * statistics. SPEC §6. The top of store/: no other store file calls it. Not
+ * here: the settings and event counters (store_conf.c), id normalisation
+ * and HA1 (store_id.c), the tables and invalidation (store_tables.c), the
+ * YAML file, Redis I/O. */
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <urcu.h>
 
 #include "log.h"
 #include "store_priv.h"
 
-struct store_settings store_conf;
-unsigned store_metric_base;
-static const char *const store_event_names[STORE_EV_COUNT] = {
-	"hit", "miss", "error", "degraded", "overload", "unavailable", "bad_data",
-};
-struct store_marks *store_nc_marks, *store_jti_marks;
-/* Published with rcu_assign_pointer (init/reload, main thread), read with
- * rcu_dereference (store_rcu_* in store_priv.h: the same under TSan). */
-static struct store_users *users_cur;
-/* users_cur belongs to the store (store_init, store_reload) or is an alias of
- * the table a published generation owns (store_gen_commit). Main thread. */
+/* store_users_cur (store_tables.c) belongs to the store (store_init,
+ * store_reload) or is an alias of the table a published generation owns
+ * (store_gen_commit). Main thread. */
 static bool users_cur_owned;
 static bool store_started;
 
-struct store_users *store_users_current_rcu(void)
-{
-	return store_rcu_deref(users_cur);
-}
-
 static int house_start(void);
 static void house_stop(void);
-
-/* ================================================================ helpers */
-
-int store_id_norm(struct slice id, char buf[STORE_ID_MAX], size_t *len)
-{
-	if (id.len >= STORE_ID_MAX)
-		return -ENAMETOOLONG;
-	ptrdiff_t at = slice_find_char(id, '@');
-	if (at <= 0 || (size_t)at + 1 >= id.len || slice_find_char(slice_advance(id, (size_t)at + 1), '@') >= 0)
-		return -EINVAL;
-	for (size_t i = 0; i < id.len; i++) {
-		char ch = id.p[i];
-		if ((unsigned char)ch <= ' ' || ch == ',' || ch == 0x7f)
-			return -EINVAL;
-		buf[i] = ((size_t)at < i && ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-	}
-	buf[id.len] = '\0';
-	*len = id.len;
-	return 0;
-}
-
-static int digest_once(const EVP_MD *md, const char *user, size_t ulen, const char *realm,
-		       const char *pw, size_t pwlen, uint8_t *out)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ok = ctx && EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, user, ulen) &&
-		 EVP_DigestUpdate(ctx, ":", 1) && EVP_DigestUpdate(ctx, realm, strlen(realm)) &&
-		 EVP_DigestUpdate(ctx, ":", 1) && EVP_DigestUpdate(ctx, pw, pwlen) &&
-		 EVP_DigestFinal_ex(ctx, out, NULL);
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -EIO;
-}
-
-int store_ha1_compute(const char *id, const char *realm, const char *pw, size_t pwlen,
-		      uint8_t md5[16], uint8_t sha256[32])
-{
-	const char *at = strchr(id, '@');
-	size_t ulen = at ? (size_t)(at - id) : strlen(id);
-	if (digest_once(EVP_md5(), id, ulen, realm, pw, pwlen, md5) < 0 ||
-	    digest_once(EVP_sha256(), id, ulen, realm, pw, pwlen, sha256) < 0)
-		return -EIO;
-	return 0;
-}
 
 /* ================================================================ lifecycle */
 
@@ -93,57 +37,16 @@ static struct store_users *users_load(const struct cfg *c, char *err, size_t err
 	return store_users_file_load_cfg(c, err, errlen);
 }
 
-/* the settings a reload may change, defaults applied */
-static unsigned conf_max_age(const struct cfg *c)
-{
-	return c->store.cache_max_age ? c->store.cache_max_age : 60;
-}
-
-static unsigned conf_cache_max(const struct cfg *c)
-{
-	return c->store.cache_max_entries ? c->store.cache_max_entries : 100000;
-}
-
-static unsigned conf_marks_max(const struct cfg *c)
-{
-	return c->store.marks_max_entries ? c->store.marks_max_entries : STORE_MARKS_DEFAULT_MAX;
-}
-
-static int settings_load(const struct cfg *c, char *err, size_t errlen)
-{
-	memset(&store_conf, 0, sizeof(store_conf));
-	store_conf.backend = c->store.backend;
-	atomic_store(&store_conf.cache_max_age, conf_max_age(c));
-	store_conf.max_inflight = c->store.max_inflight ? c->store.max_inflight : 1024;
-	atomic_store(&store_conf.cache_max_entries, conf_cache_max(c));
-	atomic_store(&store_conf.marks_max_entries, conf_marks_max(c));
-	const char *why = c->store.backend == CFG_STORE_REDIS ? cfg_redis_url_parse(c->store.redis, &store_conf.redis)
-							      : NULL;
-	if (why) {
-		unsigned line = cfg_key_line(c, "store.redis");
-		snprintf(err, errlen, "%s:%u: store.redis '%s' %s", c->path, line ? line : 1, c->store.redis, why);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 int store_init(const struct cfg *c, char *err, size_t errlen)
 {
 	if (store_started) {
 		snprintf(err, errlen, "store already started");
 		return -EALREADY;
 	}
-	int rc = settings_load(c, err, errlen);
+	int rc = store_conf_load(c, err, errlen);
 	if (rc < 0)
 		return rc;
-	static bool registered; /* families are per process; store_init may run again (tests) */
-	if (!registered) {
-		store_metric_base = metrics_counter("referee_store_events_total",
-						    "Store lookups and checks by outcome (degraded: decided by the "
-						    "local table while Redis was away)",
-						    "event", store_event_names, STORE_EV_COUNT);
-		registered = true;
-	}
+	store_events_register();
 	store_script_sha(); /* computed once, before threads */
 	store_nc_marks = store_marks_new_capped(store_conf.marks_max_entries);
 	store_jti_marks = store_marks_new_capped(store_conf.marks_max_entries);
@@ -158,11 +61,11 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 		store_users_free(tb);
 		goto fail;
 	}
-	store_rcu_assign(users_cur, tb);
+	store_rcu_assign(store_users_cur, tb);
 	users_cur_owned = true;
 	if (c->store.backend == CFG_STORE_REDIS && (rc = store_redis_start()) < 0) {
 		snprintf(err, errlen, "store: cannot start the Redis subscriber: %s", strerror(-rc));
-		store_rcu_assign(users_cur, NULL);
+		store_rcu_assign(store_users_cur, NULL);
 		store_users_free(tb);
 		goto fail;
 	}
@@ -170,7 +73,7 @@ int store_init(const struct cfg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "store: cannot start the housekeeping thread: %s", strerror(-rc));
 		if (c->store.backend == CFG_STORE_REDIS)
 			store_redis_stop();
-		store_rcu_assign(users_cur, NULL);
+		store_rcu_assign(store_users_cur, NULL);
 		synchronize_rcu();
 		store_users_free(tb);
 		goto fail;
@@ -198,7 +101,7 @@ int store_reload(const struct cfg *c, char *err, size_t errlen)
 	if (!tb)
 		return -EINVAL;
 	/* Readers see the old table or the new one, never a mix. */
-	struct store_users *old = store_rcu_xchg(users_cur, tb);
+	struct store_users *old = store_rcu_xchg(store_users_cur, tb);
 	bool owned = users_cur_owned;
 	users_cur_owned = true;
 	synchronize_rcu();
@@ -213,8 +116,8 @@ int store_reload(const struct cfg *c, char *err, size_t errlen)
 static void users_release(void *data)
 {
 	struct store_users *tb = data;
-	if (store_rcu_deref(users_cur) == tb) {
-		store_rcu_assign(users_cur, NULL);
+	if (store_rcu_deref(store_users_cur) == tb) {
+		store_rcu_assign(store_users_cur, NULL);
 		synchronize_rcu();
 	}
 	store_users_free(tb);
@@ -240,7 +143,7 @@ int store_gen_build(struct cfg *next, char *err, size_t errlen)
  * of the tables, obeyed by the next insert (store_slab_set_cap). */
 static void settings_apply(const struct cfg *next)
 {
-	unsigned age = conf_max_age(next), cache = conf_cache_max(next), marks = conf_marks_max(next);
+	unsigned age = store_conf_max_age(next), cache = store_conf_cache_max(next), marks = store_conf_marks_max(next);
 	unsigned old_age = atomic_exchange(&store_conf.cache_max_age, age);
 	unsigned old_cache = atomic_exchange(&store_conf.cache_max_entries, cache);
 	unsigned old_marks = atomic_exchange(&store_conf.marks_max_entries, marks);
@@ -267,7 +170,7 @@ void store_gen_commit(const struct cfg *next)
 	struct store_users *tb = cfg_gen_get(next, CFG_GEN_USERS);
 	if (!tb)
 		return;
-	struct store_users *old = store_rcu_xchg(users_cur, tb);
+	struct store_users *old = store_rcu_xchg(store_users_cur, tb);
 	bool owned = users_cur_owned;
 	users_cur_owned = false;
 	if (owned && old) {
@@ -284,7 +187,7 @@ void store_fini(void)
 	house_stop();
 	if (store_conf.backend == CFG_STORE_REDIS)
 		store_redis_stop();
-	struct store_users *old = store_rcu_xchg(users_cur, NULL);
+	struct store_users *old = store_rcu_xchg(store_users_cur, NULL);
 	synchronize_rcu();
 	if (users_cur_owned)
 		store_users_free(old); /* else a cfg owns it */
@@ -317,7 +220,7 @@ enum store_rc store_user_get(struct txn *t, struct store_op *op, struct slice id
 	/* the table of the txn's generation (one pointer with its rules), else the current one */
 	struct store_users *tb = cfg_gen_get(t ? t->cfg : NULL, CFG_GEN_USERS);
 	if (!tb)
-		tb = store_rcu_deref(users_cur);
+		tb = store_rcu_deref(store_users_cur);
 	int rc = tb ? store_users_get_rcu(tb, slice_make(buf, len), out, NULL) : -ENOENT;
 	rcu_read_unlock();
 	if (rc > 0)
@@ -374,23 +277,6 @@ enum store_rc store_jti_bind(struct txn *t, struct store_op *op, struct slice jt
 	return store_redis_mark(store_tls_conn, t, op, false, jti, 0, dialog, ttl);
 }
 
-_Atomic uint64_t store_inval_epoch;
-
-void store_invalidate(struct slice id)
-{
-	char buf[STORE_ID_MAX];
-	size_t len;
-	if (store_id_norm(id, buf, &len) < 0)
-		return;
-	/* before the delete: pairs with the re-check after the insert in on_user_reply */
-	atomic_fetch_add_explicit(&store_inval_epoch, 1, memory_order_seq_cst);
-	rcu_read_lock();
-	struct store_users *tb = store_rcu_deref(users_cur);
-	if (tb && store_conf.backend == CFG_STORE_REDIS)
-		store_users_del(tb, slice_make(buf, len));
-	rcu_read_unlock();
-}
-
 bool store_is_usable(void)
 {
 	if (!store_started)
@@ -421,7 +307,7 @@ unsigned store_sweep_maybe(void)
 		store_marks_sweep_step(store_jti_marks, t0 + 2 * third, &removed);
 	if (store_conf.backend == CFG_STORE_REDIS) {
 		rcu_read_lock();
-		struct store_users *tb = store_rcu_deref(users_cur);
+		struct store_users *tb = store_rcu_deref(store_users_cur);
 		/* past max-age only while Redis is up (the cache serves while it is away);
 		 * flushed entries always */
 		if (tb)
@@ -466,7 +352,7 @@ static void table_limits(unsigned which, struct store_table_limits *l)
 		store_marks_limits(store_jti_marks, l);
 	else if (which == TABLE_USERS) {
 		rcu_read_lock();
-		struct store_users *tb = store_rcu_deref(users_cur);
+		struct store_users *tb = store_rcu_deref(store_users_cur);
 		if (tb)
 			store_users_limits(tb, l);
 		rcu_read_unlock();
@@ -574,7 +460,7 @@ void store_stats_get(struct store_stats *out)
 	out->unavailable = (uint64_t)metrics_value(store_metric_base + STORE_EV_UNAVAILABLE);
 	out->bad_data = (uint64_t)metrics_value(store_metric_base + STORE_EV_BAD_DATA);
 	rcu_read_lock();
-	struct store_users *tb = store_rcu_deref(users_cur);
+	struct store_users *tb = store_rcu_deref(store_users_cur);
 	out->users = tb ? store_users_count(tb) : 0;
 	rcu_read_unlock();
 	out->nc_marks = store_nc_marks ? store_marks_count(store_nc_marks) : 0;
