@@ -24,7 +24,10 @@ enum stage_rc proxy_forward_stage(struct txn *t);
  * and build the datagram to send, if any, in t->out (t->out_len, t->dst).
  * Local replies (STAGE_REPLY, and 400 for a malformed request that can be
  * answered) are built here. Exposed for unit tests, which put raw SIP through
- * it without threads. Returns the final verdict (STAGE_PARK: call again later).
+ * it without threads. Returns the final verdict: STAGE_SENT (a forwarded
+ * request or relayed response in t->out), STAGE_REPLY (a local reply in
+ * t->out), STAGE_DROP (nothing to send; counted) or STAGE_PARK (call again
+ * later); never STAGE_CONTINUE.
  */
 enum stage_rc proxy_process(const struct stage_table *st, struct txn *t);
 

@@ -4,7 +4,15 @@
  * Every stage has one signature and returns a verdict with the same meaning
  * everywhere. main() registers the stages of each module in SPEC order:
  * core checks, digest (auth), transfer, rules (auth), forward (core). The
- * forwarder is always last and is registered by core itself. */
+ * forwarder is always last and is registered by core itself.
+ *
+ * The verdicts are five. Any stage may return the first four; STAGE_SENT is
+ * the forwarder's: the request leaves as the forwarder built it, so the
+ * chain ends without a reply (a chain that runs past its last stage with
+ * STAGE_CONTINUE is a wiring bug: proxy_process drops and counts it).
+ * proxy_process returns the chain's outcome in the same terms, minus
+ * STAGE_CONTINUE: STAGE_SENT also for a relayed response. The worker only
+ * tells STAGE_PARK from the rest: it sends whatever t->out holds. */
 #include <stdbool.h>
 
 #include "txn.h"
@@ -14,7 +22,7 @@ enum stage_rc {
 	STAGE_REPLY,        /* answer with t->reply_code (set through txn_reply) */
 	STAGE_DROP,         /* drop the message (the stage counted why) */
 	STAGE_PARK,         /* waiting for the store: same stage is called again on resume */
-	STAGE_SENT,         /* the stage built and queued the outgoing datagram (forwarder) */
+	STAGE_SENT,         /* the forwarder built the outgoing message in t->out (t->dst): send it */
 };
 
 typedef enum stage_rc (*stage_fn)(struct txn *t);
