@@ -4,8 +4,8 @@
  * inline mode) owns one conn_thread: it accepts on the tcp:// and tls://
  * addresses (SO_REUSEPORT: the kernel spreads connections over receivers),
  * reads, frames, and stages each message into a txn of its own pool exactly
- * like a datagram (pipeline_rx_stream), so the worker chosen by Call-ID runs
- * the stages. The worker hands the output to conn_send: written at once when
+ * like a datagram (rx_stream), so the worker a datagram from the same source
+ * would go to runs the stages. The worker hands the output to conn_send: written at once when
  * the worker itself owns the connection (inline mode), otherwise copied into
  * the owner's bounded queue. */
 #include <errno.h>

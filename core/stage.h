@@ -7,12 +7,12 @@
  * forwarder is always last and is registered by core itself.
  *
  * The verdicts are five. Any stage may return the first four; STAGE_SENT is
- * the forwarder's: the request leaves as the forwarder built it, so the
- * chain ends without a reply (a chain that runs past its last stage with
- * STAGE_CONTINUE is a wiring bug: proxy_process drops and counts it).
- * proxy_process returns the chain's outcome in the same terms, minus
- * STAGE_CONTINUE: STAGE_SENT also for a relayed response. The worker only
- * tells STAGE_PARK from the rest: it sends whatever t->out holds. */
+ * the forwarder's: the request (or, relayed, the response) leaves as the
+ * forwarder built it, so the chain ends without a reply (a request that runs
+ * past the last stage with STAGE_CONTINUE is a wiring bug: proxy_process
+ * drops and counts it). proxy_process returns the chain's outcome in the
+ * same terms, minus STAGE_CONTINUE. The worker only tells STAGE_PARK from
+ * the rest: it sends whatever t->out holds. */
 #include <stdbool.h>
 
 #include "txn.h"
