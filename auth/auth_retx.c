@@ -6,7 +6,7 @@
  * credential together with the request's transaction (top Via, CSeq, Call-ID,
  * method): the same bytes again are forwarded like any retransmission, while the
  * same credential on any other request stays a replay. Retransmissions reach
- * the worker that saw the original (workers are chosen by Call-ID), so the table
+ * the worker that saw the original (workers are chosen by source, not by Call-ID), so the table
  * is per thread: no sharing, no lock. A lost entry (slot reused) only means the
  * retransmission is challenged, as without this table. SPEC §3. */
 #include <openssl/crypto.h>
