@@ -226,7 +226,7 @@ static void test_negative_cache_capped(void **state)
 	unsigned refused = 0;
 	for (unsigned i = 0; i < DISTINCT_USERS; i++) {
 		snprintf(u.id, sizeof(u.id), "nobody-%u@example.com", i);
-		/* what on_user_reply (store_redis.c) does for an unknown user */
+		/* what on_user_reply (store_redis_client.c) does for an unknown user */
 		rcu_read_lock();
 		struct store_users *tb = store_users_current_rcu();
 		refused += store_users_put(tb, &u, false) != 0;
