@@ -153,7 +153,7 @@ static void settings_apply(const struct cfg *next)
 	}
 	if (old_cache != cache && store_conf.backend == CFG_STORE_REDIS) {
 		rcu_read_lock();
-		struct store_users *tb = store_rcu_deref(users_cur);
+		struct store_users *tb = store_rcu_deref(store_users_cur);
 		if (tb)
 			store_users_set_cap(tb, cache);
 		rcu_read_unlock();
