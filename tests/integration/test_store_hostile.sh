@@ -7,7 +7,8 @@
 # 400 000 integers, 2000 strings of 5000 bytes. For each: the digest-authenticated caller
 # gets 503 with Retry-After (as for a Redis failure), referee_store_redis_replies_refused_total
 # rises by exactly 1, the log names the bound and the server, referee stays alive with a
-# bounded RSS, and a good user never looked up before is served after the reconnect.
+# bounded RSS, and a good user never looked up before is served after the reconnect. The
+# blocking client (referee-admin) refuses the same replies with a clear error.
 # SIP traffic: sipauth.py (lib_auth.sh). Bounded: every wait has a deadline.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -89,6 +90,21 @@ it_log "RSS before the hostile replies ${RSS0} kB, after ${RSS1} kB"
 # a reply is refused at 8 MiB of objects (or buffered bytes): the process never grew by gigabytes
 [ "$RSS1" != NA ] && [ $((RSS1 - RSS0)) -lt 262144 ] && it_check "RSS grew by less than 256 MiB ($RSS0 -> $RSS1 kB)" ||
 	it_fail "RSS bounded" "$RSS0 -> $RSS1 kB"
+
+# the blocking client (referee-admin; the topology thread's calls use the same helpers) reads
+# under the same bounds: a clear error and exit 1, not gigabytes
+ADMIN=${REFEREE_ADMIN_BIN:-$REFEREE_BUILD_DIR/referee-admin}
+[ -x "$ADMIN" ] || it_die "no $ADMIN (build the referee-admin target)"
+for hostile in h2g hbulk htree; do
+	timeout 60 "$ADMIN" -c "$W/referee.yaml" user show "$hostile@example.com" >"$W/admin-$hostile.out" 2>&1
+	rc=$?
+	[ "$rc" = 1 ] && grep -q "referee-admin: 127.0.0.1:$RPORT: Redis reply over the bounds (" "$W/admin-$hostile.out" &&
+		it_check "referee-admin user show $hostile: exit 1, reply over the bounds" ||
+		it_fail "referee-admin user show $hostile" "exit $rc: $(head -c 300 "$W/admin-$hostile.out")"
+done
+timeout 60 "$ADMIN" -c "$W/referee.yaml" user show 2001@example.com >"$W/admin-good.out" 2>&1 &&
+	grep -qx 'permissions: LocalDialing' "$W/admin-good.out" && it_check "referee-admin user show of a good user" ||
+	it_fail "referee-admin user show of a good user" "$(cat "$W/admin-good.out")"
 
 authit_referee_stop ref "$PID"
 [ -s "$W/sipauth.err" ] && it_fail "sipauth.py errors" "$(tail -n 5 "$W/sipauth.err")"
