@@ -110,6 +110,7 @@ struct store_users {
 	_Atomic size_t cap; /* store.cache_max_entries: a reload moves it (store_users_set_cap) */
 	_Atomic uint32_t gen;
 	_Atomic size_t sweep_at, hand_at; /* slot cursors of the sweeper and of the CLOCK hand */
+	_Atomic size_t pending; /* unlinked, back in the slab after their grace period */
 	_Atomic uint64_t full, evicted;
 };
 
@@ -126,6 +127,7 @@ static void user_free_rcu(struct rcu_head *head)
 	STORE_TSAN_ACQUIRE(&tsan_gp);
 	struct user_ent *e = caa_container_of(head, struct user_ent, rcu);
 	atomic_store_explicit(&e->linked, 0, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&e->tb->pending, 1, memory_order_relaxed);
 	store_slab_put(e->tb->slab, e);
 	STORE_TSAN_RELEASE(&tsan_gp); /* before rcu_barrier returns in store_users_free */
 }
@@ -162,6 +164,7 @@ static bool user_unlink(struct store_users *tb, struct user_ent *e)
 {
 	if (cds_lfht_is_node_deleted(&e->node) || cds_lfht_del(tb->ht, &e->node) != 0)
 		return false;
+	atomic_fetch_add_explicit(&tb->pending, 1, memory_order_relaxed);
 	call_rcu(&e->rcu, user_free_rcu);
 	return true;
 }
@@ -222,11 +225,16 @@ int store_users_put_aged(struct store_users *tb, const struct store_user *u, boo
 	/* past 15/16 of the cap the CLOCK hand makes room ahead of the next fills (and,
 	 * after a reload lowered the cap, brings the table down to it) */
 	size_t cap = atomic_load_explicit(&tb->cap, memory_order_relaxed);
-	if (store_slab_in_use(tb->slab) >= cap - cap / 16)
+	/* nodes already unlinked do not count: evicting for them would empty the table
+	 * while their grace period runs (a lowered cap, a burst of fills at the cap) */
+	size_t in_use = store_slab_in_use(tb->slab), pending = atomic_load_explicit(&tb->pending, memory_order_relaxed);
+	size_t live = in_use > pending ? in_use - pending : 0, low = cap - cap / 16;
+	if (live >= low && in_use < cap)
 		users_evict(tb, 8);
 	struct user_ent *e = store_slab_get(tb->slab);
 	if (!e) {
-		users_evict(tb, 64);
+		if (live >= low) /* down to 15/16 of the cap, at most 64 at a time */
+			users_evict(tb, live - low + 1 < 64 ? (unsigned)(live - low + 1) : 64);
 		atomic_fetch_add_explicit(&tb->full, 1, memory_order_relaxed);
 		rcu_read_unlock();
 		return -ENOSPC;
@@ -246,8 +254,10 @@ int store_users_put_aged(struct store_users *tb, const struct store_user *u, boo
 	atomic_store_explicit(&e->linked, 1, memory_order_release);
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
-	if (old)
+	if (old) {
+		atomic_fetch_add_explicit(&tb->pending, 1, memory_order_relaxed);
 		call_rcu(&caa_container_of(old, struct user_ent, node)->rcu, user_free_rcu);
+	}
 	return 0;
 }
 
