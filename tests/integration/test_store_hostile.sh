@@ -10,6 +10,8 @@
 # bounded RSS, and a good user never looked up before is served after the reconnect. The
 # blocking client (referee-admin) refuses the same replies with a clear error.
 # SIP traffic: sipauth.py (lib_auth.sh). Bounded: every wait has a deadline.
+# it_check always returns 0, so "test && it_check ... || it_fail ..." is an if/else.
+# shellcheck disable=SC2015
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_auth.sh"
