@@ -19,13 +19,9 @@ stream_certs() {
 			-subj /CN=referee-it-ca -keyout ca.key -out ca.pem 2>/dev/null || exit 1
 		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 			-subj /CN=referee-it-other-ca -keyout other-ca.key -out other-ca.pem 2>/dev/null || exit 1
-		for who in server:proxy.test:ca:2 client:client.test:ca:2 rogue:client.test:other-ca:2; do
-			IFS=: read -r n cn ca days <<<"$who"
-			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
-				-keyout "$n.key" -out "$n.csr" 2>/dev/null || exit 1
-			printf 'subjectAltName=DNS:%s,IP:127.0.0.1\n' "$cn" >"$n.ext"
-			openssl x509 -req -in "$n.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
-				-days "$days" -extfile "$n.ext" -out "$n.pem" 2>/dev/null || exit 1
+		for who in server:proxy.test:ca client:client.test:ca rogue:client.test:other-ca; do
+			IFS=: read -r n cn ca <<<"$who"
+			stream_cert . "$n" "$ca" "DNS:$cn,IP:127.0.0.1" || exit 1
 		done
 		# expired: valid from two days ago to yesterday (openssl x509 -not_before/-not_after
 		# need 3.4; a tiny CA config with explicit dates works on Debian 12's 3.0)
@@ -51,6 +47,23 @@ CNF
 			-startdate "$(date -u -d '2 days ago' +%Y%m%d%H%M%SZ)" \
 			-enddate "$(date -u -d '1 day ago' +%Y%m%d%H%M%SZ)" -notext 2>/dev/null || exit 1
 	) || it_die "could not make the test certificates in $d (openssl)"
+}
+
+# stream_cert DIR NAME CA SAN: DIR/NAME.pem and NAME.key (mode 0600), ECDSA P-256, valid 2 days,
+# CN the first SAN name, subjectAltName SAN (e.g. DNS:pbx.example.test), signed by DIR/CA.pem
+# (ca or other-ca of stream_certs).
+stream_cert() {
+	local d=$1 n=$2 ca=$3 san=$4 cn
+	cn=${san%%,*}
+	cn=${cn#*:}
+	(
+		cd "$d" && umask 077 &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
+				-keyout "$n.key" -out "$n.csr" 2>/dev/null &&
+			printf 'subjectAltName=%s\n' "$san" >"$n.ext" &&
+			openssl x509 -req -in "$n.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
+				-days 2 -extfile "$n.ext" -out "$n.pem" 2>/dev/null
+	)
 }
 
 # stream_free_port: a port of 127.0.0.1 free for both UDP and TCP right now (SIPp -t t1 binds
