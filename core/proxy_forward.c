@@ -115,17 +115,31 @@ static void via_proto(struct proxy_out *o, enum cfg_transport tr)
 		proxy_out_lit(o, "SIP/2.0/UDP ");
 }
 
-/* one Record-Route for listen address @idx: sips: for TLS, ;transport=tcp for TCP */
+/* The Record-Route of a TLS side is a SIPS URI only for a SIPS Request-URI:
+ * RFC 3261 §16.6 step 4 wants one that is not SIPS when the request leaves
+ * without a SIPS URI, and UAs such as baresip 1.0 (libre) cannot send to a
+ * sips: route at all in a sip: dialog. */
+static bool ruri_is_sips(struct txn *t)
+{
+	struct slice ruri = t->edits.ruri.p ? t->edits.ruri : t->msg.ruri;
+	return ruri.len > 5 && slice_caseeq(slice_make(ruri.p, 5), SLICE_LIT("sips:"));
+}
+
+/* one Record-Route for listen address @idx: ;transport=tcp for TCP, for TLS
+ * ;transport=tls (or sips: for a SIPS Request-URI) */
 static int record_route(struct txn *t, struct proxy_out *o, unsigned idx)
 {
 	const enum cfg_transport tr = t->cfg->listen[idx < t->cfg->n_listen ? idx : 0].transport;
-	if (tr == CFG_TRANSPORT_TLS)
+	const bool sips = tr == CFG_TRANSPORT_TLS && ruri_is_sips(t);
+	if (sips)
 		proxy_out_lit(o, "Record-Route: <sips:");
 	else
 		proxy_out_lit(o, "Record-Route: <sip:");
 	proxy_out_slice(o, proxy_listen_text_at(t->cfg, idx));
 	if (tr == CFG_TRANSPORT_TCP)
 		proxy_out_lit(o, ";transport=tcp");
+	else if (tr == CFG_TRANSPORT_TLS && !sips)
+		proxy_out_lit(o, ";transport=tls");
 	proxy_out_lit(o, ";lr");
 	if (t->dialog_authorized) {
 		char mac[PROXY_RR_MAC_CHARS];

@@ -33,6 +33,7 @@ static char g_out[TXN_RX_MAX + 4096];
 static char g_text[TXN_RX_MAX + 4097];   /* g_out as a C string */
 
 static struct txn *g_live; /* freed by the teardown when an assertion jumps out */
+static uint16_t g_rx_listen; /* the listen index requests arrive on (reset by the teardown) */
 
 struct run {
 	struct txn *t;
@@ -103,6 +104,8 @@ static struct run run_full(const struct stage_table *st, const struct cfg *c, co
 	txn_received(r.t, buf, n);
 	sa_set(&r.t->src, &r.t->srclen, src_ip, src_port);
 	r.t->cfg = c;
+	r.t->listen_idx = g_rx_listen;
+	r.t->rx_transport = c->listen[g_rx_listen].transport;
 	r.t->out = g_out;
 	r.t->out_cap = sizeof(g_out);
 	r.rc = proxy_process(st, r.t);
@@ -128,6 +131,7 @@ static int test_teardown(void **state)
 {
 	free(g_live);
 	g_live = NULL;
+	g_rx_listen = 0;
 	return 0;
 }
 
@@ -487,6 +491,40 @@ static void test_signed_record_route(void **state)
 	r = run(invite_rport);
 	assert_non_null(strstr(r.out, "\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n"));
 	assert_null(strstr(r.out, "ra="));
+	done(&r);
+}
+
+/* An INVITE that came over TLS and leaves over UDP gets one Record-Route per side
+ * (RFC 5658). The TLS side is sip:...;transport=tls for a sip: Request-URI (RFC 3261
+ * §16.6 step 4: not a SIPS URI when the request leaves without one; baresip 1.0
+ * cannot send to a sips: route of a sip: dialog), sips: for a sips: one. */
+static void test_record_route_tls_side(void **state)
+{
+	(void)state;
+	static struct cfg c;
+	c = g_cfg;
+	c.n_listen = 2;
+	assert_int_equal(cfg_addr_parse("tls://127.0.0.1:5061", true, &c.listen[1]), 0);
+	g_rx_listen = 1;
+	static const char fmt[] = "INVITE %s:2551234@example.com SIP/2.0\r\n"
+				  "Via: SIP/2.0/TLS 192.0.2.10:5062;branch=z9hG4bKtls1\r\n"
+				  "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:2551234@example.com>\r\n"
+				  "Call-ID: tls-rr-%s\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+				  "Content-Length: 0\r\n\r\n";
+	char raw[512];
+	snprintf(raw, sizeof(raw), fmt, "sip", "sip");
+	struct run r = run_full(&g_chain, &c, raw, strlen(raw), "192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch="));
+	assert_non_null(strstr(r.out, "\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n"
+				      "Record-Route: <sip:127.0.0.1:5061;transport=tls;lr>\r\n"));
+	assert_null(strstr(r.out, "sips:"));
+	done(&r);
+	snprintf(raw, sizeof(raw), fmt, "sips", "sips");
+	r = run_full(&g_chain, &c, raw, strlen(raw), "192.0.2.10", 5062);
+	assert_int_equal(r.rc, STAGE_SENT);
+	assert_non_null(strstr(r.out, "\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n"
+				      "Record-Route: <sips:127.0.0.1:5061;lr>\r\n"));
 	done(&r);
 }
 
@@ -865,6 +903,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_response_dropped, test_teardown),
 		cmocka_unit_test_teardown(test_advertise, test_teardown),
 		cmocka_unit_test_teardown(test_sibling_record_route, test_teardown),
+		cmocka_unit_test_teardown(test_record_route_tls_side, test_teardown),
 		cmocka_unit_test_teardown(test_client_behind_balancer, test_teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
