@@ -79,3 +79,42 @@ stream_wait_tcp() { authit_wait_tcp_port "$@"; }
 
 # stream_py SCRIPT ARGS...: run a python3 snippet from stdin with ARGS (bounded by timeout 60).
 stream_py() { timeout 60 python3 -W ignore::DeprecationWarning - "$@"; }
+
+# stream_ua_referee SINK_SCENARIO: the set-up of the baresip tests (test_stream_baresip*.sh).
+# Picks PORT (referee udp://), TPORT (its tls://), SINK_PORT, MPORT (metrics) and UA_PORT
+# (baresip binds udp and tcp there and tls on UA_PORT+1: all free); makes the certificates in
+# $C ($IT_WORK/certs); starts SIPp SINK_SCENARIO as the UAS "sink" on SINK_PORT (-m 1, its
+# messages in sink/messages.log; SINK_PID), referee's routes.local; users file 1001@example.com
+# (password $STREAM_UA_PW, LocalDialing); then referee: nothing trusted, MD5 only, 255xxxx
+# needs LocalDialing, tls:// with server.pem and ca_file ca.pem (next hops such as a baresip
+# that listens on TLS), metrics on MPORT.
+STREAM_UA_PW=pw-1001-tls
+stream_ua_referee() {
+	PORT=$(it_free_udp_port)
+	TPORT=$(authit_free_tcp_port)
+	SINK_PORT=$(it_free_udp_port)
+	MPORT=$(authit_free_tcp_port)
+	for _ in $(seq 20); do
+		UA_PORT=$(ua_free_sip_port)
+		python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' \
+			$((UA_PORT + 1)) 2>/dev/null && break
+	done
+	C=$IT_WORK/certs
+	stream_certs "$C"
+	sipp_uas_start sink "$SINK_PORT" "$1" 120 -m 1 -trace_msg -message_file "$IT_WORK/sink/messages.log"
+	SINK_PID=$IT_LAST_PID
+	printf 'users:\n  - {id: 1001@example.com, password: "%s", permissions: [LocalDialing]}\n' \
+		"$STREAM_UA_PW" >"$IT_WORK/users.yaml"
+	referee_config "$IT_WORK/referee.yaml" "$PORT" "$SINK_PORT" "$(cat <<EOF
+trusted: []
+auth: {algorithms: [MD5]}
+rules:
+  - {hosts: [example.com], users: ["255xxxx"], permissions: [LocalDialing]}
+metrics: {listen: 127.0.0.1:$MPORT}
+tls: {certificate: $C/server.pem, private_key: $C/server.key, ca_file: $C/ca.pem}
+EOF
+)"
+	sed -i "s|^listen: .*|listen: [udp://127.0.0.1:$PORT, tls://127.0.0.1:$TPORT]|" "$IT_WORK/referee.yaml"
+	referee_start "$IT_WORK/referee.yaml" "$PORT"
+	stream_wait_tcp "$TPORT" 10 || it_die "referee does not listen on tls 127.0.0.1:$TPORT"
+}

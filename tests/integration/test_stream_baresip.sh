@@ -15,45 +15,15 @@ set -uo pipefail
 . "$(dirname "$0")/lib_stream.sh"
 
 it_need sipp baresip python3 ss timeout openssl curl
-PORT=$(it_free_udp_port)
-TPORT=$(authit_free_tcp_port)
-UAS_PORT=$(it_free_udp_port)
-MPORT=$(authit_free_tcp_port)
-# baresip listens on UA_PORT (udp, tcp) and UA_PORT+1 (tls): all three must be free
-for _ in $(seq 20); do
-	UA_PORT=$(ua_free_sip_port)
-	python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' $((UA_PORT + 1)) 2>/dev/null && break
-done
-C=$IT_WORK/certs
-stream_certs "$C"
-
-sipp_uas_start uas "$UAS_PORT" "$IT_SIPP_DIR/uas.xml" 120 -m 1 -trace_msg -message_file "$IT_WORK/uas/messages.log"
-UAS_PID=$IT_LAST_PID
-
-cat >"$IT_WORK/users.yaml" <<'EOF'
-users:
-  - {id: 1001@example.com, password: "pw-1001-tls", permissions: [LocalDialing]}
-EOF
-referee_config "$IT_WORK/referee.yaml" "$PORT" "$UAS_PORT" "$(cat <<EOF
-trusted: []
-auth: {algorithms: [MD5]}
-rules:
-  - {hosts: [example.com], users: ["255xxxx"], permissions: [LocalDialing]}
-metrics: {listen: 127.0.0.1:$MPORT}
-tls: {certificate: $C/server.pem, private_key: $C/server.key}
-EOF
-)"
-sed -i "s|^listen: .*|listen: [udp://127.0.0.1:$PORT, tls://127.0.0.1:$TPORT]|" "$IT_WORK/referee.yaml"
-referee_start "$IT_WORK/referee.yaml" "$PORT"
-stream_wait_tcp "$TPORT" 10 || it_die "referee does not listen on tls 127.0.0.1:$TPORT"
+stream_ua_referee "$IT_SIPP_DIR/uas.xml"
 metric() { authit_metric "$MPORT" "$@"; }
 
 # ---- baresip over TLS ----------------------------------------------------------------------
 D=$IT_WORK/ua
 ua_baresip_config "$D" "$UA_PORT" "$TPORT" 1001
 printf 'sip_cafile\t\t%s\n' "$C/ca.pem" >>"$D/config"
-printf '<sip:1001@example.com;transport=tls>;auth_pass=pw-1001-tls;regint=0;audio_codecs=pcmu;outbound="sip:127.0.0.1:%s;transport=tls"\n' \
-	"$TPORT" >"$D/accounts"
+printf '<sip:1001@example.com;transport=tls>;auth_pass=%s;regint=0;audio_codecs=pcmu;outbound="sip:127.0.0.1:%s;transport=tls"\n' \
+	"$STREAM_UA_PW" "$TPORT" >"$D/accounts"
 b_tls=$(metric referee_connections_accepted_total 'transport="tls"')
 b_chal=$(metric referee_auth_challenges_total)
 b_afail=$(metric referee_auth_failures_total)
@@ -67,11 +37,11 @@ else
 fi
 wait "$UA_PID"
 ua_trace ua >"$IT_WORK/ua.trace"
-for _ in $(seq 40); do it_pid_alive "$UAS_PID" || break; sleep 0.25; done
-it_kill "$UAS_PID"
-uas_ok=$(sipp_stat_last "$IT_WORK/uas/stat.csv" 'SuccessfulCall(C)')
-uas_inv=$(sipp_count uas 0_INVITE_Recv)
-uas_bye=$(sipp_count uas 4_BYE_Recv)
+for _ in $(seq 40); do it_pid_alive "$SINK_PID" || break; sleep 0.25; done
+it_kill "$SINK_PID"
+uas_ok=$(sipp_stat_last "$IT_WORK/sink/stat.csv" 'SuccessfulCall(C)')
+uas_inv=$(sipp_count sink 0_INVITE_Recv)
+uas_bye=$(sipp_count sink 4_BYE_Recv)
 if [ "$uas_ok" = 1 ] && [ "$uas_inv" = 1 ] && [ "$uas_bye" = 1 ]; then
 	it_check "udp_sink_answered_one_call (INVITE and BYE received, call successful)"
 else
