@@ -27,7 +27,11 @@
 
 #define CONN_OUT_MAX (512u * 1024u)  /* bytes queued on one connection before it is closed */
 #define CONN_QUEUE_MAX 8192u         /* items waiting in one thread's cross-thread queue */
-#define CONN_MSG_MAX 16384u          /* a message must fit a txn (TXN_RX_MAX) */
+/* The largest stream message: a txn's big-slab buffer (TXN_RX_MAX), so that
+ * tcp.max_message's default (65535, SPEC §9) is what a peer gets. An
+ * unfinished message is buffered at its size only, so a slow sender costs
+ * at most this per connection until tcp.read_timeout cuts it off. */
+#define CONN_MSG_MAX 65535u
 #define CONN_MAX_THREADS 32
 
 struct conn_thread;

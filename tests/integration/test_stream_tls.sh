@@ -118,14 +118,15 @@ def ctx(cert=None, maxv=None):
         c.set_ciphers("ALL:@SECLEVEL=0")
     return c
 
-def attempt(name, cert=None, maxv=None):
+def attempt(name, cert=None, maxv=None, pad=0):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
         t = ctx(cert, maxv).wrap_socket(s, server_hostname="proxy.test")
         # TLS 1.3: a refused client certificate shows on the first read
         t.sendall(b"OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:9;branch=z9hG4bKpy\r\n"
                   b"From: <sip:a@it.invalid>;tag=1\r\nTo: <sip:example.com>\r\nCall-ID: py-" + name.encode() +
-                  b"\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+                  b"\r\nCSeq: 1 OPTIONS\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000) for i in range(pad)) +
+                  b"Content-Length: 0\r\n\r\n")
         d = t.recv(100)
         print(name, "answered" if d.startswith(b"SIP/2.0 200") else "closed")
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError) as e:
@@ -134,6 +135,8 @@ def attempt(name, cert=None, maxv=None):
         s.close()
 
 attempt("good", "client")
+# 30 KB of headers under the default tcp.max_message (65535, SPEC §9): answered, not closed
+attempt("big30k", "client", pad=30)
 attempt("nocert")
 attempt("rogue_ca", "rogue")
 attempt("expired", "expired")
@@ -158,7 +161,7 @@ except socket.timeout:
 PY
 )
 echo "$out"
-for want in 'good answered' 'nocert answered' 'rogue_ca refused' 'expired refused' 'tls11 refused' 'garbage closed'; do
+for want in 'good answered' 'big30k answered' 'nocert answered' 'rogue_ca refused' 'expired refused' 'tls11 refused' 'garbage closed'; do
 	grep -q "^$want" <<<"$out" && it_check "tls_client_${want// /_}" || it_fail "tls_client_${want// /_}" "$out"
 done
 grep -qE '^slow closed [2-5]$' <<<"$out" && it_check "tls_slow_sender_cut_after_read_timeout" || it_fail tls_slow_sender_cut_after_read_timeout "$out"
