@@ -353,15 +353,17 @@ sipp_unexpected() {
 
 # sipp_uac_run NAME CALLS RATE SECONDS TARGET_PORT SCENARIO [SIPP_ARGS...]: one bounded SIPp
 # client run (-m CALLS -r RATE, wrapped in timeout SECONDS) against 127.0.0.1:TARGET_PORT (or
-# IT_SIPP_HOST:TARGET_PORT, a balancer on 127.0.0.2) from a free local port. Sets SIPP_RC,
+# IT_SIPP_HOST:TARGET_PORT, a balancer on 127.0.0.2) from a free local port of 127.0.0.1 (or of
+# IT_SIPP_SRC, another loopback address: a distinct source for referee). Sets SIPP_RC,
 # SIPP_OK, SIPP_FAILED (from -trace_stat).
 sipp_uac_run() {
 	local name=$1 calls=$2 rate=$3 secs=$4 port=$5 xml=$6 d=$IT_WORK/$1 lport host=${IT_SIPP_HOST:-127.0.0.1}
+	local src=${IT_SIPP_SRC:-127.0.0.1}
 	shift 6
 	mkdir -p "$d"
 	lport=${SIPP_LPORT:-$(it_free_udp_port)} # SIPP_LPORT: a caller's port (free for TCP too)
-	echo "timeout $secs sipp $host:$port -sf $xml -i 127.0.0.1 -p $lport -m $calls -r $rate $*" >"$d/cmd"
-	(cd "$d" && exec timeout "$secs" sipp "$host:$port" -sf "$xml" -i 127.0.0.1 -p "$lport" \
+	echo "timeout $secs sipp $host:$port -sf $xml -i $src -p $lport -m $calls -r $rate $*" >"$d/cmd"
+	(cd "$d" && exec timeout "$secs" sipp "$host:$port" -sf "$xml" -i "$src" -p "$lport" \
 		-m "$calls" -r "$rate" -nostdin -buff_size 1048576 -recv_timeout 10000 \
 		-trace_err -error_file "$d/errors.log" -trace_stat -stf "$d/stat.csv" -fd 1 \
 		-trace_counts -trace_screen -screen_file "$d/screen.txt" "$@" \

@@ -111,6 +111,41 @@ PYEOF
 # ops_sip ARGS...: run ops_sip.py (see its header); prints the outcome.
 ops_sip() { python3 "$OPS_SIP_PY" "$@" 2>>"$IT_WORK/ops_sip.err" || echo error; }
 
+# ops_blast PORT SRC COUNT RATE SECS: COUNT OPTIONS to referee on 127.0.0.1:PORT from SRC (one
+# socket, RATE a second), at most SECS seconds; prints "sent answered seconds" once every answer
+# had 1 s to come back. referee answers each OPTIONS it admits with exactly one 200, so
+# "answered" is what the flood limiter let through (test_flood.sh, test_overload.sh).
+ops_blast() {
+	python3 - "$@" <<'EOF'
+import select, socket, sys, time
+port, src, count, rate, secs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((src, 0))
+lport = s.getsockname()[1]
+sent = got = 0
+t0 = time.time()
+while sent < count and time.time() - t0 < secs:
+    msg = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+           f"Via: SIP/2.0/UDP {src}:{lport};branch=z9hG4bK-blast-{sent}\r\n"
+           "Max-Forwards: 70\r\n"
+           f"From: <sip:blaster@it.invalid>;tag=b{sent}\r\nTo: <sip:127.0.0.1:{port}>\r\n"
+           f"Call-ID: blast-{sent}@{src}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+    s.sendto(msg, ("127.0.0.1", port))
+    sent += 1
+    if sent % 20 == 0:  # answers wait in the 4 MB buffer meanwhile
+        while select.select([s], [], [], 0)[0]:
+            s.recv(65535); got += 1
+    if sent % 100 == 0:
+        time.sleep(max(0.0, t0 + sent / rate - time.time()))
+end = time.time() + 1.0
+while time.time() < end:
+    if select.select([s], [], [], 0.1)[0]:
+        s.recv(65535); got += 1
+print(sent, got, round(time.time() - t0 - 1.0, 2))
+EOF
+}
+
 # ops_free_tcp_port: a TCP port of 127.0.0.1 that nobody listens on right now.
 ops_free_tcp_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -41,39 +41,9 @@ ERR=$IT_WORK/referee.err
 ops_wait_http "http://127.0.0.1:$HTTP/metrics" 200 10 || it_die "no /metrics on port $HTTP"
 scrape() { curl -s -m 2 "http://127.0.0.1:$HTTP/metrics" >"$IT_WORK/$1.prom"; }
 
-# blast SRC COUNT SECS OUT: COUNT OPTIONS to referee from SRC (one socket, 5000 a second: far
-# over the source rate, well under what the kernel and referee take, so nothing is lost before
-# referee sees it), at most SECS seconds; writes "sent answered seconds" to OUT once every answer
-# had 1 s to come back. referee answers each OPTIONS it admits with exactly one 200.
-blast() {
-	python3 - "$1" "$2" "$3" "$PORT" >"$4" <<'EOF'
-import select, socket, sys, time
-src, count, secs, port = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.bind((src, 0))
-lport = s.getsockname()[1]
-sent = got = 0
-t0 = time.time()
-while sent < count and time.time() - t0 < secs:
-    msg = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
-           f"Via: SIP/2.0/UDP {src}:{lport};branch=z9hG4bK-blast-{sent}\r\n"
-           "Max-Forwards: 70\r\n"
-           f"From: <sip:blaster@it.invalid>;tag=b{sent}\r\nTo: <sip:127.0.0.1:{port}>\r\n"
-           f"Call-ID: blast-{sent}@{src}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
-    s.sendto(msg, ("127.0.0.1", port))
-    sent += 1
-    while select.select([s], [], [], 0)[0]:
-        s.recv(65535); got += 1
-    if sent % 100 == 0:
-        time.sleep(max(0.0, t0 + sent / 5000.0 - time.time()))
-end = time.time() + 1.0
-while time.time() < end:
-    if select.select([s], [], [], 0.1)[0]:
-        s.recv(65535); got += 1
-print(sent, got, round(time.time() - t0 - 1.0, 2))
-EOF
-}
+# blast SRC COUNT SECS OUT: ops_blast at 5000 a second (far over the source rate, well under what
+# the kernel and referee take, so nothing is lost before referee sees it) into OUT.
+blast() { ops_blast "$PORT" "$1" "$2" 5000 "$3" >"$4"; }
 
 scrape before
 drops0=$(ops_metric_sum "$IT_WORK/before.prom" referee_flood_drops_total)
