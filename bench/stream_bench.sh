@@ -9,7 +9,10 @@
 #               over UDP) at RATE cps for SECONDS: the UAC over UDP, over TCP (-t t1), over TLS
 #               (stunnel in client mode in front of SIPp, resumed sessions: one connection);
 #               referee CPU = utime+stime of /proc/PID/stat around the run / successful calls.
-# Usage: bench/stream_bench.sh [mem|handshake|calls|all]   (BIN=build/referee, N, RATE, SECONDS)
+#   kamailio-mem  the `mem` measure (N idle TLS connections) against Kamailio 5.6 with tls.so and
+#               2 TCP children, same certificate, same client: growth of PSS summed over its
+#               processes (its shared pool counted once) and of the RSS sum.
+# Usage: bench/stream_bench.sh [mem|handshake|calls|kamailio-mem|all]   (BIN=build/referee, N, RATE, SECONDS)
 # Prints one line per figure and appends them to bench/report/stream.tsv.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -104,7 +107,7 @@ while pending:
 print("ready", len(socks), flush=True)
 sys.stdin.read()
 PY
-	timeout 900 python3 "$W/hold.py" "$1" "$2" "$UPORT" "$TPORT" "$W/ca.pem"
+	timeout 900 python3 "$W/hold.py" "$1" "$2" "${3:-$UPORT}" "${4:-$TPORT}" "$W/ca.pem"
 }
 
 bench_mem() {
@@ -189,10 +192,75 @@ EOF
 	done
 }
 
+# pss_kb / rss_sum_kb PID...: summed over processes (smaps_rollup's Pss counts a shared page once
+# over all of them; the RSS sum counts it in every process that touched it)
+pss_kb() { local p s=0 v; for p in "$@"; do v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null); s=$((s + ${v:-0})); done; echo "$s"; }
+rss_sum_kb() { local p s=0 v; for p in "$@"; do v=$(rss_kb "$p" 2>/dev/null); s=$((s + ${v:-0})); done; echo "$s"; }
+
+# Kamailio 5.6 measured as referee's `mem` is: TLS only, no routing logic, limits raised so that N
+# connections are accepted and stay idle, shared memory sized for N connections (it takes its
+# ~130 KB per TLS connection, kamailio#3980, from that pool as they come).
+bench_kamailio_mem() {
+	command -v kamailio >/dev/null || { echo "kamailio not installed (packaging/install-deps.sh --bench)" >&2; return 2; }
+	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules kport kdir=$W/kamailio
+	[ -f "$mods/tls.so" ] || { echo "no $mods/tls.so (kamailio-tls-modules)" >&2; return 2; }
+	kport=$(free_port)
+	mkdir -p "$kdir"
+	printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s\ncertificate = %s\n' \
+		"$W/server.key" "$W/server.pem" >"$kdir/tls.cfg"
+	{
+		echo '#!KAMAILIO'
+		echo 'debug=1'
+		echo 'log_stderror=yes'
+		echo 'children=2'
+		echo 'tcp_children=2'
+		echo 'enable_tls=yes'
+		echo "listen=tls:127.0.0.1:$kport"
+		echo "tcp_max_connections=$((N + 1000))"
+		echo "tls_max_connections=$((N + 1000))"
+		echo 'tcp_connection_lifetime=3600'
+		echo "open_files_limit=$((N * 2 + 1000))"
+		echo "mpath=\"$mods\""
+		echo 'loadmodule "tls.so"'
+		echo 'loadmodule "sl.so"'
+		echo "modparam(\"tls\", \"config\", \"$kdir/tls.cfg\")"
+		echo 'request_route { sl_send_reply("200", "OK"); }'
+	} >"$kdir/kamailio.cfg"
+	setsid timeout 1200 kamailio -f "$kdir/kamailio.cfg" -DD -E -m $((N / 4 + 256)) -M 16 -Y "$kdir" \
+		>"$kdir/out" 2>"$kdir/err" </dev/null &
+	local kw=$!
+	PIDS+=("$kw")
+	wait_tcp "$kport" || { tail -20 "$kdir/err" >&2; return 1; }
+	sleep 2
+	local sid kpids before_pss before_rss after_pss after_rss opened hp
+	sid=$(ps -o sid= -p "$kw" | tr -d ' ')
+	kpids=$(pgrep -s "$sid" -x kamailio | tr '\n' ' ')
+	# shellcheck disable=SC2086
+	before_pss=$(pss_kb $kpids) before_rss=$(rss_sum_kb $kpids)
+	mkfifo "$W/hold.kam"
+	hold tls "$N" 0 "$kport" <"$W/hold.kam" >"$W/hold.kam.out" 2>&1 &
+	hp=$!
+	exec 8>"$W/hold.kam"
+	for _ in $(seq 1200); do grep -q ready "$W/hold.kam.out" && break; bench_pid_gone "$hp" && break; sleep 0.5; done
+	sleep 3
+	opened=$(awk '/^ready/ {print $2}' "$W/hold.kam.out")
+	opened=${opened:-0}
+	# shellcheck disable=SC2086
+	after_pss=$(pss_kb $kpids) after_rss=$(rss_sum_kb $kpids)
+	out "kamailio_mem_tls	connections=$opened	processes=$(wc -w <<<"$kpids")	pss_before_kb=$before_pss	pss_after_kb=$after_pss	pss_bytes_per_connection=$(((after_pss - before_pss) * 1024 / (opened > 0 ? opened : 1)))	rss_sum_before_kb=$before_rss	rss_sum_after_kb=$after_rss	rss_sum_bytes_per_connection=$(((after_rss - before_rss) * 1024 / (opened > 0 ? opened : 1)))"
+	[ "$opened" -gt 0 ] || tail -5 "$W/hold.kam.out" >&2
+	exec 8>&-
+	wait "$hp"
+	kill -TERM -- "-$sid" 2>/dev/null
+	wait "$kw" 2>/dev/null
+}
+bench_pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 case $WHAT in
 mem) bench_mem ;;
+kamailio-mem) bench_kamailio_mem ;;
 handshake) bench_handshake ;;
 calls) bench_calls ;;
 all) bench_mem && bench_handshake && bench_calls ;;
-*) echo "usage: $0 [mem|handshake|calls|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [mem|handshake|calls|kamailio-mem|all]" >&2; exit 2 ;;
 esac
