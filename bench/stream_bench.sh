@@ -12,7 +12,9 @@
 #   kamailio-mem  the `mem` measure (N idle TLS connections) against Kamailio 5.6 with tls.so and
 #               2 TCP children, same certificate, same client: growth of PSS summed over its
 #               processes (its shared pool counted once) and of the RSS sum.
-# Usage: bench/stream_bench.sh [mem|handshake|calls|kamailio-mem|all]   (BIN=build/referee, N, RATE, SECONDS)
+#   kamailio-handshake  the `handshake` client against that Kamailio: its CPU (all processes) per
+#               full handshake.
+# Usage: bench/stream_bench.sh [mem|handshake|calls|kamailio-mem|kamailio-handshake|all]   (BIN=build/referee, N, RATE, SECONDS)
 # Prints one line per figure and appends them to bench/report/stream.tsv.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -135,10 +137,10 @@ bench_mem() {
 	done
 }
 
-bench_handshake() {
-	local t0 t1 n
-	t0=$(cpu_ticks "$RPID")
-	n=$(timeout 120 python3 - "$TPORT" "$SECONDS_LOAD" <<'PY'
+# handshakes PORT: full TLS handshakes (a new SSLSocket each time: no session reuse) for
+# SECONDS_LOAD from one Python client; prints how many
+handshakes() {
+	timeout 120 python3 - "$1" "$SECONDS_LOAD" <<'PY'
 import socket, ssl, sys, time
 port, secs = int(sys.argv[1]), float(sys.argv[2])
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -147,11 +149,16 @@ ctx.verify_mode = ssl.CERT_NONE
 n, end = 0, time.time() + secs
 while time.time() < end:
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="proxy.test")
-    s.close()  # a new SSLSocket each time: no session reuse, every handshake is full
+    s.close()
     n += 1
 print(n)
 PY
-)
+}
+
+bench_handshake() {
+	local t0 t1 n
+	t0=$(cpu_ticks "$RPID")
+	n=$(handshakes "$TPORT")
 	t1=$(cpu_ticks "$RPID")
 	local cpu_s
 	cpu_s=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
@@ -197,14 +204,15 @@ EOF
 pss_kb() { local p s=0 v; for p in "$@"; do v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null); s=$((s + ${v:-0})); done; echo "$s"; }
 rss_sum_kb() { local p s=0 v; for p in "$@"; do v=$(rss_kb "$p" 2>/dev/null); s=$((s + ${v:-0})); done; echo "$s"; }
 
-# Kamailio 5.6 measured as referee's `mem` is: TLS only, no routing logic, limits raised so that N
-# connections are accepted and stay idle, shared memory sized for N connections (it takes its
-# ~130 KB per TLS connection, kamailio#3980, from that pool as they come).
-bench_kamailio_mem() {
+# kamailio_start: Kamailio 5.6 as referee's TLS listener is measured: TLS only, no routing logic,
+# limits raised so that N connections are accepted and stay idle, shared memory sized for N
+# connections (it takes its ~130 KB per TLS connection, kamailio#3980, from that pool as they come).
+# Sets KPORT, KSID (its session: every process), KPIDS, KWRAP.
+kamailio_start() {
 	command -v kamailio >/dev/null || { echo "kamailio not installed (packaging/install-deps.sh --bench)" >&2; return 2; }
-	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules kport kdir=$W/kamailio
+	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules kdir=$W/kamailio
 	[ -f "$mods/tls.so" ] || { echo "no $mods/tls.so (kamailio-tls-modules)" >&2; return 2; }
-	kport=$(free_port)
+	KPORT=$(free_port)
 	mkdir -p "$kdir"
 	printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s\ncertificate = %s\n' \
 		"$W/server.key" "$W/server.pem" >"$kdir/tls.cfg"
@@ -215,7 +223,7 @@ bench_kamailio_mem() {
 		echo 'children=2'
 		echo 'tcp_children=2'
 		echo 'enable_tls=yes'
-		echo "listen=tls:127.0.0.1:$kport"
+		echo "listen=tls:127.0.0.1:$KPORT"
 		echo "tcp_max_connections=$((N + 1000))"
 		echo "tls_max_connections=$((N + 1000))"
 		echo 'tcp_connection_lifetime=3600'
@@ -228,17 +236,29 @@ bench_kamailio_mem() {
 	} >"$kdir/kamailio.cfg"
 	setsid timeout 1200 kamailio -f "$kdir/kamailio.cfg" -DD -E -m $((N / 4 + 256)) -M 16 -Y "$kdir" \
 		>"$kdir/out" 2>"$kdir/err" </dev/null &
-	local kw=$!
-	PIDS+=("$kw")
-	wait_tcp "$kport" || { tail -20 "$kdir/err" >&2; return 1; }
+	KWRAP=$!
+	PIDS+=("$KWRAP")
+	wait_tcp "$KPORT" || { tail -20 "$kdir/err" >&2; return 1; }
 	sleep 2
-	local sid kpids before_pss before_rss after_pss after_rss opened hp
-	sid=$(ps -o sid= -p "$kw" | tr -d ' ')
-	kpids=$(pgrep -s "$sid" -x kamailio | tr '\n' ' ')
+	KSID=$(ps -o sid= -p "$KWRAP" | tr -d ' ')
+	KPIDS=$(pgrep -s "$KSID" -x kamailio | tr '\n' ' ')
+}
+
+kamailio_stop() {
+	kill -TERM -- "-$KSID" 2>/dev/null
+	wait "$KWRAP" 2>/dev/null
+}
+
+# kamailio_cpu_ticks: utime+stime of all its processes
+kamailio_cpu_ticks() { local p s=0 v; for p in $KPIDS; do v=$(cpu_ticks "$p" 2>/dev/null); s=$((s + ${v:-0})); done; echo "$s"; }
+
+bench_kamailio_mem() {
+	kamailio_start || return
+	local before_pss before_rss after_pss after_rss opened hp
 	# shellcheck disable=SC2086
-	before_pss=$(pss_kb $kpids) before_rss=$(rss_sum_kb $kpids)
+	before_pss=$(pss_kb $KPIDS) before_rss=$(rss_sum_kb $KPIDS)
 	mkfifo "$W/hold.kam"
-	hold tls "$N" 0 "$kport" <"$W/hold.kam" >"$W/hold.kam.out" 2>&1 &
+	hold tls "$N" 0 "$KPORT" <"$W/hold.kam" >"$W/hold.kam.out" 2>&1 &
 	hp=$!
 	exec 8>"$W/hold.kam"
 	for _ in $(seq 1200); do grep -q ready "$W/hold.kam.out" && break; bench_pid_gone "$hp" && break; sleep 0.5; done
@@ -246,21 +266,33 @@ bench_kamailio_mem() {
 	opened=$(awk '/^ready/ {print $2}' "$W/hold.kam.out")
 	opened=${opened:-0}
 	# shellcheck disable=SC2086
-	after_pss=$(pss_kb $kpids) after_rss=$(rss_sum_kb $kpids)
-	out "kamailio_mem_tls	connections=$opened	processes=$(wc -w <<<"$kpids")	pss_before_kb=$before_pss	pss_after_kb=$after_pss	pss_bytes_per_connection=$(((after_pss - before_pss) * 1024 / (opened > 0 ? opened : 1)))	rss_sum_before_kb=$before_rss	rss_sum_after_kb=$after_rss	rss_sum_bytes_per_connection=$(((after_rss - before_rss) * 1024 / (opened > 0 ? opened : 1)))"
+	after_pss=$(pss_kb $KPIDS) after_rss=$(rss_sum_kb $KPIDS)
+	out "kamailio_mem_tls	connections=$opened	processes=$(wc -w <<<"$KPIDS")	pss_before_kb=$before_pss	pss_after_kb=$after_pss	pss_bytes_per_connection=$(((after_pss - before_pss) * 1024 / (opened > 0 ? opened : 1)))	rss_sum_before_kb=$before_rss	rss_sum_after_kb=$after_rss	rss_sum_bytes_per_connection=$(((after_rss - before_rss) * 1024 / (opened > 0 ? opened : 1)))"
 	[ "$opened" -gt 0 ] || tail -5 "$W/hold.kam.out" >&2
 	exec 8>&-
 	wait "$hp"
-	kill -TERM -- "-$sid" 2>/dev/null
-	wait "$kw" 2>/dev/null
+	kamailio_stop
+}
+
+# bench_kamailio_handshake: bench_handshake's client against Kamailio's TLS listener, its CPU summed
+bench_kamailio_handshake() {
+	kamailio_start || return
+	local t0 t1 n cpu_s
+	t0=$(kamailio_cpu_ticks)
+	n=$(handshakes "$KPORT")
+	t1=$(kamailio_cpu_ticks)
+	cpu_s=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" 'BEGIN { printf "%.3f", (b - a) / t }')
+	out "kamailio_handshake	full_handshakes=$n	seconds=$SECONDS_LOAD	kamailio_cpu_s=$cpu_s	kamailio_us_per_handshake=$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.0f", n ? c * 1e6 / n : 0 }')	handshakes_per_cpu_second=$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')"
+	kamailio_stop
 }
 bench_pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 case $WHAT in
 mem) bench_mem ;;
 kamailio-mem) bench_kamailio_mem ;;
+kamailio-handshake) bench_kamailio_handshake ;;
 handshake) bench_handshake ;;
 calls) bench_calls ;;
 all) bench_mem && bench_handshake && bench_calls ;;
-*) echo "usage: $0 [mem|handshake|calls|kamailio-mem|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [mem|handshake|calls|kamailio-mem|kamailio-handshake|all]" >&2; exit 2 ;;
 esac
