@@ -60,6 +60,10 @@ store: {backend: file, file: $W/users.yaml}
 rules: [{hosts: [example.com], users: ["255xxxx"], permissions: []}]
 tls: {certificate: $W/server.pem, private_key: $W/server.key}
 tcp: {max_connections: 100000, max_per_source: 100000, idle_timeout: 3600, read_timeout: 60}
+# as bench/run.sh: the UAS answers no OPTIONS (probes would take the route down after 30 s) and one
+# SIPp client is one source (the default source_rate would drop its calls); Kamailio has neither
+health: {interval: 0}
+limits: {source_rate: {rate: 1000000, burst: 1000000}}
 log_level: warn
 EOF
 "$BIN" -c "$W/referee.yaml" >"$W/referee.out" 2>"$W/referee.err" &
@@ -165,38 +169,51 @@ bench_handshake() {
 	out "handshake	full_handshakes=$n	seconds=$SECONDS_LOAD	referee_cpu_s=$cpu_s	referee_us_per_handshake=$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.0f", n ? c * 1e6 / n : 0 }')	handshakes_per_cpu_second=$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')"
 }
 
-bench_calls() {
-	local calls=$((RATE * SECONDS_LOAD)) t label
-	(cd "$W" && exec timeout $((SECONDS_LOAD * 6 + 60)) sipp -sf "$SRC/tests/integration/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
-		-buff_size 1048576 >/dev/null 2>&1) &
-	PIDS+=("$!")
-	sleep 1
-	cat >"$W/stunnel.conf" <<EOF
-foreground = yes
-pid =
-[sip]
-client = yes
-accept = 127.0.0.1:$SPORT
-connect = 127.0.0.1:$TPORT
-CAfile = $W/ca.pem
-verifyChain = yes
-checkHost = proxy.test
-EOF
-	stunnel "$W/stunnel.conf" >/dev/null 2>&1 &
-	PIDS+=("$!")
-	wait_tcp "$SPORT"
-	for t in udp:"$UPORT": tcp:"$UPORT":"-t t1" tls:"$SPORT":"-t t1"; do
+# call_runs LABEL_PREFIX UDP_PORT TLS_TUNNEL_PORT CPU_FN: the UAC over UDP, TCP (-t t1) and TLS
+# (through stunnel) toward one proxy; CPU_FN prints that proxy's CPU ticks
+call_runs() {
+	local who=$1 uport=$2 sport=$3 cpu_fn=$4 calls=$((RATE * SECONDS_LOAD)) t label port args
+	for t in udp:"$uport": tcp:"$uport":"-t t1" tls:"$sport":"-t t1"; do
 		IFS=: read -r label port args <<<"$t"
 		local t0 t1 ok
-		t0=$(cpu_ticks "$RPID")
+		t0=$($cpu_fn)
 		# shellcheck disable=SC2086
 		(cd "$W" && timeout $((SECONDS_LOAD * 4 + 30)) sipp "127.0.0.1:$port" -sf "$SRC/tests/integration/sipp/uac_call.xml" \
 			-s 2551234 -i 127.0.0.1 -p "$(free_port)" -m "$calls" -r "$RATE" $args -max_socket 100 -nostdin \
-			-buff_size 1048576 -trace_stat -stf "$W/$label.csv" >/dev/null 2>&1)
-		t1=$(cpu_ticks "$RPID")
-		ok=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") c = i; next } { v = $c } END { print v + 0 }' "$W/$label.csv")
-		out "call_$label	rate=$RATE	calls=$calls	successful=$ok	referee_cpu_s=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')	referee_us_per_call=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" -v n="$ok" 'BEGIN { printf "%.1f", n ? (b - a) / t * 1e6 / n : 0 }')"
+			-buff_size 1048576 -trace_stat -stf "$W/$who.$label.csv" >/dev/null 2>&1)
+		t1=$($cpu_fn)
+		ok=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "SuccessfulCall(C)") c = i; next } { v = $c } END { print v + 0 }' "$W/$who.$label.csv")
+		out "${who}call_$label	rate=$RATE	calls=$calls	successful=$ok	cpu_s=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')	us_per_call=$(awk -v a="$t0" -v b="$t1" -v t="$TCK" -v n="$ok" 'BEGIN { printf "%.1f", n ? (b - a) / t * 1e6 / n : 0 }')"
 	done
+}
+
+# stunnel_client ACCEPT_PORT CONNECT_PORT: TLS client tunnel (SIPp speaks no TLS), resumed sessions
+stunnel_client() {
+	printf 'foreground = yes\npid =\n[sip]\nclient = yes\naccept = 127.0.0.1:%s\nconnect = 127.0.0.1:%s\nCAfile = %s\nverifyChain = yes\ncheckHost = proxy.test\n' \
+		"$1" "$2" "$W/ca.pem" >"$W/stunnel.$1.conf"
+	stunnel "$W/stunnel.$1.conf" >/dev/null 2>&1 &
+	PIDS+=("$!")
+	wait_tcp "$1"
+}
+
+referee_cpu_ticks() { cpu_ticks "$RPID"; }
+
+# bench_calls: CPU per relayed call over UDP, TCP and TLS, referee then (KAMAILIO=1, the default
+# when kamailio and tls.so are installed) Kamailio 5.6 relaying statelessly to the same UAS
+bench_calls() {
+	(cd "$W" && exec timeout $((SECONDS_LOAD * 12 + 120)) sipp -sf "$SRC/tests/integration/sipp/uas.xml" -i 127.0.0.1 -p "$UAS_PORT" -nostdin \
+		-buff_size 1048576 >/dev/null 2>&1) &
+	PIDS+=("$!")
+	sleep 1
+	stunnel_client "$SPORT" "$TPORT"
+	call_runs "" "$UPORT" "$SPORT" referee_cpu_ticks
+	[ "${KAMAILIO:-1}" = 1 ] && command -v kamailio >/dev/null || return 0
+	KRELAY=$UAS_PORT kamailio_start || return
+	local ksport
+	ksport=$(free_port)
+	stunnel_client "$ksport" "$KPORT"
+	call_runs "kamailio_" "$KPORT_PLAIN" "$ksport" kamailio_cpu_ticks
+	kamailio_stop
 }
 
 # pss_kb / rss_sum_kb PID...: summed over processes (smaps_rollup's Pss counts a shared page once
@@ -213,6 +230,7 @@ kamailio_start() {
 	local mods=/usr/lib/x86_64-linux-gnu/kamailio/modules kdir=$W/kamailio
 	[ -f "$mods/tls.so" ] || { echo "no $mods/tls.so (kamailio-tls-modules)" >&2; return 2; }
 	KPORT=$(free_port)
+	KPORT_PLAIN=$(free_port)
 	mkdir -p "$kdir"
 	printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s\ncertificate = %s\n' \
 		"$W/server.key" "$W/server.pem" >"$kdir/tls.cfg"
@@ -224,6 +242,10 @@ kamailio_start() {
 		echo 'tcp_children=2'
 		echo 'enable_tls=yes'
 		echo "listen=tls:127.0.0.1:$KPORT"
+		if [ -n "${KRELAY:-}" ]; then
+			echo "listen=udp:127.0.0.1:$KPORT_PLAIN"
+			echo "listen=tcp:127.0.0.1:$KPORT_PLAIN"
+		fi
 		echo "tcp_max_connections=$((N + 1000))"
 		echo "tls_max_connections=$((N + 1000))"
 		echo 'tcp_connection_lifetime=3600'
@@ -232,7 +254,13 @@ kamailio_start() {
 		echo 'loadmodule "tls.so"'
 		echo 'loadmodule "sl.so"'
 		echo "modparam(\"tls\", \"config\", \"$kdir/tls.cfg\")"
-		echo 'request_route { sl_send_reply("200", "OK"); }'
+		if [ -n "${KRELAY:-}" ]; then
+			# stateless relay to the UAS, as the reference kamailio.cfg's WITH_NOAUTH calls
+			echo 'loadmodule "pv.so"'
+			echo "request_route { \$du = \"sip:127.0.0.1:$KRELAY;transport=udp\"; forward(); }"
+		else
+			echo 'request_route { sl_send_reply("200", "OK"); }'
+		fi
 	} >"$kdir/kamailio.cfg"
 	setsid timeout 1200 kamailio -f "$kdir/kamailio.cfg" -DD -E -m $((N / 4 + 256)) -M 16 -Y "$kdir" \
 		>"$kdir/out" 2>"$kdir/err" </dev/null &
