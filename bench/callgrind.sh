@@ -100,7 +100,9 @@ run_one() {
 }
 
 read -r base _ < <(run_one idle 0)
+[[ ${base:-} =~ ^[0-9]+$ ]] || { echo "callgrind.sh: the idle run gave no instruction count (KEEP=1 keeps its log)" >&2; exit 1; }
 read -r total ok < <(run_one load "$COUNT")
+[[ ${total:-} =~ ^[0-9]+$ && ${ok:-} =~ ^[0-9]+$ ]] || { echo "callgrind.sh: the loaded run gave no instruction count (KEEP=1 keeps its log)" >&2; exit 1; }
 # the loaded run lasts COUNT/RATE s plus SIPp's start (the idle run sleeps one more second)
 ((ok > 0)) || { echo "callgrind.sh: no call succeeded (logs in $WORK; KEEP=1 keeps them)" >&2; KEEP=1; exit 1; }
 per=$(((total - base) / ok))
