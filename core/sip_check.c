@@ -43,9 +43,11 @@ static enum sip_check check_any(const struct sip_msg *m, struct sip_parsed *out,
 	if ((m->seen & required_mask) != required_mask)
 		return fail(why, "missing required header", SIP_CHECK_BAD_REQUEST);
 	const uint64_t singles = m->seen & single_mask;
-	for (unsigned id = 1; id < SIP_HDR_COUNT; id++)
-		if ((singles >> id & 1u) && m->first[id] != m->last[id])
+	for (uint64_t rest = singles; rest; rest &= rest - 1) { /* only the ids seen */
+		const unsigned id = (unsigned)__builtin_ctzll(rest);
+		if (m->first[id] != m->last[id])
 			return fail(why, "single-value header repeated", SIP_CHECK_BAD_REQUEST);
+	}
 	if (!m->is_request && (m->status < 100 || m->status > 699))
 		return fail(why, "bad status code", SIP_CHECK_BAD_REQUEST);
 	if (sip_nameaddr_parse(m->hdrs[m->first[SIP_HDR_FROM]].value, &out->from) < 0 ||

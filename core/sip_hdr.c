@@ -41,18 +41,33 @@ static inline unsigned hdr_hash(const char *p, size_t n)
 	return (unsigned)(n + fold(p[0]) * 13u + fold(p[n - 1])) & (HDR_SLOTS - 1);
 }
 
+/* n >= 2 here (one-letter names are compact forms). Overlapping loads, so every
+ * length is two or three compares and nothing is read past either name. */
 static inline bool name_caseeq(const char *a, const char *b, size_t n)
 {
-	const uint64_t lower = 0x2020202020202020ull;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) { /* eight bytes per compare; names are tokens */
+	if (n >= 8) {
+		const uint64_t lower = 0x2020202020202020ull;
 		uint64_t x, y;
-		memcpy(&x, a + i, 8);
-		memcpy(&y, b + i, 8);
-		if ((x | lower) != (y | lower))
-			return false;
+		for (size_t i = 0; i + 8 <= n; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if ((x | lower) != (y | lower))
+				return false;
+		}
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return (x | lower) == (y | lower);
 	}
-	for (; i < n; i++)
+	if (n >= 4) {
+		const uint32_t lower = 0x20202020u;
+		uint32_t x0, y0, x1, y1;
+		memcpy(&x0, a, 4);
+		memcpy(&y0, b, 4);
+		memcpy(&x1, a + n - 4, 4);
+		memcpy(&y1, b + n - 4, 4);
+		return ((x0 | lower) == (y0 | lower)) & ((x1 | lower) == (y1 | lower));
+	}
+	for (size_t i = 0; i < n; i++)
 		if (fold(a[i]) != fold(b[i]))
 			return false;
 	return true;

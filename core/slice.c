@@ -1,4 +1,6 @@
 /* slice.c - helpers on borrowed byte ranges. No allocation, no NUL assumptions. */
+#include <string.h>
+
 #include "slice.h"
 #include "proxy_priv.h" /* proxy_siphash */
 
@@ -9,11 +11,39 @@ static inline char ascii_lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
+/* eight bytes lowered at once: for each byte below 0x80, 'A'..'Z' gains 0x20 (the
+ * sums cannot carry into the next byte: the high bit is masked off first); bytes
+ * from 0x80 up are left as they are, as ascii_lower leaves them */
+static inline uint64_t ascii_lower8(uint64_t x)
+{
+	const uint64_t high = 0x8080808080808080ull;
+	const uint64_t low7 = x & ~high;
+	const uint64_t ge_a = low7 + 0x3f3f3f3f3f3f3f3full; /* high bit: byte >= 'A' */
+	const uint64_t gt_z = low7 + 0x2525252525252525ull; /* high bit: byte > 'Z' */
+	const uint64_t upper = (ge_a ^ gt_z) & ~x & high;
+	return x | (upper >> 2);
+}
+
+static inline uint64_t load8(const char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
 bool slice_caseeq(struct slice a, struct slice b)
 {
 	if (a.len != b.len)
 		return false;
-	for (size_t i = 0; i < a.len; i++)
+	const size_t n = a.len;
+	if (n >= 8) {
+		/* whole words, then the last eight bytes (overlapping): never past the end */
+		for (size_t i = 0; i + 8 <= n; i += 8)
+			if (ascii_lower8(load8(a.p + i)) != ascii_lower8(load8(b.p + i)))
+				return false;
+		return ascii_lower8(load8(a.p + n - 8)) == ascii_lower8(load8(b.p + n - 8));
+	}
+	for (size_t i = 0; i < n; i++)
 		if (ascii_lower(a.p[i]) != ascii_lower(b.p[i]))
 			return false;
 	return true;

@@ -50,8 +50,11 @@ bool sockaddr_from_ip(struct slice host, uint16_t port, struct sockaddr_storage 
 	}
 	if (host.len >= 2 && host.p[0] == '[' && host.p[host.len - 1] == ']')
 		host = slice_make(host.p + 1, host.len - 2);
+	/* not dotted-quad IPv4 (ipv4_parse is as strict as inet_pton's AF_INET): an IP
+	 * literal left must be IPv6, which has a colon; a host name ends here, without
+	 * the copy and inet_pton a name like "example.com" used to cost per message */
 	char buf[SOCKADDR_TEXT_MAX];
-	if (host.len == 0 || host.len >= sizeof(buf))
+	if (host.len == 0 || host.len >= sizeof(buf) || !memchr(host.p, ':', host.len))
 		return false;
 	/* NUL-terminated copy for inet_pton; RFC 5118 §4.10: a third colon in a
 	 * row ("2001:db8:::192.0.2.1") is an ABNF bug to tolerate, so it is skipped */
@@ -60,15 +63,8 @@ bool sockaddr_from_ip(struct slice host, uint16_t port, struct sockaddr_storage 
 		if (!(host.p[i] == ':' && n >= 2 && buf[n - 1] == ':' && buf[n - 2] == ':'))
 			buf[n++] = host.p[i];
 	buf[n] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, buf, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		*len = sizeof(*in4);
-		return true;
-	}
+	memset(in6, 0, sizeof(*in6));
 	if (inet_pton(AF_INET6, buf, &in6->sin6_addr) == 1) {
 		in6->sin6_family = AF_INET6;
 		in6->sin6_port = htons(port);

@@ -514,6 +514,20 @@ static void test_siphash_vectors(void **state)
 	proxy_hash_add(&h, in + 3, 9);
 	proxy_hash_add(&h, in + 12, 3);
 	assert_int_equal(proxy_hash_final(&h), 0xa129ca6149be45e5ull);
+	/* proxy_hash_u32 at every offset of the partial word hashes its little-endian bytes */
+	for (unsigned off = 0; off < 8; off++) {
+		struct proxy_hash a, b;
+		const uint32_t v = 0x0c0b0a09u;
+		proxy_hash_init(&a, k);
+		proxy_hash_init(&b, k);
+		proxy_hash_add(&a, in, off);
+		proxy_hash_add(&b, in, off);
+		proxy_hash_u32(&a, v);
+		proxy_hash_add(&b, (const uint8_t[]){ 0x09, 0x0a, 0x0b, 0x0c }, 4);
+		proxy_hash_add(&a, in + 13, 3);
+		proxy_hash_add(&b, in + 13, 3);
+		assert_int_equal(proxy_hash_final(&a), proxy_hash_final(&b));
+	}
 }
 
 int main(void)
