@@ -147,6 +147,7 @@ struct store_stats {
 	struct store_table_limits nc_limits, jti_limits, users_limits;
 	uint64_t sweep_max_ns;  /* longest housekeeping step so far */
 	uint64_t sweep_removed; /* entries the housekeeping steps removed */
+	uint64_t sweep_looked;  /* table slots the housekeeping steps looked at */
 };
 /* store_stats_get - counters since the process started (any thread; a snapshot), table sizes. */
 void store_stats_get(struct store_stats *out);

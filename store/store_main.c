@@ -292,6 +292,15 @@ static uint64_t mono_ns(void)
 static atomic_flag sweeping = ATOMIC_FLAG_INIT;
 static _Atomic uint64_t sweep_max_ns; /* longest step so far */
 static _Atomic uint64_t sweep_removed; /* entries the steps removed, all tables */
+static _Atomic uint64_t sweep_looked;  /* slots the steps looked at, all tables */
+
+/* marks_pass_steps - a marks table near its cap refuses new entries: walk it whole */
+static unsigned marks_pass_steps(struct store_marks *m)
+{
+	struct store_table_limits l;
+	store_marks_limits(m, &l);
+	return l.cap && l.entries >= l.cap / 8 * 7 ? 1 : STORE_SWEEP_PASS_STEPS;
+}
 
 unsigned store_sweep_maybe(void)
 {
@@ -300,25 +309,28 @@ unsigned store_sweep_maybe(void)
 	uint64_t t0 = mono_ns();
 	const uint64_t third = STORE_SWEEP_BUDGET_NS / 3;
 	unsigned removed = 0;
+	size_t looked = 0;
 	/* each table has until its share of the budget ends; what one leaves, the next gets */
 	if (store_nc_marks)
-		store_marks_sweep_step(store_nc_marks, t0 + third, &removed);
+		looked += store_marks_sweep_step(store_nc_marks, t0 + third, marks_pass_steps(store_nc_marks), &removed);
 	if (store_jti_marks)
-		store_marks_sweep_step(store_jti_marks, t0 + 2 * third, &removed);
+		looked += store_marks_sweep_step(store_jti_marks, t0 + 2 * third, marks_pass_steps(store_jti_marks),
+						  &removed);
 	if (store_conf.backend == CFG_STORE_REDIS) {
 		rcu_read_lock();
 		struct store_users *tb = store_rcu_deref(store_users_cur);
 		/* past max-age only while Redis is up (the cache serves while it is away);
-		 * flushed entries always */
+		 * flushed entries always. A full cache evicts (CLOCK): no hurry there. */
+		const unsigned max_age = store_redis_is_up()
+						 ? atomic_load_explicit(&store_conf.cache_max_age, memory_order_relaxed)
+						 : 0;
 		if (tb)
-			store_users_sweep_step(tb,
-					       store_redis_is_up()
-						       ? atomic_load_explicit(&store_conf.cache_max_age, memory_order_relaxed)
-						       : 0,
-					       t0 + STORE_SWEEP_BUDGET_NS, &removed);
+			looked += store_users_sweep_step(tb, max_age, t0 + STORE_SWEEP_BUDGET_NS,
+							 STORE_SWEEP_PASS_STEPS, &removed);
 		rcu_read_unlock();
 	}
 	atomic_fetch_add_explicit(&sweep_removed, removed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&sweep_looked, looked, memory_order_relaxed);
 	uint64_t dt = mono_ns() - t0, max = atomic_load_explicit(&sweep_max_ns, memory_order_relaxed);
 	while (dt > max && !atomic_compare_exchange_weak_explicit(&sweep_max_ns, &max, dt, memory_order_relaxed,
 								   memory_order_relaxed))
@@ -470,4 +482,5 @@ void store_stats_get(struct store_stats *out)
 	table_limits(TABLE_USERS, &out->users_limits);
 	out->sweep_max_ns = atomic_load_explicit(&sweep_max_ns, memory_order_relaxed);
 	out->sweep_removed = atomic_load_explicit(&sweep_removed, memory_order_relaxed);
+	out->sweep_looked = atomic_load_explicit(&sweep_looked, memory_order_relaxed);
 }

@@ -89,6 +89,14 @@ static bool deadline_passed(uint64_t deadline_ns)
 #define SWEEP_KILL_COST 16
 _Static_assert(STORE_SWEEP_MAX_REMOVED * SWEEP_KILL_COST >= STORE_SWEEP_MAX_WORK, "bound holds");
 
+/* sweep_quota - the slots one step looks at: 1/@pass_steps of the table (and a few
+ * more, so a small table is done in one step), never more than it has. */
+static size_t sweep_quota(size_t slots, unsigned pass_steps)
+{
+	const size_t q = pass_steps > 1 ? slots / pass_steps + SWEEP_CLOCK_EVERY : slots;
+	return q < slots ? q : slots;
+}
+
 /* ================================================================ users */
 
 struct user_ent {
@@ -306,17 +314,19 @@ void store_users_clear(struct store_users *tb)
 	atomic_fetch_add_explicit(&tb->gen, 1, memory_order_seq_cst);
 }
 
-size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned *removed)
+size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned pass_steps,
+			      unsigned *removed)
 {
 	uint64_t now = store_now_sec();
 	uint64_t min_loaded = max_age && now > max_age ? now - max_age : 0;
 	uint32_t gen = atomic_load_explicit(&tb->gen, memory_order_acquire);
 	size_t slots = store_slab_slots(tb->slab), looked = 0;
+	const size_t quota = sweep_quota(slots, pass_steps);
 	size_t at = atomic_load_explicit(&tb->sweep_at, memory_order_relaxed);
 	unsigned n = 0, work = 0, total = 0;
 	const bool bounded = deadline_ns != UINT64_MAX; /* a step, not a full pass */
 	rcu_read_lock();
-	while (looked < slots) {
+	while (looked < quota) {
 		if (at >= slots)
 			at = 0;
 		struct user_ent *e = store_slab_slot(tb->slab, at);
@@ -348,7 +358,7 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 
 void store_users_expire(struct store_users *tb, unsigned max_age)
 {
-	store_users_sweep_step(tb, max_age, UINT64_MAX, NULL);
+	store_users_sweep_step(tb, max_age, UINT64_MAX, 1, NULL);
 }
 
 void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg)
@@ -628,7 +638,7 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 	return rc;
 }
 
-size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned *killed)
+size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed)
 {
 	uint64_t now = store_now_sec();
 	size_t looked = 0;
@@ -638,9 +648,10 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 	for (int k = 0; k < 2; k++) {
 		struct store_slab *slab = m->slab[k];
 		size_t slots = store_slab_slots(slab), seen = 0;
+		const size_t quota = sweep_quota(slots, pass_steps);
 		size_t at = atomic_load_explicit(&m->sweep_at[k], memory_order_relaxed);
 		bool late = false;
-		while (seen < slots) {
+		while (seen < quota) {
 			if (at >= slots)
 				at = 0;
 			struct mark_ent *e = store_slab_slot(slab, at);
@@ -678,7 +689,7 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 unsigned store_marks_sweep(struct store_marks *m)
 {
 	unsigned n = 0;
-	store_marks_sweep_step(m, UINT64_MAX, &n);
+	store_marks_sweep_step(m, UINT64_MAX, 1, &n);
 	return n;
 }
 
