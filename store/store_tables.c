@@ -315,7 +315,7 @@ void store_users_clear(struct store_users *tb)
 }
 
 size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned pass_steps,
-			      unsigned *removed)
+			      unsigned *removed, bool *cut)
 {
 	uint64_t now = store_now_sec();
 	uint64_t min_loaded = max_age && now > max_age ? now - max_age : 0;
@@ -344,8 +344,11 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 		if (++work >= SWEEP_CLOCK_EVERY) {
 			total += work;
 			work = 0;
-			if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK))
+			if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK)) {
+				if (cut)
+					*cut = true;
 				break;
+			}
 		}
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
@@ -358,7 +361,7 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 
 void store_users_expire(struct store_users *tb, unsigned max_age)
 {
-	store_users_sweep_step(tb, max_age, UINT64_MAX, 1, NULL);
+	store_users_sweep_step(tb, max_age, UINT64_MAX, 1, NULL, NULL);
 }
 
 void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg)
@@ -638,7 +641,8 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 	return rc;
 }
 
-size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed)
+size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed,
+			      bool *cut)
 {
 	uint64_t now = store_now_sec();
 	size_t looked = 0;
@@ -676,8 +680,11 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 		}
 		atomic_store_explicit(&m->sweep_at[k], at, memory_order_relaxed);
 		looked += seen;
-		if (late)
+		if (late) {
+			if (cut)
+				*cut = true;
 			break;
+		}
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
@@ -689,7 +696,7 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 unsigned store_marks_sweep(struct store_marks *m)
 {
 	unsigned n = 0;
-	store_marks_sweep_step(m, UINT64_MAX, 1, &n);
+	store_marks_sweep_step(m, UINT64_MAX, 1, &n, NULL);
 	return n;
 }
 
