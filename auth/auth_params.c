@@ -31,21 +31,21 @@ enum param_id {
 };
 
 static const struct {
-	const char *name;
+	struct slice name;
 	enum param_kind kind;
 	size_t max;
 } params[P_COUNT] = {
-	[P_USERNAME] = { "username", P_QUOTED, AUTH_VALUE_MAX },
-	[P_REALM] = { "realm", P_QUOTED, AUTH_VALUE_MAX },
-	[P_NONCE] = { "nonce", P_QUOTED, AUTH_VALUE_MAX },
-	[P_URI] = { "uri", P_QUOTED, AUTH_URI_MAX },
-	[P_RESPONSE] = { "response", P_QUOTED, 2 * AUTH_HASH_MAX },
-	[P_ALGORITHM] = { "algorithm", P_TOKEN_Q, 32 },
-	[P_CNONCE] = { "cnonce", P_QUOTED, AUTH_VALUE_MAX },
-	[P_OPAQUE] = { "opaque", P_QUOTED, AUTH_VALUE_MAX },
-	[P_QOP] = { "qop", P_TOKEN_Q, 32 },
-	[P_NC] = { "nc", P_TOKEN, 8 },
-	[P_USERHASH] = { "userhash", P_TOKEN_Q, 8 },
+	[P_USERNAME] = { SLICE_LIT("username"), P_QUOTED, AUTH_VALUE_MAX },
+	[P_REALM] = { SLICE_LIT("realm"), P_QUOTED, AUTH_VALUE_MAX },
+	[P_NONCE] = { SLICE_LIT("nonce"), P_QUOTED, AUTH_VALUE_MAX },
+	[P_URI] = { SLICE_LIT("uri"), P_QUOTED, AUTH_URI_MAX },
+	[P_RESPONSE] = { SLICE_LIT("response"), P_QUOTED, 2 * AUTH_HASH_MAX },
+	[P_ALGORITHM] = { SLICE_LIT("algorithm"), P_TOKEN_Q, 32 },
+	[P_CNONCE] = { SLICE_LIT("cnonce"), P_QUOTED, AUTH_VALUE_MAX },
+	[P_OPAQUE] = { SLICE_LIT("opaque"), P_QUOTED, AUTH_VALUE_MAX },
+	[P_QOP] = { SLICE_LIT("qop"), P_TOKEN_Q, 32 },
+	[P_NC] = { SLICE_LIT("nc"), P_TOKEN, 8 },
+	[P_USERHASH] = { SLICE_LIT("userhash"), P_TOKEN_Q, 8 },
 };
 
 #define UNKNOWN_VALUE_MAX AUTH_URI_MAX /* an unknown parameter may be long, not unbounded */
@@ -87,10 +87,16 @@ static int take_quoted(struct cur *c, struct slice *out)
 	return 0;
 }
 
+/* length and first letter before the compare: a header's ten parameters cost one
+ * slice_caseeq each, not one per table row (and no strlen) */
 static int param_lookup(struct slice name)
 {
+	if (name.len == 0)
+		return -1;
+	const unsigned first = (unsigned char)name.p[0] | 0x20u;
 	for (int i = 0; i < P_COUNT; i++)
-		if (slice_caseeq(name, slice_from_cstr(params[i].name)))
+		if (params[i].name.len == name.len && ((unsigned char)params[i].name.p[0] | 0x20u) == first &&
+		    slice_caseeq(name, params[i].name))
 			return i;
 	return -1;
 }
@@ -198,7 +204,9 @@ static int finish(struct slice vals[P_COUNT], unsigned seen, struct auth_creds *
 	return 0;
 }
 
-int auth_creds_parse(struct slice value, struct auth_creds *c)
+/* creds_scan - the parameters of @value in order; with @realm_only it stops at the
+ * realm (what it found up to there is what a whole parse would have found) */
+static int creds_scan(struct slice value, struct auth_creds *c, bool realm_only)
 {
 	*c = (struct auth_creds){ 0 };
 	struct cur cur = { value.p, value.p + value.len };
@@ -215,6 +223,8 @@ int auth_creds_parse(struct slice value, struct auth_creds *c)
 		int rc = read_param(&cur, vals, &seen, c);
 		if (rc < 0)
 			return rc;
+		if (realm_only && c->realm.p)
+			return 0;
 		skip_lws(&cur);
 		if (cur.p >= cur.end)
 			break;
@@ -222,13 +232,18 @@ int auth_creds_parse(struct slice value, struct auth_creds *c)
 			return -EBADMSG;
 		cur.p++;
 	}
-	return finish(vals, seen, c);
+	return realm_only ? -EBADMSG : finish(vals, seen, c);
+}
+
+int auth_creds_parse(struct slice value, struct auth_creds *c)
+{
+	return creds_scan(value, c, false);
 }
 
 bool auth_creds_realm(struct slice value, struct slice *realm)
 {
 	struct auth_creds c;
-	int rc = auth_creds_parse(value, &c);
+	int rc = creds_scan(value, &c, true);
 	if (rc == -ENOENT || !c.realm.p)
 		return false;
 	*realm = c.realm;
