@@ -6,7 +6,8 @@
  * marked the dialog authorized) on dialog-forming requests, received/rport on
  * the sender's Via, Max-Forwards - 1 (70 when absent), our Routes popped,
  * stage edits applied, Content-Length added when absent and there is a body.
- * Too big for the output slot: 513. Response: our Via popped, sent to the
+ * Too big for the output slot, or more header values than our parser takes
+ * (SIP_MAX_HDRS): 513. Response: our Via popped, sent to the
  * next Via's received/rport or sent-by. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -104,6 +105,21 @@ static int request_plan(struct txn *t, const struct sip_via *top, const struct t
 	return 0;
 }
 
+/* out_values_fit - what request_build writes stays within SIP_MAX_HDRS header values
+ * (the parser's limit: ours on a spiral, and every instance's behind the balancer).
+ * A request that arrived with nearly the limit would otherwise leave with our Via and
+ * Record-Route past it. @ours: the values request_build adds itself. */
+static bool out_values_fit(const struct txn *t, const struct proxy_hdr_plan *plan, unsigned ours)
+{
+	const struct sip_msg *m = &t->msg;
+	unsigned n = ours + (t->edits.n_added < TXN_MAX_ADD_HDRS ? t->edits.n_added : TXN_MAX_ADD_HDRS);
+	if (n + m->n_hdrs <= SIP_MAX_HDRS)
+		return true; /* the common case: no need to look at the plan */
+	for (unsigned k = 0; k < m->n_hdrs && k < SIP_MAX_HDRS; k++)
+		n += plan->action[k] != PROXY_HDR_DROP;
+	return n <= SIP_MAX_HDRS;
+}
+
 /* "SIP/2.0/UDP" etc. for our Via */
 static void via_proto(struct proxy_out *o, enum cfg_transport tr)
 {
@@ -157,14 +173,20 @@ static int request_build(struct txn *t, const struct sip_via *top, const struct 
 	struct proxy_hdr_plan plan;
 	if (request_plan(t, top, r, &plan) < 0)
 		return -ENOSPC;
+	/* SPEC §9: the Via names the transport and address the request leaves by */
+	const unsigned out_idx = proxy_listen_for(t->cfg, r->transport, t->listen_idx, r->dst.ss_family);
+	const bool rr = is_dialog_forming(t);
+	/* our Via, one Record-Route per side, Max-Forwards and Content-Length when absent */
+	const unsigned ours = 1 + (rr ? 1u + (out_idx != t->listen_idx) : 0u) +
+			      (m->first[SIP_HDR_MAX_FORWARDS] == SIP_NO_HDR) + (!m->has_content_length && m->body.len);
+	if (!out_values_fit(t, &plan, ours))
+		return -E2BIG;
 	const uint32_t cap = t->out_cap < TXN_OUT_MAX ? t->out_cap : TXN_OUT_MAX;
 	struct proxy_out o = { t->out, 0, cap, false };
 	proxy_out_slice(&o, m->method);
 	proxy_out_lit(&o, " ");
 	proxy_out_slice(&o, ruri_out(t));
 	proxy_out_lit(&o, " SIP/2.0\r\nVia: ");
-	/* SPEC §9: the Via names the transport and address the request leaves by */
-	const unsigned out_idx = proxy_listen_for(t->cfg, r->transport, t->listen_idx, r->dst.ss_family);
 	via_proto(&o, r->transport);
 	proxy_out_slice(&o, proxy_listen_text_at(t->cfg, out_idx));
 	proxy_out_lit(&o, ";branch=");
@@ -175,7 +197,7 @@ static int request_build(struct txn *t, const struct sip_via *top, const struct 
 	/* before every existing Record-Route line: ours is the topmost value.
 	 * Changing listen address or transport: one per side, the outgoing one
 	 * on top (RFC 5658), both popped in-dialog (both name our addresses). */
-	if (is_dialog_forming(t) &&
+	if (rr &&
 	    (record_route(t, &o, out_idx) < 0 ||
 	     (out_idx != t->listen_idx && record_route(t, &o, t->listen_idx) < 0)))
 		return -ENOSPC;

@@ -233,7 +233,10 @@ static void output_parses(void)
 	memcpy(copy, out, T->out_len);
 	struct sip_msg m;
 	if (sip_parse(copy, T->out_len, &m) < 0) {
-		fprintf(stderr, "referee sent what it cannot parse:\n%.*s\n", (int)T->out_len, out);
+		/* fwrite, not %.*s: the bytes may hold a NUL */
+		fputs("referee sent what it cannot parse:\n", stderr);
+		fwrite(out, 1, T->out_len, stderr);
+		fputs("\n", stderr);
 		abort();
 	}
 	free(copy);
