@@ -71,15 +71,16 @@ static int request_plan(struct txn *t, const struct sip_via *top, const struct t
 			struct proxy_hdr_plan *plan)
 {
 	const struct sip_msg *m = &t->msg;
-	memset(plan, 0, sizeof(*plan));
-	for (unsigned k = 0; k < m->n_hdrs && k < SIP_MAX_HDRS; k++) {
-		if (t->edits.removed[k]) {
-			plan->action[k] = PROXY_HDR_DROP;
-		} else if (t->edits.replaced[k].p) {
-			plan->action[k] = PROXY_HDR_REPLACE;
-			plan->repl[k] = t->edits.replaced[k];
-		}
+	proxy_hdr_plan_init(plan);
+	const struct txn_edits *e = &t->edits;
+	for (unsigned i = 0; i < e->n_replaced; i++) {
+		plan->action[e->replaced_idx[i]] = PROXY_HDR_REPLACE;
+		plan->repl[e->replaced_idx[i]] = e->replaced[i];
 	}
+	/* a removal wins over a replacement of the same value */
+	for (unsigned w = 0; w < sizeof(e->removed) / sizeof(e->removed[0]); w++)
+		for (uint64_t bits = e->removed[w]; bits; bits &= bits - 1)
+			plan->action[w * 64 + (unsigned)__builtin_ctzll(bits)] = PROXY_HDR_DROP;
 	const unsigned via = m->first[SIP_HDR_VIA];
 	if (t->rx_transport != CFG_TRANSPORT_UDP)
 		via_alias(t, top);
@@ -325,7 +326,7 @@ enum stage_rc proxy_relay_response(struct txn *t)
 		return STAGE_DROP;
 	}
 	struct proxy_hdr_plan plan;
-	memset(&plan, 0, sizeof(plan));
+	proxy_hdr_plan_init(&plan);
 	plan.action[first] = PROXY_HDR_DROP;
 	const uint32_t cap = t->out_cap < TXN_OUT_MAX ? t->out_cap : TXN_OUT_MAX;
 	struct proxy_out o = { t->out, 0, cap, false };

@@ -209,11 +209,19 @@ void proxy_out_u32(struct proxy_out *o, uint32_t v);
 
 enum proxy_hdr_action { PROXY_HDR_KEEP = 0, PROXY_HDR_DROP, PROXY_HDR_REPLACE };
 
-/* What to do with each header value of a message (indexes of msg.hdrs). */
+/* What to do with each header value of a message (indexes of msg.hdrs); repl[k]
+ * is read only where action[k] is PROXY_HDR_REPLACE. */
 struct proxy_hdr_plan {
 	uint8_t action[SIP_MAX_HDRS];
 	struct slice repl[SIP_MAX_HDRS];
 };
+
+/* proxy_hdr_plan_init - every value kept (clears the actions only: repl is 2 KB
+ * that nothing reads unless an action says so) */
+static inline void proxy_hdr_plan_init(struct proxy_hdr_plan *p)
+{
+	memset(p->action, PROXY_HDR_KEEP, sizeof(p->action));
+}
 
 /**
  * proxy_emit_hdrs - write the header lines of @m following @plan. A line

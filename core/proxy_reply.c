@@ -84,7 +84,7 @@ int proxy_reply_build(struct txn *t)
 	if (!v)
 		return -EBADMSG;
 	struct proxy_hdr_plan plan;
-	memset(&plan, 0, sizeof(plan));
+	proxy_hdr_plan_init(&plan);
 	if (reply_plan(t, v, &plan) < 0)
 		return -ENOSPC;
 	uint16_t code = t->reply_code;

@@ -67,13 +67,37 @@ int txn_reply_hdr(struct txn *t, struct slice line)
 void txn_hdr_remove(struct txn *t, unsigned idx)
 {
 	if (idx < SIP_MAX_HDRS)
-		t->edits.removed[idx] = 1;
+		t->edits.removed[idx / 64] |= 1ull << (idx % 64);
 }
 
-void txn_hdr_replace(struct txn *t, unsigned idx, struct slice value)
+int txn_hdr_replace(struct txn *t, unsigned idx, struct slice value)
 {
-	if (idx < SIP_MAX_HDRS && value.p)
-		t->edits.replaced[idx] = value;
+	struct txn_edits *e = &t->edits;
+	if (idx >= SIP_MAX_HDRS || !value.p)
+		return -EINVAL;
+	for (unsigned i = 0; i < e->n_replaced; i++)
+		if (e->replaced_idx[i] == idx) {
+			e->replaced[i] = value;
+			return 0;
+		}
+	if (e->n_replaced >= TXN_MAX_REPLACED)
+		return -ENOSPC;
+	e->replaced_idx[e->n_replaced] = (uint8_t)idx;
+	e->replaced[e->n_replaced++] = value;
+	return 0;
+}
+
+bool txn_hdr_removed(const struct txn *t, unsigned idx)
+{
+	return idx < SIP_MAX_HDRS && (t->edits.removed[idx / 64] >> (idx % 64) & 1u);
+}
+
+struct slice txn_hdr_replacement(const struct txn *t, unsigned idx)
+{
+	for (unsigned i = 0; i < t->edits.n_replaced; i++)
+		if (t->edits.replaced_idx[i] == idx)
+			return t->edits.replaced[i];
+	return SLICE_NULL;
 }
 
 int txn_hdr_add(struct txn *t, struct slice line)

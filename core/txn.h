@@ -84,10 +84,14 @@ enum txn_identity_source {
 };
 
 /* Edits to the outgoing request, applied by the forwarder when it builds the
- * datagram. The input buffer is never modified. */
+ * datagram. The input buffer is never modified. Sparse: txn_reset clears the
+ * whole struct for every datagram (a slice per header value was 2 KB of it). */
+#define TXN_MAX_REPLACED 4 /* header values a chain replaces (today: the Refer-To) */
 struct txn_edits {
-	uint8_t removed[SIP_MAX_HDRS];            /* 1 = drop this header value */
-	struct slice replaced[SIP_MAX_HDRS];      /* non-NULL p = new value for this header value */
+	uint64_t removed[(SIP_MAX_HDRS + 63) / 64]; /* bit k: drop header value k */
+	uint8_t n_replaced;
+	uint8_t replaced_idx[TXN_MAX_REPLACED];     /* header value ... */
+	struct slice replaced[TXN_MAX_REPLACED];    /* ... and its new value */
 	unsigned n_added;
 	struct slice added[TXN_MAX_ADD_HDRS];     /* whole lines "Name: value" without CRLF */
 	struct slice ruri;                        /* non-NULL p = new Request-URI */
@@ -203,9 +207,14 @@ void txn_reply(struct txn *t, uint16_t code, struct slice reason);
 /* txn_reply_hdr - add a header line (no CRLF) to the local reply. -ENOSPC when full. */
 int txn_reply_hdr(struct txn *t, struct slice line);
 
-/* Request edits (applied when the request is forwarded). @idx is an index into msg.hdrs. */
+/* Request edits (applied when the request is forwarded). @idx is an index into msg.hdrs.
+ * txn_hdr_replace: a second replace of @idx wins; -ENOSPC past TXN_MAX_REPLACED values,
+ * -EINVAL for a bad index or value. */
 void txn_hdr_remove(struct txn *t, unsigned idx);
-void txn_hdr_replace(struct txn *t, unsigned idx, struct slice value);
+int txn_hdr_replace(struct txn *t, unsigned idx, struct slice value);
+/* what the edits say of value @idx: removed, and its replacement (SLICE_NULL: none) */
+bool txn_hdr_removed(const struct txn *t, unsigned idx);
+struct slice txn_hdr_replacement(const struct txn *t, unsigned idx);
 int txn_hdr_add(struct txn *t, struct slice line);
 void txn_ruri_set(struct txn *t, struct slice ruri);
 

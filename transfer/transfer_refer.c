@@ -145,7 +145,8 @@ enum stage_rc transfer_refer_run(struct txn *t)
 				 : rewrite_sipx(t, &r);
 	if (!v.p)
 		return stage_reply_unavailable(t); /* arena full: cannot forward a REFER we must sign */
-	txn_hdr_replace(t, idx, v);
+	if (txn_hdr_replace(t, idx, v) < 0)
+		return stage_reply_unavailable(t); /* never forward the Refer-To we were to sign */
 	metrics_inc(transfer_metrics.rewrites);
 	return STAGE_CONTINUE;
 }

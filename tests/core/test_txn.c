@@ -96,11 +96,19 @@ static void test_edits(void **state)
 	struct txn *t = *state;
 	txn_hdr_remove(t, 3);
 	txn_hdr_remove(t, SIP_MAX_HDRS); /* out of range: ignored */
-	assert_int_equal(t->edits.removed[3], 1);
-	assert_int_equal(t->edits.removed[2], 0);
+	assert_int_equal(txn_hdr_removed(t, 3), 1);
+	assert_int_equal(txn_hdr_removed(t, 2), 0);
 	txn_hdr_replace(t, 5, SLICE_LIT("<sip:carol@example.com>"));
-	assert_true(slice_eq(t->edits.replaced[5], SLICE_LIT("<sip:carol@example.com>")));
-	assert_null(t->edits.replaced[4].p);
+	assert_true(slice_eq(txn_hdr_replacement(t, 5), SLICE_LIT("<sip:carol@example.com>")));
+	assert_null(txn_hdr_replacement(t, 4).p);
+	/* a second replace of the same value wins; a few values at most, then -ENOSPC */
+	assert_int_equal(txn_hdr_replace(t, 5, SLICE_LIT("<sip:dave@example.com>")), 0);
+	assert_true(slice_eq(txn_hdr_replacement(t, 5), SLICE_LIT("<sip:dave@example.com>")));
+	for (unsigned i = 1; i < TXN_MAX_REPLACED; i++)
+		assert_int_equal(txn_hdr_replace(t, 10 + i, SLICE_LIT("x")), 0);
+	assert_int_equal(txn_hdr_replace(t, 40, SLICE_LIT("x")), -ENOSPC);
+	assert_int_equal(txn_hdr_replace(t, SIP_MAX_HDRS, SLICE_LIT("x")), -EINVAL);
+	assert_int_equal(txn_hdr_replace(t, 6, SLICE_NULL), -EINVAL);
 	for (unsigned i = 0; i < TXN_MAX_ADD_HDRS; i++)
 		assert_int_equal(txn_hdr_add(t, SLICE_LIT("Referred-By: <sip:a@b>")), 0);
 	assert_int_equal(txn_hdr_add(t, SLICE_LIT("X: y")), -ENOSPC);

@@ -51,7 +51,7 @@ static void test_sipx_refer_rewrite(void **state)
 	fx_login(t, "1001@example.edu");
 	uint64_t now = now_unix_sec();
 	assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
-	struct slice v = t->edits.replaced[t->msg.first[SIP_HDR_REFER_TO]];
+	struct slice v = txn_hdr_replacement(t, t->msg.first[SIP_HDR_REFER_TO]);
 	assert_non_null(v.p);
 	assert_null(memmem(v.p, v.len, "refgrant", 8)); /* sipx mode: the sipXecs parameter only */
 	const char *pre = "<sip:1002@example.edu?Replaces=a%40b&X-sipX-Authidentity=%3Csip%3A1001%40example.edu%3Bsignature%3D";
@@ -135,8 +135,8 @@ static void test_sipx_last_instance(void **state)
 	assert_true(slice_eq(t->identity, SLICE_LIT("1001@example.edu")));
 	unsigned first = t->msg.first[SIP_HDR_X_SIPX_AUTHIDENTITY], last = t->msg.last[SIP_HDR_X_SIPX_AUTHIDENTITY];
 	assert_int_not_equal(first, last);
-	assert_true(t->edits.removed[first]);  /* normalized: the earlier one goes */
-	assert_false(t->edits.removed[last]);
+	assert_true(txn_hdr_removed(t, first));  /* normalized: the earlier one goes */
+	assert_false(txn_hdr_removed(t, last));
 	free(t);
 	/* two values in one header line: not a name-addr */
 	snprintf(two, sizeof(two), "X-Sipx-Authidentity: <sip:a@b;signature=1%%3A%%3Aab>, <sip:c@d;signature=2>\n");

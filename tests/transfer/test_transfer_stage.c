@@ -141,7 +141,7 @@ static void test_refer_authenticated(void **state)
 		assert_int_equal(fx_identity(t), STAGE_CONTINUE);
 		fx_login(t, "1001@example.edu");
 		assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
-		struct slice v = t->edits.replaced[t->msg.first[SIP_HDR_REFER_TO]];
+		struct slice v = txn_hdr_replacement(t, t->msg.first[SIP_HDR_REFER_TO]);
 		assert_non_null(v.p);
 		assert_true(slice_has_caseprefix(v, SLICE_LIT("<sip:1002@example.edu;refgrant=v1.")));
 		const char *mid = "?X-Sipx-Authidentity=%3Csip%3A1001%40example.edu%3Bgrant%3Dv1.";
@@ -164,7 +164,7 @@ static void test_refer_replaces(void **state)
 			      true);
 	fx_login(t, "1001@example.edu");
 	assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
-	struct slice v = t->edits.replaced[t->msg.first[SIP_HDR_REFER_TO]];
+	struct slice v = txn_hdr_replacement(t, t->msg.first[SIP_HDR_REFER_TO]);
 	assert_non_null(v.p);
 	assert_true(slice_has_caseprefix(v, SLICE_LIT("\"Bob\" <sip:1002@example.edu;refgrant=v1.")));
 	const char *tail = "?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>;x=y";
@@ -197,7 +197,7 @@ static void test_refer_check_at_refer(void **state)
 	t = refer("192.0.2.5", "<sip:9123@example.edu>", false);
 	fx_login(t, "1001@example.edu");
 	assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
-	assert_non_null(t->edits.replaced[t->msg.first[SIP_HDR_REFER_TO]].p);
+	assert_non_null(txn_hdr_replacement(t, t->msg.first[SIP_HDR_REFER_TO]).p);
 	free(t);
 
 	t = refer("192.0.2.5", "<sip:9123@example.edu>", false);
@@ -205,7 +205,7 @@ static void test_refer_check_at_refer(void **state)
 	fx_login(t, "1002@example.edu");
 	assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
 	struct slice tok;
-	check_grant_referto(t->edits.replaced[t->msg.first[SIP_HDR_REFER_TO]], "9123@example.edu",
+	check_grant_referto(txn_hdr_replacement(t, t->msg.first[SIP_HDR_REFER_TO]), "9123@example.edu",
 			    "1002@example.edu", true, &tok);
 	free(t);
 }
@@ -279,7 +279,7 @@ static void refer_grant(const char *target, char *ruri, size_t rcap, char *hdr_l
 	assert_int_equal(fx_transfer(r), STAGE_CONTINUE);
 	static char scratch[1024];
 	struct transfer_referto rt;
-	assert_int_equal(transfer_referto_parse(r->edits.replaced[r->msg.first[SIP_HDR_REFER_TO]], scratch,
+	assert_int_equal(transfer_referto_parse(txn_hdr_replacement(r, r->msg.first[SIP_HDR_REFER_TO]), scratch,
 						sizeof(scratch), &rt),
 			 0);
 	struct slice hv;
@@ -312,8 +312,8 @@ static void test_refer_then_invite(void **state)
 		else
 			assert_null(t->edits.ruri.p);
 		if (mode != 0)
-			assert_true(t->edits.removed[t->msg.last[SIP_HDR_X_SIPX_AUTHIDENTITY]]);
-		assert_null(t->edits.replaced[t->msg.first[SIP_HDR_TO]].p); /* To left alone */
+			assert_true(txn_hdr_removed(t, t->msg.last[SIP_HDR_X_SIPX_AUTHIDENTITY]));
+		assert_null(txn_hdr_replacement(t, t->msg.first[SIP_HDR_TO]).p); /* To left alone */
 		free(t);
 	}
 }
@@ -407,7 +407,7 @@ static void test_invite_grant_scope(void **state)
 	assert_int_equal(t->id_source, TXN_ID_TRUSTED);
 	assert_int_equal(fx_transfer(t), STAGE_CONTINUE);
 	assert_int_equal(t->id_source, TXN_ID_TRUSTED);
-	assert_true(t->edits.removed[t->msg.last[SIP_HDR_X_SIPX_AUTHIDENTITY]]);
+	assert_true(txn_hdr_removed(t, t->msg.last[SIP_HDR_X_SIPX_AUTHIDENTITY]));
 	free(t);
 }
 

@@ -173,7 +173,7 @@ static inline int64_t fx_grants(enum transfer_grant_metric m)
 static inline bool fx_any_edit(const struct txn *t)
 {
 	for (unsigned i = 0; i < SIP_MAX_HDRS; i++)
-		if (t->edits.removed[i] || t->edits.replaced[i].p)
+		if (txn_hdr_removed(t, i) || txn_hdr_replacement(t, i).p)
 			return true;
 	return t->edits.n_added || t->edits.ruri.p;
 }
