@@ -34,15 +34,21 @@ end=$(date -u +%s)
 	echo
 	cat "$B/summary.txt"
 } | tee bench/report/fuzz.txt
-# fuzz-runs.tsv: one line per target, its last run of an hour or more (date, commit,
-# seconds, executions, exec/s, edges, corpus, crashes)
+# fuzz-runs.tsv: one line per target, its last run of an hour or more that went the
+# whole time (libFuzzer's "Done N runs in S second(s)"; a run that found a crash stopped
+# there and is not one): date, commit, seconds, executions, exec/s, edges, corpus, crashes
 if [ "$SECS" -ge 3600 ]; then
 	runs=bench/report/fuzz-runs.tsv
 	[ -f "$runs" ] || printf 'target\tdate_utc\tcommit\tseconds\texecutions\texec_per_s\tedges\tcorpus\tcrashes\n' >"$runs"
 	day=$(date -u -d "@$start" '+%Y-%m-%d')
 	awk 'NR > 1 && NF == 6' "$B/summary.txt" | while read -r t ex sp cov corp cr; do
+		ran=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$B/fuzz-$t.log" | tail -n 1)
+		if [ "$cr" != 0 ] || [ -z "$ran" ] || [ "$ran" -lt "$SECS" ]; then
+			echo "fuzz.sh: $t did not run the whole $SECS s (crashes: $cr): not recorded in $runs" >&2
+			continue
+		fi
 		grep -v "^$t	" "$runs" >"$runs.new" || true
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$day" "$commit" "$SECS" "$ex" "$sp" "$cov" "$corp" "$cr" >>"$runs.new"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$day" "$commit" "$ran" "$ex" "$sp" "$cov" "$corp" "$cr" >>"$runs.new"
 		mv "$runs.new" "$runs"
 	done
 fi
