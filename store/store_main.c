@@ -293,14 +293,14 @@ static atomic_flag sweeping = ATOMIC_FLAG_INIT;
 static _Atomic uint64_t sweep_max_ns; /* longest step so far */
 static _Atomic uint64_t sweep_removed; /* entries the steps removed, all tables */
 static _Atomic uint64_t sweep_looked;  /* slots the steps looked at, all tables */
-static _Atomic bool sweep_cut;	       /* the last step stopped on its deadline or work bound */
+static _Atomic bool sweep_busy;	       /* the last step found much expired, or a table near full */
 
-/* marks_pass_steps - a marks table near its cap refuses new entries: walk it whole */
-static unsigned marks_pass_steps(struct store_marks *m)
+/* marks_near_full - a marks table near its cap refuses new entries soon: walk it whole */
+static bool marks_near_full(struct store_marks *m)
 {
 	struct store_table_limits l;
 	store_marks_limits(m, &l);
-	return l.cap && l.entries >= l.cap / 8 * 7 ? 1 : STORE_SWEEP_PASS_STEPS;
+	return l.cap && l.entries >= l.cap / 8 * 7;
 }
 
 unsigned store_sweep_maybe(void)
@@ -311,14 +311,15 @@ unsigned store_sweep_maybe(void)
 	const uint64_t third = STORE_SWEEP_BUDGET_NS / 3;
 	unsigned removed = 0;
 	size_t looked = 0;
-	bool cut = false;
+	const bool nc_full = store_nc_marks && marks_near_full(store_nc_marks);
+	const bool jti_full = store_jti_marks && marks_near_full(store_jti_marks);
 	/* each table has until its share of the budget ends; what one leaves, the next gets */
 	if (store_nc_marks)
-		looked += store_marks_sweep_step(store_nc_marks, t0 + third, marks_pass_steps(store_nc_marks), &removed,
-						  &cut);
+		looked += store_marks_sweep_step(store_nc_marks, t0 + third, nc_full ? 1 : STORE_SWEEP_PASS_STEPS,
+						  &removed);
 	if (store_jti_marks)
-		looked += store_marks_sweep_step(store_jti_marks, t0 + 2 * third, marks_pass_steps(store_jti_marks),
-						  &removed, &cut);
+		looked += store_marks_sweep_step(store_jti_marks, t0 + 2 * third, jti_full ? 1 : STORE_SWEEP_PASS_STEPS,
+						  &removed);
 	if (store_conf.backend == CFG_STORE_REDIS) {
 		rcu_read_lock();
 		struct store_users *tb = store_rcu_deref(store_users_cur);
@@ -329,12 +330,13 @@ unsigned store_sweep_maybe(void)
 						 : 0;
 		if (tb)
 			looked += store_users_sweep_step(tb, max_age, t0 + STORE_SWEEP_BUDGET_NS,
-							 STORE_SWEEP_PASS_STEPS, &removed, &cut);
+							 STORE_SWEEP_PASS_STEPS, &removed);
 		rcu_read_unlock();
 	}
 	atomic_fetch_add_explicit(&sweep_removed, removed, memory_order_relaxed);
 	atomic_fetch_add_explicit(&sweep_looked, looked, memory_order_relaxed);
-	atomic_store_explicit(&sweep_cut, cut, memory_order_relaxed);
+	atomic_store_explicit(&sweep_busy, nc_full || jti_full || (looked && (size_t)removed * 4 >= looked),
+			      memory_order_relaxed);
 	uint64_t dt = mono_ns() - t0, max = atomic_load_explicit(&sweep_max_ns, memory_order_relaxed);
 	while (dt > max && !atomic_compare_exchange_weak_explicit(&sweep_max_ns, &max, dt, memory_order_relaxed,
 								   memory_order_relaxed))
@@ -405,11 +407,11 @@ static void *house_main(void *arg)
 		store_sweep_maybe();
 		/* Nothing held, nothing to expire: an idle proxy wakes once a second
 		 * instead of a hundred times (measured: 774 futex calls and 473
-		 * context switches in 4 s idle before, 8 and 90 after); a table that
-		 * needs more than its step's bound gets the next step soon. */
+		 * context switches in 4 s idle before, 8 and 90 after); while steps
+		 * keep finding much expired, the next one comes soon. */
 		const long period_ms = !house_gauges()	      ? STORE_SWEEP_IDLE_MS
-				       : atomic_load_explicit(&sweep_cut, memory_order_relaxed) ? STORE_SWEEP_PERIOD_MS
-											: STORE_SWEEP_CALM_MS;
+				       : atomic_load_explicit(&sweep_busy, memory_order_relaxed) ? STORE_SWEEP_PERIOD_MS
+											 : STORE_SWEEP_CALM_MS;
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += period_ms / 1000;

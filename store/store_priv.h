@@ -118,11 +118,10 @@ unsigned long store_users_count(struct store_users *tb);
 void store_users_expire(struct store_users *tb, unsigned max_age);
 /* store_users_sweep_step - the same from the table's cursor, until @deadline_ns
  * (CLOCK_MONOTONIC; UINT64_MAX: no deadline) or 1/@pass_steps of the slots (1: a
- * whole pass) have been looked at. Adds what it removed to *@removed; sets *@cut
- * (when not NULL) if the deadline or the work bound stopped it first; returns the
+ * whole pass) have been looked at. Adds what it removed to *@removed; returns the
  * slots it looked at. */
 size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned pass_steps,
-			      unsigned *removed, bool *cut);
+			      unsigned *removed);
 void store_users_limits(struct store_users *tb, struct store_table_limits *out);
 
 /* Bumped (seq_cst) before every invalidation or flush of the cache: a fetch
@@ -157,9 +156,8 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 unsigned store_marks_sweep(struct store_marks *m);
 /* store_marks_sweep_step - the same from the table's cursor until @deadline_ns
  * (CLOCK_MONOTONIC) or 1/@pass_steps of each slab's slots (1: a whole pass). Adds
- * the deleted to *@killed; *@cut as for the users table; returns the slots looked at. */
-size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed,
-			      bool *cut);
+ * the deleted to *@killed; returns the slots looked at. */
+size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed);
 void store_marks_limits(struct store_marks *m, struct store_table_limits *out);
 unsigned long store_marks_count(struct store_marks *m);
 
@@ -269,20 +267,23 @@ void store_events_register(void);
  * grant bindings and cache entries, from each table's cursor, for at most
  * STORE_SWEEP_BUDGET_NS. Run by the store's housekeeping thread, never by a packet
  * thread; one caller at a time (a concurrent call returns at once).
- * Pace: one pass over a table per STORE_SWEEP_PASS_MS, a share of its slots per
- * step, a step every STORE_SWEEP_CALM_MS. Expiry is counted in whole seconds, so
- * walking a table more often finds nothing new: a full walk of up to 8 192 slots
- * per table every 10 ms was 17 % of referee's CPU at 1000 authenticated calls/s,
- * and the 100 wakeups a second 0.1 context switch per call. A step that its
- * deadline or work bound stopped (a big table) is followed by the next one after
- * STORE_SWEEP_PERIOD_MS; a marks table 7/8 full is walked whole every step (its
- * free slots are what new entries need). */
+ * Pace: a step every STORE_SWEEP_CALM_MS looks at a tenth of each table, at most
+ * STORE_SWEEP_STEP_SLOTS slots: one pass a second for a table up to 40 000 slots,
+ * slower for a bigger one (a slot looked at is a cache miss: walking 600 000 nonce
+ * counts every second, 2000 calls/s for their 300 s, would be 5 % of a core).
+ * Expiry is counted in whole seconds, and what a pass has not reached yet is
+ * still refused by every lookup (expired is expired). Busy - a step found a
+ * quarter of what it looked at expired, or a marks table is 7/8 full (its free
+ * slots are what new entries need: it is walked whole) - the next step follows
+ * after STORE_SWEEP_PERIOD_MS, as Redis's active expiry repeats while it keeps
+ * finding expired keys. Before: a walk of up to 8 192 slots per table every 10 ms
+ * whatever it found, 17 % of referee's CPU at 1000 authenticated calls/s. */
 #define STORE_SWEEP_BUDGET_NS (200 * 1000ull)
 #define STORE_SWEEP_PERIOD_MS 10
 #define STORE_SWEEP_CALM_MS 100
 #define STORE_SWEEP_IDLE_MS 1000 /* the period while every table is empty */
-#define STORE_SWEEP_PASS_MS 1000
-#define STORE_SWEEP_PASS_STEPS (STORE_SWEEP_PASS_MS / STORE_SWEEP_CALM_MS)
+#define STORE_SWEEP_PASS_STEPS 10
+#define STORE_SWEEP_STEP_SLOTS 4096u
 /* ... and at most this much work per table and step whatever the clock says
  * (a look at a slot is 1, an unlink 16): a step stays short on a machine whose
  * clock readings cannot be trusted to stop it (a descheduled vCPU). A step

@@ -90,10 +90,15 @@ static bool deadline_passed(uint64_t deadline_ns)
 _Static_assert(STORE_SWEEP_MAX_REMOVED * SWEEP_KILL_COST >= STORE_SWEEP_MAX_WORK, "bound holds");
 
 /* sweep_quota - the slots one step looks at: 1/@pass_steps of the table (and a few
- * more, so a small table is done in one step), never more than it has. */
+ * more, so a small table is done in one step) up to STORE_SWEEP_STEP_SLOTS, never
+ * more than it has; @pass_steps 1: all of them. */
 static size_t sweep_quota(size_t slots, unsigned pass_steps)
 {
-	const size_t q = pass_steps > 1 ? slots / pass_steps + SWEEP_CLOCK_EVERY : slots;
+	size_t q = slots;
+	if (pass_steps > 1) {
+		q = slots / pass_steps + SWEEP_CLOCK_EVERY;
+		q = q < STORE_SWEEP_STEP_SLOTS ? q : STORE_SWEEP_STEP_SLOTS;
+	}
 	return q < slots ? q : slots;
 }
 
@@ -315,7 +320,7 @@ void store_users_clear(struct store_users *tb)
 }
 
 size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t deadline_ns, unsigned pass_steps,
-			      unsigned *removed, bool *cut)
+			      unsigned *removed)
 {
 	uint64_t now = store_now_sec();
 	uint64_t min_loaded = max_age && now > max_age ? now - max_age : 0;
@@ -344,11 +349,8 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 		if (++work >= SWEEP_CLOCK_EVERY) {
 			total += work;
 			work = 0;
-			if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK)) {
-				if (cut)
-					*cut = true;
+			if (deadline_passed(deadline_ns) || (bounded && total >= STORE_SWEEP_MAX_WORK))
 				break;
-			}
 		}
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
@@ -361,7 +363,7 @@ size_t store_users_sweep_step(struct store_users *tb, unsigned max_age, uint64_t
 
 void store_users_expire(struct store_users *tb, unsigned max_age)
 {
-	store_users_sweep_step(tb, max_age, UINT64_MAX, 1, NULL, NULL);
+	store_users_sweep_step(tb, max_age, UINT64_MAX, 1, NULL);
 }
 
 void store_users_each(struct store_users *tb, void (*fn)(const struct store_user *u, void *arg), void *arg)
@@ -641,8 +643,7 @@ enum store_rc store_marks_jti(struct store_marks *m, struct slice jti, struct sl
 	return rc;
 }
 
-size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed,
-			      bool *cut)
+size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsigned pass_steps, unsigned *killed)
 {
 	uint64_t now = store_now_sec();
 	size_t looked = 0;
@@ -680,11 +681,8 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 		}
 		atomic_store_explicit(&m->sweep_at[k], at, memory_order_relaxed);
 		looked += seen;
-		if (late) {
-			if (cut)
-				*cut = true;
+		if (late)
 			break;
-		}
 	}
 	STORE_TSAN_RELEASE(&tsan_gp);
 	rcu_read_unlock();
@@ -696,7 +694,7 @@ size_t store_marks_sweep_step(struct store_marks *m, uint64_t deadline_ns, unsig
 unsigned store_marks_sweep(struct store_marks *m)
 {
 	unsigned n = 0;
-	store_marks_sweep_step(m, UINT64_MAX, 1, &n, NULL);
+	store_marks_sweep_step(m, UINT64_MAX, 1, &n);
 	return n;
 }
 
