@@ -6,7 +6,9 @@
 # CPU time, latency and the comparison with Kamailio and the kernel's floor.
 #
 #   bench/callgrind.sh SCENARIO [COUNT [RATE]]
-#     SCENARIO  options | call | invite   (the configs of bench/lib/referee_conf.sh)
+#     SCENARIO  options | call | invite | invite-redis   (the configs of bench/lib/referee_conf.sh;
+#               invite-redis starts its own redis-server on loopback, users loaded as bench/run.sh
+#               does; Redis's own instructions are not counted)
 #     COUNT     calls SIPp places (default 1000), RATE per second (default 100)
 #   REFEREE_BIN=path  the binary to measure (default: build-callgrind/referee,
 #                     built RelWithDebInfo from this tree)
@@ -23,15 +25,20 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib/referee_conf.sh
 . "$ROOT/bench/lib/referee_conf.sh"
 
-usage() { echo "usage: bench/callgrind.sh options|call|invite [COUNT [RATE]]" >&2; exit 2; }
+usage() { echo "usage: bench/callgrind.sh options|call|invite|invite-redis [COUNT [RATE]]" >&2; exit 2; }
 [ $# -ge 1 ] && [ $# -le 3 ] || usage
 SCEN=$1 COUNT=${2:-1000} RATE=${3:-100}
-case "$SCEN" in options | call | invite) ;; *) usage ;; esac
+case "$SCEN" in options | call | invite | invite-redis) ;; *) usage ;; esac
 [[ $COUNT =~ ^[1-9][0-9]*$ && $RATE =~ ^[1-9][0-9]*$ ]] || { echo "callgrind.sh: COUNT and RATE must be positive integers" >&2; exit 2; }
 ((COUNT <= 100000 && RATE <= 2000)) || { echo "callgrind.sh: at most 100000 calls at 2000/s (valgrind runs ~50x slower)" >&2; exit 2; }
 for c in valgrind callgrind_annotate sipp timeout python3 ss; do
 	command -v "$c" >/dev/null || { echo "callgrind.sh: '$c' not installed (packaging/install-deps.sh --bench)" >&2; exit 2; }
 done
+if [ "$SCEN" = invite-redis ]; then
+	for c in redis-server redis-cli; do
+		command -v "$c" >/dev/null || { echo "callgrind.sh: '$c' not installed (packaging/install-deps.sh --bench)" >&2; exit 2; }
+	done
+fi
 SHARED=${REFEREE_SHARED_DIR:-$ROOT/../shared}
 [ -d "$SHARED/bench-reference" ] || { echo "callgrind.sh: no bench reference at $SHARED/bench-reference (set REFEREE_SHARED_DIR)" >&2; exit 2; }
 
@@ -57,6 +64,16 @@ REF=$WORK/ref
 cp -r "$SHARED/bench-reference" "$REF"
 "$REF/gen_data.sh" >/dev/null
 referee_users_yaml "$REF/data/users.csv" "$WORK/users.yaml"
+if [ "$SCEN" = invite-redis ]; then
+	REDIS_PORT=$(bench_pick_tcp_port 26379)
+	export REDIS_PORT
+	timeout $((2 * COUNT / RATE + 600)) redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+		--dir "$WORK" >"$WORK/redis.log" 2>&1 &
+	PIDS+=("$!")
+	for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	referee_redis_users "$REF/data/users.csv" "$WORK/redis_users.txt"
+	redis-cli -p "$REDIS_PORT" <"$WORK/redis_users.txt" >/dev/null || { echo "callgrind.sh: loading users into Redis failed" >&2; exit 1; }
+fi
 
 # run_one NAME CALLS: referee under callgrind, CALLS calls through it (0 = idle for as long);
 # prints "total_instructions successful_calls".
@@ -68,7 +85,7 @@ run_one() {
 	case "$SCEN" in
 		options) xml=$REF/sipp/uac_options.xml ;;
 		call) xml=$REF/sipp/uac_call.xml inf=(-inf "$REF/sipp/users_call.csv") ;;
-		invite) xml=$REF/sipp/uac_invite_auth.xml inf=(-inf "$REF/sipp/users_invite.csv") ;;
+		invite | invite-redis) xml=$REF/sipp/uac_invite_auth.xml inf=(-inf "$REF/sipp/users_invite.csv") ;;
 	esac
 	local sink_pid=""
 	if [ "$SCEN" != options ]; then

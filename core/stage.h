@@ -72,6 +72,11 @@ int worker_fd_watch(struct worker *w, int fd, unsigned events,
 int worker_fd_unwatch(struct worker *w, int fd);
 /* worker_tick_add - @cb runs on the worker thread about every 100 ms (timeouts, reconnects). */
 int worker_tick_add(struct worker *w, void (*cb)(void *arg), void *arg);
+/* worker_batch_end_add - @cb runs on the worker thread at the end of every batch (of
+ * datagrams, of epoll events, of ticks, of a resume), before the batch's datagrams
+ * leave: output a module buffered during the batch (the store's Redis commands) goes
+ * out then in one write. A txn @cb resumes is sent with the batch. */
+int worker_batch_end_add(struct worker *w, void (*cb)(void *arg), void *arg);
 /**
  * txn_resume - re-run the chain of a parked txn from t->stage_idx (the same
  * stage is called again) and send what it decides. Worker thread only.

@@ -109,6 +109,18 @@ int worker_tick_add(struct worker *w, void (*cb)(void *arg), void *arg)
 	return 0;
 }
 
+int worker_batch_end_add(struct worker *w, void (*cb)(void *arg), void *arg)
+{
+	if (!cb)
+		return -EINVAL;
+	if (w->n_batch_end >= WORKER_MAX_BATCH_END)
+		return -ENOSPC;
+	w->batch_end[w->n_batch_end].cb = cb;
+	w->batch_end[w->n_batch_end].arg = arg;
+	w->n_batch_end++;
+	return 0;
+}
+
 void worker_wake(struct worker *w)
 {
 	rx_consumer_wake(&w->wake);
@@ -224,6 +236,25 @@ static void worker_run_deferred(struct worker *w)
 	}
 }
 
+/* the end of a batch: the batch-end callbacks, then the datagrams leave. The
+ * callbacks run as a dispatch (a txn they resume is sent with the batch, not on
+ * its own); one that resumes a txn which queues more output is called again. */
+static void worker_batch_end(struct worker *w)
+{
+	if (w->n_batch_end > 0 && !w->in_batch_end) {
+		bool in_dispatch = w->in_dispatch;
+		w->in_batch_end = true;
+		w->in_dispatch = true;
+		for (unsigned i = 0; i < w->n_batch_end; i++) {
+			w->batch_end[i].cb(w->batch_end[i].arg);
+			worker_run_deferred(w);
+		}
+		w->in_dispatch = in_dispatch;
+		w->in_batch_end = false;
+	}
+	worker_flush(w);
+}
+
 void txn_resume(struct txn *t)
 {
 	struct worker *w = t->worker;
@@ -243,7 +274,7 @@ void txn_resume(struct txn *t)
 	worker_run_chain(w, t, true);
 	worker_run_deferred(w);
 	if (!w->in_dispatch)
-		worker_flush(w);
+		worker_batch_end(w);
 	rcu_read_unlock();
 }
 
@@ -270,7 +301,7 @@ static unsigned worker_drain_rings(struct worker *w)
 			worker_run_chain(w, t, false);
 			worker_run_deferred(w);
 		}
-		worker_flush(w);
+		worker_batch_end(w);
 		rcu_read_unlock();
 		total += n;
 	}
@@ -316,7 +347,7 @@ static void worker_poll(struct worker *w, int timeout_ms)
 			w->watch[idx].cb(w->watch[idx].arg, ev[i].events);
 		worker_run_deferred(w);
 	}
-	worker_flush(w);
+	worker_batch_end(w);
 	w->in_dispatch = false;
 	rcu_read_unlock();
 }
@@ -334,7 +365,7 @@ static void worker_ticks(struct worker *w, uint64_t now)
 		w->ticks[i].cb(w->ticks[i].arg);
 		worker_run_deferred(w);
 	}
-	worker_flush(w);
+	worker_batch_end(w);
 	w->in_dispatch = false;
 	rcu_read_unlock();
 }

@@ -26,6 +26,7 @@
 #define PIPELINE_OUT_MAX TXN_OUT_MAX /* a send slot: the largest datagram we can send */
 #define WORKER_MAX_WATCH 64
 #define WORKER_MAX_TICKS 16
+#define WORKER_MAX_BATCH_END 4
 #define WORKER_TICK_NS (100 * 1000 * 1000ull)
 #define PIPELINE_DRAIN_NS (2000 * 1000 * 1000ull)
 
@@ -90,6 +91,12 @@ struct worker {
 		void (*cb)(void *arg);
 		void *arg;
 	} ticks[WORKER_MAX_TICKS];
+	unsigned n_batch_end;
+	bool in_batch_end;       /* the batch-end callbacks are running (no recursion) */
+	struct {
+		void (*cb)(void *arg);
+		void *arg;
+	} batch_end[WORKER_MAX_BATCH_END];
 	uint64_t next_tick_ns;
 	void *popped[PIPELINE_WORKER_BATCH]; /* txns of the batch being processed */
 };

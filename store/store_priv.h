@@ -212,9 +212,14 @@ struct store_loop_ops {
 	int (*unwatch)(void *impl, int fd);
 };
 struct store_conn;
-/* store_conn_new - a Redis connection driven by @ops/@impl; @resume wakes a parked txn. */
-struct store_conn *store_conn_new(const struct store_loop_ops *ops, void *impl, bool subscriber,
+/* store_conn_new - a Redis connection driven by @ops/@impl; @resume wakes a parked txn.
+ * @batched: the owner calls store_conn_flush at the end of each batch, and commands
+ * queued meanwhile wait for it (one write per link per batch); otherwise each leaves
+ * at once or on the loop's EPOLLOUT. */
+struct store_conn *store_conn_new(const struct store_loop_ops *ops, void *impl, bool batched,
 				  void (*resume)(struct txn *t));
+/* store_conn_flush - write what the batch queued (batched connections). Owner thread. */
+void store_conn_flush(struct store_conn *c);
 void store_conn_free(struct store_conn *c);
 /* store_conn_tick - reconnect/backoff, timeouts, sweeps. Owner thread, ~every 100 ms. */
 void store_conn_tick(struct store_conn *c);

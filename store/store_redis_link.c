@@ -131,10 +131,11 @@ void store_link_uncork(struct store_link *l)
 
 void store_link_flush(struct store_link *l)
 {
-	/* Write now rather than on the next EPOLLOUT: one write() per command instead of
-	 * two epoll_ctl, a wakeup and the write. Not from inside hiredis on this context
-	 * (a failed write frees it); then the loop writes it as before. */
-	if (!l->in_io && l->ac && (l->events & EPOLLOUT))
+	/* Write now rather than on the next EPOLLOUT: one write() instead of two
+	 * epoll_ctl, a wakeup and the write. Not from inside hiredis on this context
+	 * (a failed write frees it), nor before the connect completed (hiredis would take
+	 * the context for connected): then the loop writes it on EPOLLOUT. */
+	if (!l->in_io && l->ac && (l->events & EPOLLOUT) && l->state != LINK_CONNECTING && l->state != LINK_DOWN)
 		redisAsyncHandleWrite(l->ac);
 	l->corked = false;
 	link_apply(l);
@@ -224,6 +225,7 @@ int store_link_connect(struct store_link *l)
 	l->fd = ac->c.fd;
 	l->events = 0;
 	l->watched = false;
+	l->corked = false; /* a cork of the context before is not this one's */
 	l->inflight = 0;
 	l->state = LINK_CONNECTING;
 	l->since_ms = store_redis_now_ms();

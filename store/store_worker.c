@@ -1,7 +1,8 @@
 /* store_worker.c - the store on each thread. Core's worker threads:
  * store_register adds per-worker hooks that give each worker its own Redis
  * connection, watched by the worker's epoll (worker_fd_watch) and ticked by
- * worker_tick_add, with txn_resume waking parked txns. The file backend only
+ * worker_tick_add, with txn_resume waking parked txns; the commands a batch queued
+ * leave in one write at its end (worker_batch_end_add). The file backend only
  * needs the tick (sweeps of the nonce-count and grant tables). Other threads
  * (tests, tools): store_thread_attach gives the thread a poll loop
  * (store_poll.c) and its own connection, and store_poll drives both. SPEC §6. */
@@ -28,17 +29,25 @@ static void store_worker_tick(void *arg)
 		store_conn_tick(store_tls_conn);
 }
 
+static void store_worker_batch_end(void *arg)
+{
+	if (store_tls_conn)
+		store_conn_flush(store_tls_conn);
+}
+
 static int store_worker_init(struct worker *w, void *arg)
 {
 	int rc = worker_tick_add(w, store_worker_tick, NULL);
 	if (rc < 0)
 		return rc;
 	if (store_conf.backend == CFG_STORE_REDIS) {
-		store_tls_conn = store_conn_new(&worker_ops, w, false, txn_resume);
+		/* batched: the Redis commands of a batch leave in one write at its end */
+		store_tls_conn = store_conn_new(&worker_ops, w, true, txn_resume);
 		if (!store_tls_conn)
 			return -ENOMEM;
+		rc = worker_batch_end_add(w, store_worker_batch_end, NULL);
 	}
-	return 0;
+	return rc;
 }
 
 static void store_worker_fini(struct worker *w, void *arg)
