@@ -22,6 +22,7 @@ enum id_phase { ID_LOOKUP = 0, ID_NC, ID_DONE };
 struct id_ctx {
 	uint8_t phase;
 	struct store_op op_user, op_nc;
+	struct auth_retx_key retx; /* this request in the retransmission table (ID_NC) */
 	struct auth_creds creds;
 	char id[STORE_ID_MAX];
 	size_t id_len;
@@ -255,18 +256,28 @@ enum stage_rc auth_identity_stage(struct txn *t)
 			metrics_inc(auth_g.m_failures + AUTH_REASON_STALE_NONCE);
 			return STAGE_CONTINUE;
 		}
+		switch (auth_retx_begin(t, &x->creds, &x->retx)) {
+		case AUTH_RETX_ACCEPTED: /* forwarded again, as a stateless proxy does */
+			x->phase = ID_DONE;
+			identity_set(t, x);
+			return STAGE_CONTINUE;
+		case AUTH_RETX_WAITING: /* the original, parked on the store, answers for both */
+			metrics_inc(auth_g.m_retx_dropped);
+			return STAGE_DROP;
+		case AUTH_RETX_NEW:
+			break;
+		}
 		x->phase = ID_NC;
 		/* fall through */
 	case ID_NC:
 		src = store_nc_check(t, &x->op_nc, x->creds.nonce, x->creds.nc, t->cfg->auth.nonce_ttl + AUTH_NONCE_SKEW);
 		if (src == STORE_PARKED)
 			return STAGE_PARK;
+		x->phase = ID_DONE;
+		auth_retx_end(&x->retx, src == STORE_OK);
 		if (src == STORE_UNAVAILABLE || src == STORE_OVERLOAD)
 			return stage_reply_unavailable(t);
-		x->phase = ID_DONE;
-		if (src == STORE_OK) {
-			auth_retx_remember(t, &x->creds);
-		} else if (!auth_retx_is_known(t, &x->creds)) {
+		if (src != STORE_OK) {
 			auth_count_failure(t, AUTH_REASON_REPLAY);
 			return STAGE_CONTINUE;
 		}

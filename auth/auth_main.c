@@ -40,6 +40,10 @@ static void metrics_register(void)
 	auth_g.m_denials = metrics_counter("referee_rules_denials_total",
 					   "requests refused with 403 by the permission rules or the relaying rule",
 					   NULL, NULL, 0);
+	auth_g.m_retx_dropped = metrics_counter("referee_auth_retransmissions_dropped_total",
+						"copies of an authenticated request dropped while the original's "
+						"nonce count was being checked (it answers for both)",
+						NULL, NULL, 0);
 	metrics_registered = true;
 }
 

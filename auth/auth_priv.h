@@ -115,11 +115,24 @@ void auth_limit_reset(void);
 
 /* ---------------------------------------------------------------- retransmissions */
 
-/* auth_retx_remember - @c was accepted on @t: its retransmissions (same top Via,
- * CSeq, Call-ID, method and credential) pass for 32 s on this worker thread. */
-void auth_retx_remember(const struct txn *t, const struct auth_creds *c);
-/* auth_retx_is_known - @t with @c is a retransmission of a request accepted on this thread. */
-bool auth_retx_is_known(const struct txn *t, const struct auth_creds *c);
+enum auth_retx {
+	AUTH_RETX_NEW,      /* not seen: check its nonce count (remembered as waiting meanwhile) */
+	AUTH_RETX_WAITING,  /* a copy of a request whose check is still waiting: drop it */
+	AUTH_RETX_ACCEPTED, /* a copy of a request accepted on this thread: forward it */
+};
+/* which entry auth_retx_end settles */
+struct auth_retx_key {
+	uint8_t mac[16];
+	uint32_t slot;
+	bool valid; /* false: the request could not be keyed (no Via/CSeq, overlong parts) */
+};
+/* auth_retx_begin - before the nonce count of @c on @t is checked: is @t a copy (same
+ * top Via, CSeq, Call-ID, method and credential) of a request seen on this worker
+ * thread? A new one is remembered as waiting until auth_retx_end. */
+enum auth_retx auth_retx_begin(const struct txn *t, const struct auth_creds *c, struct auth_retx_key *k);
+/* auth_retx_end - the check of @k's request ended: accepted (its copies pass for 32 s)
+ * or not (refused, or the store could not tell: a copy is checked again). */
+void auth_retx_end(const struct auth_retx_key *k, bool accepted);
 
 /* ---------------------------------------------------------------- patterns and rules */
 
@@ -169,7 +182,7 @@ bool auth_user_pat_match(const struct auth_user_pat *p, struct slice user);
 struct auth_state {
 	struct hmac_key nonce_key; /* pad states of secret->nonce_key */
 	char opaque[17]; /* hex of 8 MAC bytes: constant per secret and realm */
-	unsigned m_challenges, m_failures, m_denials; /* metric handles */
+	unsigned m_challenges, m_failures, m_denials, m_retx_dropped; /* metric handles */
 };
 
 extern struct auth_state auth_g;

@@ -2,8 +2,8 @@
  * auth_rules_stage, with a cfg built in code, a secret from secret_set and the
  * real store (file backend, temp users file): the 407 content, credentials
  * computed here as a client would, wrong password vs unknown user, nc replay,
- * stale and forged nonces, the failure limiter, 403 Requires, relaying,
- * challenge_local_from, trusted sources and in-dialog skips (SPEC §1-§4). */
+ * retransmissions while the nonce count is checked, stale and forged nonces, the
+ * failure limiter, 403 Requires, relaying, challenge_local_from, trusted sources and in-dialog skips (SPEC §1-§4). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -361,6 +361,40 @@ static void test_nc_replay(void **state)
 	assert_int_equal(T->id_source, TXN_ID_DIGEST);
 }
 
+/* The retransmission table's three answers (auth_retx.c): a copy that comes while the
+ * original's nonce count is still being checked (parked on Redis) is dropped, not
+ * challenged as a replay; once accepted, copies pass; a refused or unchecked original
+ * leaves nothing behind, and another transaction with the same credential is new. */
+static void test_retx_while_the_check_waits(void **state)
+{
+	(void)state;
+	const struct auth_creds c = {
+		.username = SLICE_LIT("1002"), .nonce = SLICE_LIT("AAAAnonce"), .nc_text = SLICE_LIT("00000001"),
+		.cnonce = SLICE_LIT("c0ffee42"), .response = SLICE_LIT("0123456789abcdef0123456789abcdef"),
+	};
+	static char first[sizeof(msgbuf)];
+	snprintf(first, sizeof(first), "%s", req("INVITE", "sip:1001@example.com", "sip:1002@example.com", NULL, NULL));
+	struct auth_retx_key orig, copy;
+	prepare(first, "192.0.2.11");
+	assert_int_equal(auth_retx_begin(T, &c, &orig), AUTH_RETX_NEW);
+	prepare(first, "192.0.2.11");
+	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_WAITING);
+	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_WAITING);
+	auth_retx_end(&orig, true);
+	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_ACCEPTED);
+	/* the same credential on another transaction: new, and its refusal leaves nothing */
+	prepare(req("INVITE", "sip:1001@example.com", "sip:1002@example.com", NULL, NULL), "192.0.2.11");
+	assert_int_equal(auth_retx_begin(T, &c, &orig), AUTH_RETX_NEW);
+	auth_retx_end(&orig, false);
+	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_NEW);
+	/* an original the store could not check (503) leaves its copy to be checked again */
+	auth_retx_end(&copy, false);
+	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_NEW);
+	/* the first request's copies still pass */
+	prepare(first, "192.0.2.11");
+	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_ACCEPTED);
+}
+
 static void test_stale_and_forged_nonce(void **state)
 {
 	(void)state;
@@ -579,6 +613,7 @@ int main(void)
 		cmocka_unit_test_setup(test_credentials_accepted, each),
 		cmocka_unit_test_setup(test_wrong_password_and_unknown_user_alike, each),
 		cmocka_unit_test_setup(test_nc_replay, each),
+		cmocka_unit_test_setup(test_retx_while_the_check_waits, each),
 		cmocka_unit_test_setup(test_stale_and_forged_nonce, each),
 		cmocka_unit_test_setup(test_other_realm_and_bad_header, each),
 		cmocka_unit_test_setup(test_rate_limit, each),

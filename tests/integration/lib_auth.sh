@@ -182,6 +182,9 @@ ap.add_argument("--within", type=float, default=1.0, help="poll: seconds")
 ap.add_argument("--count", type=int, default=5, help="limit: auth.failure_limit.count")
 ap.add_argument("--window", type=int, default=10, help="limit: auth.failure_limit.window")
 ap.add_argument("--wait", type=float, default=3.0, help="seconds to wait for an answer")
+ap.add_argument("--retransmit-after", type=float, default=0.0,
+                help="call: send the answer again (the same bytes) after S seconds, then report "
+                     "whether it was forwarded and every reply the proxy sent to either copy")
 a = ap.parse_args()
 
 cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -196,6 +199,7 @@ def H(algo, s):
     return (hashlib.sha256 if algo == "SHA-256" else hashlib.md5)(s.encode()).hexdigest()
 
 def invite(port, callid, tag, cseq, auth):
+    """send the INVITE; returns its bytes (for a retransmission)"""
     msg = ("INVITE %s SIP/2.0\r\n"
            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK%s;rport\r\n"
            "Route: <sip:127.0.0.1:%d;lr>\r\n"
@@ -205,6 +209,7 @@ def invite(port, callid, tag, cseq, auth):
         ruri, a.src, lport, rnd(64), sport, a.user, a.from_domain, tag, ruri, callid, cseq,
         a.user, a.src, lport, ("Proxy-Authorization: %s\r\n" % auth) if auth else "")
     cli.sendto(msg.encode(), ("127.0.0.1", port))
+    return msg.encode()
 
 def hdr_value(msg, name):
     out = []
@@ -276,6 +281,29 @@ def answer(port, step, auth):
     res = result(callid)
     return report(step, res) if step else res[0]
 
+def answer_retransmitted(port, step, auth, after):
+    """the answer, and the same bytes again after AFTER s (a UDP retransmission): prints
+    "STEP forwarded|timeout" and "STEP.replies CODE,..." (final replies to either copy)"""
+    callid, tag = rnd(64) + "@sipauth", rnd(32)
+    msg = invite(port, callid, tag, 2, auth)
+    time.sleep(after)
+    cli.sendto(msg, ("127.0.0.1", port))
+    forwarded, codes, end = False, [], time.monotonic() + a.wait
+    while time.monotonic() < end:
+        r, _, _ = select.select([cli, sink], [], [], max(0.0, end - time.monotonic()))
+        for s in r:
+            data = s.recv(65535).decode(errors="replace")
+            if callid not in hdr_value(data, "call-id"):
+                continue
+            if s is sink:
+                forwarded = True
+            elif not data.split(" ", 2)[1].startswith("1"):
+                codes.append(data.split(" ", 2)[1])
+    print("%s %s" % (step, "forwarded" if forwarded else "timeout"))
+    print("%s.replies %s" % (step, ",".join(codes) if codes else "none"))
+    sys.stdout.flush()
+    return "forwarded" if forwarded else "timeout"
+
 def forge(nonce):
     i = len(nonce) // 2
     return nonce[:i] + ("B" if nonce[i] == "A" else "A") + nonce[i + 1:]
@@ -290,6 +318,8 @@ def mode_call(quiet=False):
         time.sleep(a.delay)
     cnonce = rnd(48)
     auth = authorization(p, a.pw, 1, cnonce)
+    if a.retransmit_after:
+        return answer_retransmitted(a.answer_to or a.to, "answer", auth, a.retransmit_after)
     code = answer(a.answer_to or a.to, None if quiet else "answer", auth)
     if a.replay_to:
         answer(a.replay_to, "replay", auth)

@@ -4,7 +4,8 @@
 # (user add/show/list, permission grant/revoke seen by a running referee within 1 s through
 # referee:invalidate), two referee instances A and B on different ports sharing the Redis
 # and the secret (a nonce from A answered to B is accepted; the same nc replayed to A after
-# B accepted it is refused), Redis stopped mid-test (cached user still authenticates,
+# B accepted it is refused), a retransmission while a stalled Redis checks the nonce count
+# (dropped, not challenged; the original forwarded), Redis stopped mid-test (cached user still authenticates,
 # uncached gets 503 with Retry-After) and restarted (the uncached user recovers by itself).
 # SIP traffic: sipauth.py (lib_auth.sh), whose INVITEs carry a Route to its own sink.
 # Bounded: servers killed by PID by the EXIT trap, every poll has a deadline.
@@ -22,10 +23,14 @@ referee_secret "$W/secret"
 A_PORT=$(it_free_udp_port)
 B_PORT=$(it_free_udp_port)
 [ "$A_PORT" != "$B_PORT" ] || it_die "free port picks collided, run again"
-# conf NAME PORT: instance config; routes.local is never used (sipauth.py routes to itself)
+A_MPORT=$(authit_free_tcp_port)
+B_MPORT=$(authit_free_tcp_port)
+[ "$A_MPORT" != "$B_MPORT" ] || it_die "free port picks collided, run again"
+# conf NAME PORT METRICS_PORT: instance config; routes.local is never used (sipauth.py routes to itself)
 conf() {
 	cat >"$W/$1.yaml" <<EOF
 listen: [udp://127.0.0.1:$2]
+metrics: {listen: "127.0.0.1:$3"}
 domains: [example.com]
 secret_file: $W/secret
 threads: {receivers: 1, workers: 2}
@@ -42,8 +47,8 @@ rules:
   - {hosts: [example.com], users: ["1xxx"], permissions: []}
 EOF
 }
-conf a "$A_PORT"
-conf b "$B_PORT"
+conf a "$A_PORT" "$A_MPORT"
+conf b "$B_PORT" "$B_MPORT"
 admin() { "$ADMIN" -c "$W/a.yaml" "$@"; }
 
 # ---- referee-admin ------------------------------------------------------------------------
@@ -128,6 +133,28 @@ authit_expect "nonce from B accepted by A" forwarded "$(authit_line "$out" answe
 authit_expect "... the same nc replayed to B: refused" 407 "$(authit_line "$out" replay)"
 n=$(redis-cli -p "$AUTHIT_RPORT" --scan --pattern 'referee:nc:*' | wc -l)
 [ "$n" -ge 2 ] && it_check "nonce counters kept in Redis ($n referee:nc:* keys)" || it_fail "referee:nc:* keys in Redis" "$n"
+
+# ---- a retransmission while Redis is slow is not a replay ---------------------------------
+# Redis stalls (SIGSTOP, shorter than the 2 s reply timeout) while the nonce count of an
+# authenticated INVITE is checked; the client retransmits it 0.4 s later. The copy meets
+# the count already taken locally: before auth_retx.c knew a waiting check it got 407
+# (and the UAC's ACK of that 407 ended the call downstream). Now it is dropped, and the
+# original is forwarded once Redis answers.
+out=$(call "$A_PORT" 1001 pw1001 2551234) # 1001 cached in A: only the nc check waits
+authit_expect "A: 1001 authenticates before the stall" forwarded "$(authit_line "$out" answer)"
+dropped0=$(authit_metric "$A_MPORT" referee_auth_retransmissions_dropped_total)
+( sleep 0.2 && kill -STOP "$AUTHIT_REDIS_PID" && sleep 1.2 && kill -CONT "$AUTHIT_REDIS_PID" ) &
+stall=$!
+sleep 0.3
+out=$(call "$A_PORT" 1001 pw1001 2551234 --retransmit-after 0.4 --wait 4)
+wait "$stall"
+kill -CONT "$AUTHIT_REDIS_PID" 2>/dev/null
+it_log "retransmission during a Redis stall: $out"
+authit_expect "Redis stalled: the answer is forwarded once Redis is back" forwarded "$(authit_line "$out" answer)"
+authit_expect "... and its retransmission is not challenged (no 407)" none "$(authit_line "$out" answer.replies)"
+dropped1=$(authit_metric "$A_MPORT" referee_auth_retransmissions_dropped_total)
+[ "$((dropped1 - dropped0))" -ge 1 ] && it_check "... the copy counted in referee_auth_retransmissions_dropped_total" ||
+	it_fail "referee_auth_retransmissions_dropped_total" "$dropped0 -> $dropped1"
 
 # ---- Redis stopped: cached user works, uncached one gets 503 + Retry-After ---------------
 out=$(call "$A_PORT" 1001 pw1001 2551234) # 1001 cached in A (looked up above, cache_max_age 300)
