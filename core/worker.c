@@ -448,9 +448,10 @@ static void worker_loop(struct worker *w)
 			uint64_t now = pipeline_now_ns();
 			if (now >= w->next_tick_ns)
 				worker_ticks(w, now);
-			/* keep store sockets serviced while the rings are busy (one
-			 * epoll_wait per batch, only when something is watched) */
-			if (w->n_watch > 0)
+			/* keep store sockets serviced while the rings are busy: one
+			 * epoll_wait per batch while a txn waits for them (what else
+			 * comes on them, a lost connection, can wait for the idle poll) */
+			if (w->n_watch > 0 && w->n_parked > 0)
 				worker_poll(w, 0);
 			continue;
 		}
