@@ -127,10 +127,7 @@ struct slice proxy_via_fixup(struct txn *t, struct slice value, const struct sip
 	 * (RFC 3261 §18.2.2). */
 	const bool stream = t->rx_transport != CFG_TRANSPORT_UDP;
 	const bool force_rport = stream && !v->has_rport;
-	/* an IPv4 source's text is canonical (no leading zeros, which the IP parser
-	 * refuses anyway): equal text is equal address, without parsing sent-by again */
-	const bool src_v4 = t->src.ss_family == AF_INET || sockaddr_v4_mapped(&t->src);
-	const bool sent_by_is_src = src_v4 ? slice_eq(v->host, slice_make(ip, iplen)) : proxy_host_is_src(t, v->host);
+	const bool sent_by_is_src = proxy_host_is_src(t, v->host, slice_make(ip, iplen));
 	const bool want_received = v->has_rport || stream || !sent_by_is_src;
 	const bool recv_ok = s.recv_start && slice_eq(s.recv_value, slice_make(ip, iplen));
 	/* a received the sender wrote itself (stale) is replaced by ours */

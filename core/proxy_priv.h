@@ -147,8 +147,9 @@ bool proxy_uri_is_ours(const struct cfg *c, const struct sip_uri *u);
 /* proxy_src_ip_text - the source address of @t as text (no brackets); length or 0. */
 size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX]);
 uint16_t proxy_src_port(const struct txn *t);
-/* proxy_host_is_src - @host is an IP literal equal to the source address of @t. */
-bool proxy_host_is_src(const struct txn *t, struct slice host);
+/* proxy_host_is_src - @host is an IP literal equal to the source address of @t,
+ * whose text (proxy_src_ip_text) is @src_text. */
+bool proxy_host_is_src(const struct txn *t, struct slice host, struct slice src_text);
 /* proxy_listen_text - "host:port" of the socket that received @t. */
 struct slice proxy_listen_text(const struct txn *t);
 /* proxy_listen_text_at - "host:port" of c->listen[@idx]. */

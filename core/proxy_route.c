@@ -100,8 +100,16 @@ size_t proxy_src_ip_text(const struct txn *t, char out[PROXY_IP_TEXT_MAX])
 	return strnlen(out, PROXY_IP_TEXT_MAX);
 }
 
-bool proxy_host_is_src(const struct txn *t, struct slice host)
+bool proxy_host_is_src(const struct txn *t, struct slice host, struct slice src_text)
 {
+	if (slice_eq(host, src_text))
+		return true;
+	/* An IPv4 source's text is canonical, and the IP parser refuses what is not
+	 * (leading zeros): other text is another address, unless it is the bracketed
+	 * IPv6 form of a mapped one. No parse for the common case. */
+	const bool src_v4 = t->src.ss_family == AF_INET || sockaddr_v4_mapped(&t->src);
+	if (src_v4 && (host.len == 0 || host.p[0] != '['))
+		return false;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	return sockaddr_from_ip(host, 0, &ss, &len) && sockaddr_same_ip(&ss, &t->src);

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "proxy_fixture.h"
+#include "proxy_priv.h" /* proxy_host_is_src */
 #include "secret.h"
 #include "sip.h"
 #include "stage.h"
@@ -240,6 +241,43 @@ static void test_received_only_when_needed(void **state)
 	assert_non_null(strstr(r.out, "\r\nv: SIP/2.0/UDP pc33.example.com ;branch=z9hG4bKhost;"
 				      "received=192.0.2.10\r\n"));
 	done(&r);
+}
+
+/* Is a Via sent-by the source? Equal text first; an IPv4 source (or an IPv4-mapped one
+ * on a dual-stack socket) is otherwise another address unless sent-by is a bracketed
+ * IPv6 literal; an IPv6 source is compared as an address (case, zero compression). */
+static void test_host_is_src(void **state)
+{
+	(void)state;
+	struct txn *t = calloc(1, sizeof(*t));
+	assert_non_null(t);
+	char ip[PROXY_IP_TEXT_MAX];
+	sa_set(&t->src, &t->srclen, "192.0.2.10", 5060);
+	struct slice txt = slice_make(ip, proxy_src_ip_text(t, ip));
+	assert_true(proxy_host_is_src(t, SLICE_LIT("192.0.2.10"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_LIT("192.0.2.1"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_LIT("192.0.2.010"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_LIT("pc.example.com"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_NULL, txt));
+	assert_true(proxy_host_is_src(t, SLICE_LIT("[::ffff:192.0.2.10]"), txt));
+	/* the same client seen on a dual-stack socket */
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->src;
+	memset(&t->src, 0, sizeof(t->src));
+	s6->sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, "::ffff:192.0.2.10", &s6->sin6_addr), 1);
+	txt = slice_make(ip, proxy_src_ip_text(t, ip));
+	assert_true(slice_eq(txt, SLICE_LIT("192.0.2.10")));
+	assert_true(proxy_host_is_src(t, SLICE_LIT("192.0.2.10"), txt));
+	assert_true(proxy_host_is_src(t, SLICE_LIT("[::FFFF:192.0.2.10]"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_LIT("192.0.2.11"), txt));
+	/* IPv6 */
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &s6->sin6_addr), 1);
+	txt = slice_make(ip, proxy_src_ip_text(t, ip));
+	assert_true(proxy_host_is_src(t, SLICE_LIT("[2001:db8::1]"), txt));
+	assert_true(proxy_host_is_src(t, SLICE_LIT("[2001:DB8:0::1]"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_LIT("[2001:db8::2]"), txt));
+	assert_false(proxy_host_is_src(t, SLICE_LIT("192.0.2.10"), txt));
+	free(t);
 }
 
 static void test_branch_stability(void **state)
@@ -921,6 +959,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_invite_exact_bytes, test_teardown),
 		cmocka_unit_test_teardown(test_received_only_when_needed, test_teardown),
+		cmocka_unit_test(test_host_is_src),
 		cmocka_unit_test_teardown(test_branch_stability, test_teardown),
 		cmocka_unit_test_teardown(test_rfc2543_request, test_teardown),
 		cmocka_unit_test_teardown(test_route_popping, test_teardown),
