@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # fake_redis.py - a small RESP server on 127.0.0.1 for test_store_hostile.sh (python3 stdlib
-# only): enough of Redis for referee's store (SCRIPT LOAD, SELECT, SUBSCRIBE, EVALSHA, PING,
-# HGETALL) that answers normally for good users and with hostile replies for the HGETALL of
+# only): enough of Redis for referee's store (SCRIPT LOAD, SELECT, SUBSCRIBE, EVALSHA, SET NX
+# of a first nonce count, PING, HGETALL) that answers normally for good users and with hostile replies for the HGETALL of
 # some users, as a broken or hostile Redis could:
 #   referee:user:h100m@...    *100000000 (an aggregate header, then nothing)
 #   referee:user:h2g@...      *2000000000
@@ -112,6 +112,8 @@ class Conn(socketserver.BaseRequestHandler):
                     sock.sendall(array([bulk(b"subscribe"), bulk(ch), b":%d\r\n" % (i + 1)]))
             elif name == b"EVALSHA":
                 sock.sendall(b":1\r\n")
+            elif name == b"SET":  # SET referee:nc:<nonce> 1 NX EX ttl: stored (nonces are never reused here)
+                sock.sendall(b"+OK\r\n")
             elif name in (b"SELECT", b"PING"):
                 sock.sendall(b"+OK\r\n" if name == b"SELECT" else b"+PONG\r\n")
             elif name == b"HGETALL":
