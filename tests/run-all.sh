@@ -31,6 +31,10 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 step "Release build (-Werror, jemalloc): the README's set-up command builds Release (-O3's warnings differ from -O2's)"
 cmake -S "$SRC" -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"
+for bin in build/referee build/referee-admin; do
+	readelf -d "$bin" | grep -q 'NEEDED.*libjemalloc' || { echo "FAIL  $bin is not linked with jemalloc" >&2; exit 1; }
+done
+echo "PASS  Release binaries linked with jemalloc"
 
 step "libFuzzer: ${FUZZ_SECONDS}s for each target, two at a time"
 # fuzzer-no-link instruments the libraries too, so libFuzzer is guided by their coverage.
