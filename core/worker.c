@@ -97,28 +97,24 @@ int worker_fd_unwatch(struct worker *w, int fd)
 	return -ENOENT;
 }
 
-int worker_tick_add(struct worker *w, void (*cb)(void *arg), void *arg)
+static int cb_add(struct worker_cb *list, unsigned *n, unsigned max, void (*cb)(void *arg), void *arg)
 {
 	if (!cb)
 		return -EINVAL;
-	if (w->n_ticks >= WORKER_MAX_TICKS)
+	if (*n >= max)
 		return -ENOSPC;
-	w->ticks[w->n_ticks].cb = cb;
-	w->ticks[w->n_ticks].arg = arg;
-	w->n_ticks++;
+	list[(*n)++] = (struct worker_cb){ cb, arg };
 	return 0;
+}
+
+int worker_tick_add(struct worker *w, void (*cb)(void *arg), void *arg)
+{
+	return cb_add(w->ticks, &w->n_ticks, WORKER_MAX_TICKS, cb, arg);
 }
 
 int worker_batch_end_add(struct worker *w, void (*cb)(void *arg), void *arg)
 {
-	if (!cb)
-		return -EINVAL;
-	if (w->n_batch_end >= WORKER_MAX_BATCH_END)
-		return -ENOSPC;
-	w->batch_end[w->n_batch_end].cb = cb;
-	w->batch_end[w->n_batch_end].arg = arg;
-	w->n_batch_end++;
-	return 0;
+	return cb_add(w->batch_end, &w->n_batch_end, WORKER_MAX_BATCH_END, cb, arg);
 }
 
 void worker_wake(struct worker *w)
@@ -237,8 +233,10 @@ static void worker_run_deferred(struct worker *w)
 }
 
 /* the end of a batch: the batch-end callbacks, then the datagrams leave. The
- * callbacks run as a dispatch (a txn they resume is sent with the batch, not on
- * its own); one that resumes a txn which queues more output is called again. */
+ * callbacks run as a dispatch: a txn they resume (a Redis write that failed
+ * completes its requests) is sent with the batch, not on its own; output such a
+ * txn queues is the callback's to take in the same call (store_conn_flush loops
+ * until no link is marked). */
 static void worker_batch_end(struct worker *w)
 {
 	if (w->n_batch_end > 0 && !w->in_batch_end) {

@@ -30,6 +30,12 @@
 #define WORKER_TICK_NS (100 * 1000 * 1000ull)
 #define PIPELINE_DRAIN_NS (2000 * 1000 * 1000ull)
 
+/* a module's callback on the worker thread (worker_tick_add, worker_batch_end_add) */
+struct worker_cb {
+	void (*cb)(void *arg);
+	void *arg;
+};
+
 /* What the workers of one pipeline_run share. */
 struct worker_group {
 	const struct stage_table *st;
@@ -87,16 +93,10 @@ struct worker {
 	struct worker_watch watch[WORKER_MAX_WATCH];
 	unsigned n_watch;        /* entries in use */
 	unsigned n_ticks;
-	struct {
-		void (*cb)(void *arg);
-		void *arg;
-	} ticks[WORKER_MAX_TICKS];
+	struct worker_cb ticks[WORKER_MAX_TICKS];
 	unsigned n_batch_end;
 	bool in_batch_end;       /* the batch-end callbacks are running (no recursion) */
-	struct {
-		void (*cb)(void *arg);
-		void *arg;
-	} batch_end[WORKER_MAX_BATCH_END];
+	struct worker_cb batch_end[WORKER_MAX_BATCH_END];
 	uint64_t next_tick_ns;
 	void *popped[PIPELINE_WORKER_BATCH]; /* txns of the batch being processed */
 };

@@ -637,15 +637,19 @@ static void on_mark_reply(redisAsyncContext *ac, void *reply, void *priv)
 		req_done(r, rep->integer == 1 ? STORE_OK : STORE_REJECT);
 		return;
 	}
-	if (req_is_first_nc(r) && (rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_NIL)) {
-		/* SET NX: +OK stored (the count is ours), nil: a count was stored before */
-		const bool stored = rep->type == REDIS_REPLY_STATUS && rep->len == 2 && memcmp(rep->str, "OK", 2) == 0;
-		req_done(r, stored ? STORE_OK : STORE_REJECT);
+	/* SET NX: +OK stored (the count is ours), nil: a count was stored before;
+	 * anything else is an error like the script's */
+	if (req_is_first_nc(r) && rep->type == REDIS_REPLY_NIL) {
+		req_done(r, STORE_REJECT);
+		return;
+	}
+	if (req_is_first_nc(r) && rep->type == REDIS_REPLY_STATUS && rep->len == 2 && memcmp(rep->str, "OK", 2) == 0) {
+		req_done(r, STORE_OK);
 		return;
 	}
 	STORE_COUNT(ERROR);
 	STORE_COUNT(DEGRADED);
-	limited(&lim_err, CFG_LOG_ERROR, "nc/jti script failed", r->link,
+	limited(&lim_err, CFG_LOG_ERROR, "nc/jti check failed", r->link,
 		rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
 	req_done(r, mark_local(r));
 }

@@ -149,7 +149,7 @@ sleep 0.3
 rcli SCRIPT FLUSH >/dev/null
 touch "$W/flushed"
 wait_for "$W/A-3" 10 || it_fail "driver A step 3"
-[ "$(rcli GET referee:nc:after-flush)" = 2 ] && ! grep -q "script failed" "$W/A.err" &&
+[ "$(rcli GET referee:nc:after-flush)" = 2 ] && ! grep -q "nc/jti check failed" "$W/A.err" &&
 	it_check "NOSCRIPT: script sent again, count stored in Redis" || it_fail "NOSCRIPT recovery"
 it_kill "$REDIS_PID"
 touch "$W/redis-down"
