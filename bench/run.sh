@@ -125,6 +125,7 @@ REPORT_DIR=${REPORT_DIR:-}
 cleanup() {
 	load_sink_stop
 	[ -n "$REFEREE_PID" ] && bench_stop_pid "$REFEREE_PID" 10
+	[ -n "${RELAY_PID:-}" ] && bench_stop_pid "$RELAY_PID" 5
 	[ -x "$REF/stop_all.sh" ] && "$REF/stop_all.sh" 2>/dev/null
 }
 trap cleanup EXIT
@@ -170,6 +171,7 @@ SINK_PORT=$(bench_pick_port "${SINK_PORT:-5080}")
 UAC_PORT=$(bench_pick_port "${UAC_PORT:-5060}")
 REF_PORT=$(bench_pick_port "${REF_PORT:-5075}")
 NULL_PORT=$(bench_pick_port "${NULL_PORT:-5090}")
+RELAY_PORT=$(bench_pick_port "${RELAY_PORT:-5095}")
 REDIS_PORT=$(bench_pick_tcp_port "${REDIS_PORT:-6379}")
 export KAM_PORT SINK_PORT UAC_PORT REDIS_PORT NULL_PORT
 # the reference's helpers (cpu_ticks, cpu_ns, descendants, all_cpu_ticks, foreign_ticks, sipp_rates)
@@ -177,7 +179,7 @@ export KAM_PORT SINK_PORT UAC_PORT REDIS_PORT NULL_PORT
 . "$REF/lib.sh"
 LOAD_REF=$REF
 bench_cmd "$REF/gen_data.sh" || bench_die "gen_data.sh failed"
-bench_log "ports: referee $REF_PORT, kamailio $KAM_PORT, udp_null $NULL_PORT, sink $SINK_PORT, SIPp clients from $UAC_PORT, redis $REDIS_PORT; work $BENCH_WORK"
+bench_log "ports: referee $REF_PORT, kamailio $KAM_PORT, udp_null $NULL_PORT, udp_relay $RELAY_PORT, sink $SINK_PORT, SIPp clients from $UAC_PORT, redis $REDIS_PORT; work $BENCH_WORK"
 referee_users_yaml "$REF/data/users.csv" "$BENCH_WORK/users.yaml"
 
 # Kamailio loads crypto.so only where it signs something (refer: the REFER identity, HMAC-SHA256 like
@@ -242,6 +244,21 @@ start_udp_null() { # the reference's reflector on 127.0.0.1:$NULL_PORT (the floo
 	bench_cmd "$REF/start_udp_null.sh" "$NULL_PORT" || bench_die "start_udp_null.sh failed"
 	NULL_PID=$(cat "$REF/run/udp_null-$NULL_PORT.pid")
 	bench_log "udp_null pid $NULL_PID on udp 127.0.0.1:$NULL_PORT"
+}
+
+RELAY_PID=""
+start_udp_relay() { # bench/udp_relay on 127.0.0.1:$RELAY_PORT, relaying to the sink (the relaying floor)
+	[ -n "$RELAY_PID" ] && bench_pid_alive "$RELAY_PID" && return 0
+	if [ ! -x "$BENCH_WORK/udp_relay" ]; then
+		bench_cmd cc -O2 -std=c17 -Wall -Wextra -o "$BENCH_WORK/udp_relay" "$BENCH_SRC/udp_relay.c" ||
+			bench_die "cannot build $BENCH_SRC/udp_relay.c"
+	fi
+	bench_udp_port_busy "$RELAY_PORT" && bench_die "udp port $RELAY_PORT (udp_relay) is busy"
+	printf '%q -l %d -b %d 2>%q &\n' "$BENCH_WORK/udp_relay" "$RELAY_PORT" "$SINK_PORT" "$BENCH_WORK/udp_relay.log" >>"$BENCH_WORK/commands.txt"
+	"$BENCH_WORK/udp_relay" -l "$RELAY_PORT" -b "$SINK_PORT" 2>"$BENCH_WORK/udp_relay.log" &
+	RELAY_PID=$!
+	bench_wait_port "$RELAY_PORT" 5 "$RELAY_PID" || bench_die "udp_relay did not start ($BENCH_WORK/udp_relay.log)"
+	bench_log "udp_relay pid $RELAY_PID on udp 127.0.0.1:$RELAY_PORT -> sink $SINK_PORT"
 }
 
 start_kamailio() { # start_kamailio SCENARIO
@@ -369,6 +386,8 @@ for scen in "${SCENARIOS[@]}"; do
 		systems=(referee "${systems[@]}")
 	fi
 	if [ "$FLOOR" = 1 ]; then
+		# the relaying floor only where the proxy relays every datagram (no 407 it answers itself)
+		[ "$scen" = call ] && { start_udp_relay; systems=(udp_relay "${systems[@]}"); }
 		start_udp_null
 		systems=(udp_null "${systems[@]}")
 	fi
@@ -389,10 +408,16 @@ for scen in "${SCENARIOS[@]}"; do
 						awk -v r="$rate" -v m="$LOAD_PER_CALL" 'BEGIN { exit !(r * m > 12000) }' && sclients=2
 						[ "$scen" = options ] && sclients=$clients
 						;;
+					udp_relay)
+						# the same call, relayed with no work: the sink sends its answers to the relay
+						port=$RELAY_PORT PROXY_PIDS=$RELAY_PID EXTRA_PIDS=""
+						export LOAD_SINK_RSA=127.0.0.1:$RELAY_PORT
+						;;
 				esac
 				bench_log "$scen $rate cps, repetition $rep/$REPEATS: $sys"
 				ok=1
 				load_run "$sys" "$scen" "$port" "$rate" "$DURATION" "$sclients" >"$BENCH_WORK/last_run.txt" || ok=0
+				unset LOAD_SINK_RSA
 				if [ "$sys" = udp_null ]; then
 					unset LOAD_PER_CALL
 					scen_setup "$scen"
@@ -466,6 +491,11 @@ fi
 	echo "- Floor µs/call: udp_null's CPU per OPTIONS x the scenario's datagram pairs per call; ratio to floor:"
 	echo "  the proxy's CPU per call / that floor. cs/call: context switches (voluntary + involuntary) of all the"
 	echo "  proxy's threads per call."
+	echo "- Relaying floor (call only): bench/udp_relay relays the same SIPp call between the same UAC and sink"
+	echo "  with no work of its own (a request goes to the sink, a response to the last client; the sink sends"
+	echo "  its answers to the relay, SIPp -rsa). udp_null answers its own sender; a relay wakes a different"
+	echo "  process with every datagram, three processes share the two CPUs: that is the kernel's and the"
+	echo "  scheduler's price of relaying, paid by any proxy. \"(X× relay)\": the proxy's CPU per call / udp_relay's."
 	echo
 	if [ -s "$BENCH_WORK/rss.md" ]; then
 		echo "referee's resident memory (/proc/PID/status VmRSS, VmHWM = peak; target at rest ≤ 64 MB):"

@@ -55,12 +55,14 @@ load_sink_start() {
 	local out=$1
 	LOAD_SINK_WRAP="" LOAD_SINK_PIDS=""
 	bench_udp_port_busy "$SINK_PORT" && bench_die "udp port $SINK_PORT (sink) is busy"
-	printf 'setsid timeout %d sipp -sf %q -i 127.0.0.1 -p %d -buff_size %d -nostdin -trace_screen -screen_file %q\n' \
+	local rsa=()
+	[ -n "${LOAD_SINK_RSA:-}" ] && rsa=(-rsa "$LOAD_SINK_RSA")
+	printf 'setsid timeout %d sipp -sf %q -i 127.0.0.1 -p %d -buff_size %d -nostdin -trace_screen -screen_file %q %s\n' \
 		$((LOAD_DURATION + TIMEOUT_PAD + 15)) "$LOAD_REF/sipp/uas_sink.xml" "$SINK_PORT" "$SIPP_BUF" \
-		"$out/sink_screen.txt" >>"$out/command.txt"
+		"$out/sink_screen.txt" "${rsa[*]}" >>"$out/command.txt"
 	setsid timeout $((LOAD_DURATION + TIMEOUT_PAD + 15)) \
 		sipp -sf "$LOAD_REF/sipp/uas_sink.xml" -i 127.0.0.1 -p "$SINK_PORT" -buff_size "$SIPP_BUF" -nostdin \
-		-trace_screen -screen_file "$out/sink_screen.txt" </dev/null >/dev/null 2>"$out/sink_stderr.txt" &
+		"${rsa[@]}" -trace_screen -screen_file "$out/sink_screen.txt" </dev/null >/dev/null 2>"$out/sink_stderr.txt" &
 	LOAD_SINK_WRAP=$!
 	bench_wait_port "$SINK_PORT" 5 "$LOAD_SINK_WRAP" || bench_die "UAS sink did not start ($out/sink_stderr.txt)"
 	LOAD_SINK_PIDS=$(descendants "$LOAD_SINK_WRAP" | tr '\n' ' ')
@@ -145,7 +147,7 @@ load_clients_merge() {
 # client: SIPp statistics, screen, errors, rtt file), appends one line to $RES_DIR/summary.tsv
 # (LOAD_TSV_HEADER) and prints the summary. True for PASS.
 # Needs: LOAD_REF (reference copy; its lib.sh sourced), LOAD_XML, LOAD_INF (array: -inf FILE or
-# empty), LOAD_SINK (yes|no), PROXY_PIDS, EXTRA_PIDS (backend such as Redis, may be empty),
+# empty), LOAD_SINK (yes|no), LOAD_SINK_RSA (optional host:port the sink sends everything to), PROXY_PIDS, EXTRA_PIDS (backend such as Redis, may be empty),
 # RES_DIR, SINK_PORT, UAC_PORT, TIMEOUT_PAD, SIPP_BUF, IDLE_S.
 load_run() {
 	local name=$1 scen=$2 port=$3 rate_label=$4 dur=$5 n=$6 per_call=${LOAD_PER_CALL:-1}

@@ -1,7 +1,8 @@
 # report.awk - Markdown tables from the summary.tsv written by bench/lib/load.sh (header line
 # LOAD_TSV_HEADER, then one line per run). Per scenario, offered rate and system (mean over the
 # repetitions): CPU µs per call (schedstat), backend (Redis) CPU µs per call, the floor per call
-# (udp_null's CPU per OPTIONS x per_call, the datagram pairs of one call), the ratios referee /
+# (udp_null's CPU per OPTIONS x per_call, the datagram pairs of one call; for call also the relaying
+# floor, bench/udp_relay relaying the same call with no work), the ratios referee /
 # Kamailio and proxy / floor at that rate, context switches per call, p50/p99 latency (SIPp rtt, ms);
 # then the issue 9 targets per scenario and rate (met, or missed by how much); then per scenario and
 # proxy the highest offered rate whose runs all PASSed (< 0.1 % failed or unfinished calls and >= 95 %
@@ -40,6 +41,8 @@ function mean_be(k) { return (k in nbe) ? be[k] / nbe[k] : 0 }
 # per call: a floor row's CPU is per OPTIONS, per_call of them make one call of its scenario
 function per_call_cpu(k) { return mean_cpu(k) * pc[k] }
 function floor_of(sc, r,   ku) { ku = sc SUBSEP r SUBSEP "udp_null"; return (ku in ncpu) ? per_call_cpu(ku) : 0 }
+# the relaying floor (bench/udp_relay, call only): the same call relayed with no work of its own
+function relay_of(sc, r,   ku) { ku = sc SUBSEP r SUBSEP "udp_relay"; return (ku in ncpu) ? mean_cpu(ku) : 0 }
 function p99_of(k) { return (k in nl) ? p99[k] / nl[k] : -1 }
 function pct_over(x, lim) { return sprintf("%.0f %%", 100 * (x / lim - 1)) }
 END {
@@ -61,7 +64,11 @@ END {
 				if (!(k in n)) continue
 				floor_cell = fl > 0 ? sprintf("%.1f", fl) : "–"
 				rf = (pl[j] != "udp_null" && fl > 0 && (k in ncpu)) ? sprintf("%.2f", mean_cpu(k) / fl) : "–"
-				sysname = pl[j] == "udp_null" ? sprintf("udp_null (%g OPTIONS per call)", pc[k]) : pl[j]
+				rl_cpu = relay_of(sc, rl[i])
+				if (pl[j] != "udp_null" && pl[j] != "udp_relay" && rl_cpu > 0 && (k in ncpu))
+					rf = rf sprintf(" (%.2f× relay)", mean_cpu(k) / rl_cpu)
+				sysname = pl[j] == "udp_null" ? sprintf("udp_null (%g OPTIONS per call)", pc[k]) : \
+					pl[j] == "udp_relay" ? "udp_relay (relaying floor)" : pl[j]
 				printf "| %s | %d | %s | %d | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s | %.1f |\n", sc, rl[i], sysname, cl[k],
 					ach[k] / n[k], fail[k], verd[k], (k in ncpu) ? sprintf("%.1f", per_call_cpu(k)) : "–",
 					(k in nbe) ? sprintf("%.1f", mean_be(k)) : "–", floor_cell, rf,
@@ -88,6 +95,9 @@ END {
 			else if (fl <= 0) tf = "no floor measured"
 			else if (cr / fl <= lim) tf = sprintf("met: %.2f× ≤ %.1f×", cr / fl, lim)
 			else tf = sprintf("**missed** by %s: %.2f× > %.1f×", pct_over(cr / fl, lim), cr / fl, lim)
+			if (lim > 0 && relay_of(sc, rl[i]) > 0)
+				tf = tf sprintf("; %.2f× the relaying floor, itself %.2f× udp_null's", cr / relay_of(sc, rl[i]),
+					fl > 0 ? relay_of(sc, rl[i]) / fl : 0)
 			if (!(kk in ncpu) || mean_cpu(kk) <= 0) tk = "–"
 			else if (cr / mean_cpu(kk) <= 0.5) tk = sprintf("met: %.2f", cr / mean_cpu(kk))
 			else tk = sprintf("**missed** by %s: %.2f", pct_over(cr / mean_cpu(kk), 0.5), cr / mean_cpu(kk))
@@ -105,7 +115,7 @@ END {
 	for (s = 1; s <= ns; s++) {
 		sc = scens[s]; nr = sortnum(rates[sc], rl); np = split(proxies[sc], pl, " ")
 		for (j = 1; j <= np; j++) {
-			if (pl[j] == "udp_null") continue
+			if (pl[j] == "udp_null" || pl[j] == "udp_relay") continue
 			best = ""; bad = ""; tried = 0
 			for (i = 1; i <= nr; i++) {
 				k = sc SUBSEP rl[i] SUBSEP pl[j]
