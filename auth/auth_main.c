@@ -44,6 +44,11 @@ static void metrics_register(void)
 						"copies of an authenticated request dropped while the original's "
 						"nonce count was being checked (it answers for both)",
 						NULL, NULL, 0);
+	auth_g.m_retx_evicted = metrics_counter("referee_auth_retx_evictions_total",
+						"authenticated requests the retransmission table forgot younger "
+						"than 4 s (a full set gave up its oldest): a copy of one is "
+						"checked again and challenged as a replay",
+						NULL, NULL, 0);
 	metrics_registered = true;
 }
 

@@ -133,6 +133,8 @@ enum auth_retx auth_retx_begin(const struct txn *t, const struct auth_creds *c, 
 /* auth_retx_end - the check of @k's request ended: accepted (its copies pass for 32 s)
  * or not (refused, or the store could not tell: a copy is checked again). */
 void auth_retx_end(const struct auth_retx_key *k, bool accepted);
+/* auth_retx_set - the set @k's request fell in (tests fill one set on purpose). */
+uint32_t auth_retx_set(const struct auth_retx_key *k);
 
 /* ---------------------------------------------------------------- patterns and rules */
 
@@ -182,7 +184,7 @@ bool auth_user_pat_match(const struct auth_user_pat *p, struct slice user);
 struct auth_state {
 	struct hmac_key nonce_key; /* pad states of secret->nonce_key */
 	char opaque[17]; /* hex of 8 MAC bytes: constant per secret and realm */
-	unsigned m_challenges, m_failures, m_denials, m_retx_dropped; /* metric handles */
+	unsigned m_challenges, m_failures, m_denials, m_retx_dropped, m_retx_evicted; /* metric handles */
 };
 
 extern struct auth_state auth_g;

@@ -395,6 +395,55 @@ static void test_retx_while_the_check_waits(void **state)
 	assert_int_equal(auth_retx_begin(T, &c, &copy), AUTH_RETX_ACCEPTED);
 }
 
+/* A full set of the retransmission table gives up its oldest entry, not the one a
+ * new request happens to hash to: four accepted requests in one set, a fifth in the
+ * same set, and only the first is forgotten (counted). The direct-mapped table it
+ * replaced lost the fourth's predecessor on every collision. */
+static void test_retx_full_set_evicts_the_oldest(void **state)
+{
+	(void)state;
+	char cnonce[5][16];
+	struct auth_creds c[5];
+	struct auth_retx_key k[5];
+	prepare(req("INVITE", "sip:1001@example.com", "sip:1002@example.com", NULL, NULL), "192.0.2.12");
+	unsigned found = 0;
+	uint32_t set = 0;
+	for (unsigned i = 0; i < 1u << 20 && found < 5; i++) {
+		snprintf(cnonce[found], sizeof(cnonce[found]), "s%08x", i);
+		c[found] = (struct auth_creds){
+			.username = SLICE_LIT("1002"), .nonce = SLICE_LIT("AAAAnonce"), .nc_text = SLICE_LIT("00000001"),
+			.cnonce = slice_make(cnonce[found], strlen(cnonce[found])),
+			.response = SLICE_LIT("0123456789abcdef0123456789abcdef"),
+		};
+		struct auth_retx_key probe;
+		if (auth_retx_begin(T, &c[found], &probe) != AUTH_RETX_NEW)
+			continue;
+		auth_retx_end(&probe, false); /* not accepted: leaves the way free again */
+		if (found > 0 && auth_retx_set(&probe) != set)
+			continue;
+		set = auth_retx_set(&probe);
+		found++;
+	}
+	assert_int_equal(found, 5);
+	const uint64_t evicted = metrics_value(auth_g.m_retx_evicted);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(auth_retx_begin(T, &c[i], &k[i]), AUTH_RETX_NEW);
+		auth_retx_end(&k[i], true);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(auth_retx_begin(T, &c[i], &k[i]), AUTH_RETX_ACCEPTED);
+	assert_int_equal(metrics_value(auth_g.m_retx_evicted), evicted);
+	/* same second: the first inserted is the oldest (ties go to the lowest way) */
+	assert_int_equal(auth_retx_begin(T, &c[4], &k[4]), AUTH_RETX_NEW);
+	auth_retx_end(&k[4], true);
+	assert_int_equal(metrics_value(auth_g.m_retx_evicted), evicted + 1);
+	for (unsigned i = 1; i < 5; i++)
+		assert_int_equal(auth_retx_begin(T, &c[i], &k[i]), AUTH_RETX_ACCEPTED);
+	struct auth_retx_key again;
+	assert_int_equal(auth_retx_begin(T, &c[0], &again), AUTH_RETX_NEW);
+	auth_retx_end(&again, false);
+}
+
 static void test_stale_and_forged_nonce(void **state)
 {
 	(void)state;
@@ -614,6 +663,7 @@ int main(void)
 		cmocka_unit_test_setup(test_wrong_password_and_unknown_user_alike, each),
 		cmocka_unit_test_setup(test_nc_replay, each),
 		cmocka_unit_test_setup(test_retx_while_the_check_waits, each),
+		cmocka_unit_test_setup(test_retx_full_set_evicts_the_oldest, each),
 		cmocka_unit_test_setup(test_stale_and_forged_nonce, each),
 		cmocka_unit_test_setup(test_other_realm_and_bad_header, each),
 		cmocka_unit_test_setup(test_rate_limit, each),
