@@ -45,11 +45,13 @@
 #                          (default bench/report for `all`, none otherwise)
 #   README_UPDATE=1        `all` also writes the report into README.md between the bench-report
 #                          markers of its Benchmark section (0: leave the README alone)
-#   REF_PORT=5075 KAM_PORT=5070 SINK_PORT=5080 UAC_PORT=5060 REDIS_PORT=6379 (busy: a free one)
+#   REF_PORT=5075 KAM_PORT=5070 SINK_PORT=5080 UAC_PORT=5060 REDIS_PORT=6379 NULL_PORT=5090
+#                          RELAY_PORT=5095 (busy: a free one)
 #   BENCH_CALL_TRUSTED=1   call/options: 127.0.0.1/32 in referee's trusted list
 #   REFEREE_THREADS="{receivers: 2, workers: 2, inline_receive: false}"   a threads mapping for
 #                          referee instead of the shipped defaults (A/B only: the report says so)
-#   FLOOR=1                run udp_null as the floor (0: skip it)
+#   FLOOR=1                run udp_null as the floor, and for call bench/udp_relay as the
+#                          relaying floor (0: skip both)
 #   PROFILE=1              the strace/perf pass for referee after each scenario (0: skip it);
 #                          PROFILE_DURATION=4 s per profile run, OPTIONS_PROFILE_RATE=10000,
 #                          CALL_PROFILE_RATE=2000, ... per scenario
